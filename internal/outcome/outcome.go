@@ -24,34 +24,19 @@ import (
 	"context"
 	"errors"
 	"net/http"
+
+	"github.com/bulwark-go/bulwark"
 )
 
-// Outcome is the verdict on one call.
-type Outcome uint8
+// Outcome is [bulwark.Outcome], re-exported so internal code reads well.
+type Outcome = bulwark.Outcome
 
+// The outcomes.
 const (
-	// Success means the dependency did its job.
-	Success Outcome = iota
-	// Failure means the dependency failed or was too slow.
-	Failure
-	// Neutral means the result says nothing about the dependency (the
-	// caller gave up, or the Config said to ignore the error); it is
-	// counted neither way.
-	Neutral
+	Success = bulwark.Success
+	Failure = bulwark.Failure
+	Neutral = bulwark.Neutral
 )
-
-// String returns "success", "failure" or "neutral".
-func (o Outcome) String() string {
-	switch o {
-	case Success:
-		return "success"
-	case Failure:
-		return "failure"
-	case Neutral:
-		return "neutral"
-	}
-	return "unknown"
-}
 
 // Error classifies the result of a call made with ctx.
 func Error(ctx context.Context, err error) Outcome {
