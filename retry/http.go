@@ -1,0 +1,294 @@
+package retry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/outcome"
+)
+
+// DefaultMaxBufferedBody is the default of HTTPConfig.MaxBufferedBody.
+const DefaultMaxBufferedBody = 1 << 20
+
+// maxDrain bounds how much of a discarded response body is read so that
+// its connection can be reused; a longer body is closed unread (the
+// connection is then dropped, which is cheaper than reading on).
+const maxDrain = 64 << 10
+
+// HTTPConfig configures [Policy.RoundTripper]. The zero value retries only
+// requests that are safe to repeat, and buffers bodies up to 1 MiB.
+type HTTPConfig struct {
+	// IdempotencyKey makes POST and PATCH requests retryable by giving
+	// each one that has no Idempotency-Key header a fresh one (a random
+	// UUIDv4), the same on every attempt of that request, so that an
+	// idempotency middleware on the server (package idempotency) runs it
+	// once. Off by default: without such a server, a retried POST may
+	// act twice.
+	IdempotencyKey bool
+	// MaxBufferedBody is the largest request body, without GetBody, that
+	// is buffered in memory so that it can be sent again. A larger body
+	// is sent once, not retried. Default 1 MiB; negative means never
+	// buffer (only requests with GetBody, as built by http.NewRequest for
+	// in-memory bodies, or without a body, are retried).
+	MaxBufferedBody int64
+	// Classify judges a round trip; only a Failure is retried. Nil means
+	// bulwark's HTTP rules: 5xx except 501, 408 and 429 are failures, and
+	// a transport error is judged by Config.Classify.
+	Classify func(ctx context.Context, resp *http.Response, err error) bulwark.Outcome
+}
+
+func (c HTTPConfig) withDefaults() HTTPConfig {
+	if c.MaxBufferedBody == 0 {
+		c.MaxBufferedBody = DefaultMaxBufferedBody
+	}
+	return c
+}
+
+// StatusError describes a retryable HTTP status. It is the Err of the
+// RetryEvent of an HTTP retry, and is wrapped by the error returned when
+// the request's context ends between attempts. (When attempts run out on
+// such a status, the RoundTripper returns the last response, not an
+// error.)
+type StatusError struct {
+	StatusCode int
+}
+
+// Error returns e.g. "retry: HTTP status 503".
+func (e *StatusError) Error() string {
+	return "retry: HTTP status " + strconv.Itoa(e.StatusCode)
+}
+
+// RoundTripper returns an [http.RoundTripper] that sends requests through
+// next (nil means [http.DefaultTransport]) and retries them per the
+// policy. It retries only requests that are safe to repeat: GET, HEAD,
+// OPTIONS, TRACE, PUT and DELETE, and any request that carries an
+// Idempotency-Key header (see HTTPConfig.IdempotencyKey); other requests
+// go through once.
+//
+// It honours the RoundTripper contract: the caller's request is never
+// modified (each retry sends a clone, its body rewound through GetBody or
+// from a buffer, see HTTPConfig.MaxBufferedBody); every response it
+// discards is drained (up to 64 KiB) and closed so its connection returns
+// to the pool; when the attempts are exhausted on a failing status (a 503,
+// say) the last response is returned with a nil error, as a plain
+// transport would, and its body is readable. A Retry-After header on a 429
+// or 503 sets the delay (capped by Config.MaxPushback; ignored if
+// malformed). The request's context is honoured between attempts: a
+// cancelled request returns at once with the context's error.
+func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &roundTripper{p: p, next: next}
+}
+
+type roundTripper struct {
+	p    *Policy
+	next http.RoundTripper
+}
+
+// idempotent reports whether method is safe to repeat (RFC 9110 §9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+const idempotencyHeader = "Idempotency-Key"
+
+// newIdempotencyKey returns a random (version 4) UUID.
+func newIdempotencyKey() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go 1.24+)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+type bodyReadCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := t.p
+	_, hasKey := req.Header[idempotencyHeader]
+	retryable := hasKey || idempotent(req.Method)
+	addKey := !retryable && p.http.IdempotencyKey &&
+		(req.Method == http.MethodPost || req.Method == http.MethodPatch)
+	if (!retryable && !addKey) || p.maxAttempts == 1 {
+		p.calls.Add(1)
+		return t.next.RoundTrip(req)
+	}
+
+	first := req
+	getBody := req.GetBody
+	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
+		if p.http.MaxBufferedBody < 0 {
+			p.calls.Add(1)
+			return t.next.RoundTrip(req)
+		}
+		buf, err := io.ReadAll(io.LimitReader(req.Body, p.http.MaxBufferedBody+1))
+		if err != nil {
+			req.Body.Close()
+			return nil, err
+		}
+		if int64(len(buf)) > p.http.MaxBufferedBody {
+			// Too large to keep: send it once, the buffered head first.
+			r := req.Clone(req.Context())
+			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+			p.calls.Add(1)
+			return t.next.RoundTrip(r)
+		}
+		req.Body.Close()
+		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+		first = req.Clone(req.Context())
+		first.Body, _ = getBody()
+		first.GetBody = getBody
+	}
+	var key string
+	if addKey {
+		key = newIdempotencyKey()
+		if first == req {
+			first = req.Clone(req.Context())
+		}
+		first.Header.Set(idempotencyHeader, key)
+	}
+
+	ctx := req.Context()
+	build := func(actx context.Context, n int) (*http.Request, error) {
+		if n == 1 {
+			if actx == ctx {
+				return first, nil
+			}
+			return first.WithContext(actx), nil
+		}
+		r := req.Clone(actx)
+		if getBody != nil {
+			body, err := getBody()
+			if err != nil {
+				return nil, err
+			}
+			r.Body, r.GetBody = body, getBody
+		}
+		if key != "" {
+			r.Header.Set(idempotencyHeader, key)
+		}
+		return r, nil
+	}
+	x := &exec[*http.Response]{
+		p: p,
+		fn: func(actx context.Context) (*http.Response, error) {
+			r, err := build(actx, Attempt(actx))
+			if err != nil {
+				return nil, Permanent(err)
+			}
+			return t.next.RoundTrip(r)
+		},
+		judge:   p.judgeHTTP,
+		discard: discard,
+		giveUp: func(attempts int, reason Reason, resp *http.Response, err error) (*http.Response, error) {
+			if resp != nil {
+				return resp, nil
+			}
+			return nil, &ExhaustedError{Attempts: attempts, Last: err, Reason: reason}
+		},
+		keep: func(resp *http.Response, cancel context.CancelFunc) *http.Response {
+			if resp != nil && resp.Body != nil {
+				resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+			} else {
+				cancel()
+			}
+			return resp
+		},
+	}
+	if p.hedge.enabled {
+		return hedged(ctx, p, x)
+	}
+	var start int64
+	if p.maxDuration > 0 {
+		start = p.clock.Nanotime()
+	}
+	p.calls.Add(1)
+	resp, err := t.next.RoundTrip(first)
+	if err == nil && p.http.Classify == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
+		return resp, nil
+	}
+	return x.run(ctx, start, resp, err)
+}
+
+// judgeHTTP judges one round trip.
+func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) verdict {
+	var o bulwark.Outcome
+	switch {
+	case p.http.Classify != nil:
+		o = p.http.Classify(ctx, resp, err)
+	case err != nil:
+		if e, ok := isPermanent(err); ok {
+			return verdict{err: e}
+		}
+		o = p.classify(ctx, err)
+	case outcome.HTTPStatusFailure(resp.StatusCode):
+		o = bulwark.Failure
+	default:
+		o = bulwark.Success
+	}
+	if o != bulwark.Failure {
+		return verdict{err: strip(err)}
+	}
+	if err != nil {
+		if e, ok := isPermanent(err); ok {
+			return verdict{err: e}
+		}
+		return verdict{retry: true, err: err}
+	}
+	vd := verdict{retry: true, err: &StatusError{StatusCode: resp.StatusCode}}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if v := resp.Header.Get("Retry-After"); v != "" {
+			vd.pushback, vd.hasPushback = parseRetryAfter(v, p.clock.Now())
+		}
+	}
+	return vd
+}
+
+// discard drains (up to maxDrain) and closes a response that will not be
+// returned, so that its connection can be reused.
+func discard(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+}
+
+// cancelBody cancels the winning hedged attempt's context once its body
+// is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
