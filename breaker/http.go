@@ -1,0 +1,155 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/outcome"
+)
+
+// RoundTripper returns an [http.RoundTripper] that sends each request
+// through the breaker to next (nil means [http.DefaultTransport]).
+//
+// A rejected request never reaches next, so nothing touches the network
+// while the breaker is open: RoundTrip closes the request body and returns
+// the [*OpenError] (the http.Client wraps it in a *url.Error; errors.Is
+// still finds ErrOpen). Otherwise the response is judged by bulwark's HTTP
+// rules (5xx except 501, 408 and 429 are failures; a transport error is
+// classified as by Do, with Config.Classify if set), and the response is
+// returned to the caller whatever its status: a 5xx counts as a failure
+// but is still the caller's to read.
+func (b *Breaker) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return roundTripper{next: next, pick: func(*http.Request) *Breaker { return b }}
+}
+
+type roundTripper struct {
+	next http.RoundTripper
+	pick func(*http.Request) *Breaker
+}
+
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return roundTrip(rt.pick(req), rt.next, req)
+}
+
+func roundTrip(b *Breaker, next http.RoundTripper, req *http.Request) (resp *http.Response, err error) {
+	ctx := req.Context()
+	t, err := b.allowCtx(ctx)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			b.recordCtx(ctx, t, bulwark.Failure)
+		}
+	}()
+	resp, err = next.RoundTrip(req)
+	finished = true
+	b.recordCtx(ctx, t, b.classifyHTTP(ctx, resp, err))
+	return resp, err
+}
+
+func (b *Breaker) classifyHTTP(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+	if err != nil {
+		return b.classifyCtx(ctx, err)
+	}
+	return outcome.HTTP(ctx, resp, nil)
+}
+
+// Handler returns server-side middleware that guards next with the
+// breaker, for a handler whose own dependency is failing: while the
+// breaker rejects, requests are answered 503 Service Unavailable with a
+// Retry-After header (see [WriteRejection]) without running next, which
+// sheds load from a struggling backend. next's responses are judged by
+// their status code (5xx except 501, 408 and 429 are failures); a request
+// whose client went away before the handler finished is neutral. A
+// panicking handler is recorded as a failure and the panic continues.
+func (b *Breaker) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		t, err := b.allowCtx(ctx)
+		if err != nil {
+			WriteRejection(w, err)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		finished := false
+		defer func() {
+			if !finished {
+				b.recordCtx(ctx, t, bulwark.Failure)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+		finished = true
+		o := bulwark.Success
+		switch {
+		case outcome.HTTPStatusFailure(sw.status()):
+			o = bulwark.Failure
+		case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+			o = bulwark.Neutral
+		}
+		b.recordCtx(ctx, t, o)
+	})
+}
+
+// WriteRejection answers a request that a breaker rejected: 503 Service
+// Unavailable, a Retry-After header with the wait rounded up to whole
+// seconds (omitted when the wait is unknown, as for ForcedOpen), and the
+// error's message as a plain-text body. It reports false, writing
+// nothing, if err is not a breaker rejection, so a handler can write:
+//
+//	if err := b.Do(ctx, work); err != nil && !breaker.WriteRejection(w, err) {
+//		http.Error(w, "internal error", http.StatusInternalServerError)
+//	}
+func WriteRejection(w http.ResponseWriter, err error) bool {
+	var oe *OpenError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	if d := oe.RetryAfter(); d > 0 {
+		secs := int64((d + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	http.Error(w, oe.Error(), http.StatusServiceUnavailable)
+	return true
+}
+
+// statusWriter records the status code a handler writes.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
