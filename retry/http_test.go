@@ -1,0 +1,332 @@
+package retry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulwark-go/bulwark/internal/clock"
+)
+
+// recorder is a test server that records every request it gets and
+// answers with the next scripted status (200 when the script runs out).
+type recorder struct {
+	mu      sync.Mutex
+	bodies  []string
+	keys    []string
+	script  []int
+	header  http.Header // extra header on scripted (non-200) answers
+	payload int         // size of the body of non-200 answers
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	n := len(r.bodies)
+	r.bodies = append(r.bodies, string(b))
+	r.keys = append(r.keys, req.Header.Get("Idempotency-Key"))
+	code := http.StatusOK
+	if n < len(r.script) {
+		code = r.script[n]
+	}
+	r.mu.Unlock()
+	if code != http.StatusOK {
+		for k, v := range r.header {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(code)
+	if code != http.StatusOK && r.payload > 0 {
+		w.Write(bytes.Repeat([]byte("x"), r.payload))
+		return
+	}
+	fmt.Fprintf(w, "attempt %d", n+1)
+}
+
+func (r *recorder) got() ([]string, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...), append([]string(nil), r.keys...)
+}
+
+func serve(t *testing.T, r *recorder) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(r)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// instantPolicy retries at once (no delay), so tests need no clock.
+func instantPolicy(cfg Config) *Policy {
+	cfg.NewBackOff = zeroBackOff
+	if cfg.Budget == nil {
+		cfg.Budget = UnlimitedBudget()
+	}
+	return New(cfg)
+}
+
+func client(p *Policy, s *httptest.Server) *http.Client {
+	tr := s.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 1
+	return &http.Client{Transport: p.RoundTripper(tr)}
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestHTTPBodyRewoundForEveryAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"GetBody", func() io.Reader { return strings.NewReader("payload") }},
+		{"buffered", func() io.Reader { return io.NopCloser(strings.NewReader("payload")) }}, // no GetBody
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{script: []int{503, 502}}
+			s := serve(t, r)
+			p := instantPolicy(Config{})
+			defer p.Close()
+			req, _ := http.NewRequest(http.MethodPut, s.URL, tc.body())
+			resp, err := client(p, s).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, resp); resp.StatusCode != 200 || got != "attempt 3" {
+				t.Fatalf("%d %q", resp.StatusCode, got)
+			}
+			if bodies, _ := r.got(); fmt.Sprint(bodies) != "[payload payload payload]" {
+				t.Fatalf("server got %q", bodies)
+			}
+		})
+	}
+}
+
+func TestHTTPLargeBodyWithoutGetBodyNotRetried(t *testing.T) {
+	r := &recorder{script: []int{503}}
+	s := serve(t, r)
+	p := instantPolicy(Config{HTTP: HTTPConfig{MaxBufferedBody: 10}})
+	defer p.Close()
+	big := strings.Repeat("b", 100)
+	req, _ := http.NewRequest(http.MethodPut, s.URL, io.NopCloser(strings.NewReader(big)))
+	resp, err := client(p, s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if bodies, _ := r.got(); resp.StatusCode != 503 || len(bodies) != 1 || bodies[0] != big {
+		t.Fatalf("status %d, server got %d bodies", resp.StatusCode, len(bodies))
+	}
+}
+
+func TestHTTPExhaustedReturnsLastResponse(t *testing.T) {
+	r := &recorder{script: []int{500, 502, 503}}
+	s := serve(t, r)
+	p := instantPolicy(Config{})
+	defer p.Close()
+	resp, err := client(p, s).Get(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); resp.StatusCode != 503 || got != "attempt 3" {
+		t.Fatalf("%d %q", resp.StatusCode, got)
+	}
+}
+
+func TestHTTPDiscardedResponsesDrainedForReuse(t *testing.T) {
+	r := &recorder{script: []int{503, 503}, payload: 8 << 10}
+	s := serve(t, r)
+	p := instantPolicy(Config{})
+	defer p.Close()
+	var mu sync.Mutex
+	var reused []bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		mu.Lock()
+		reused = append(reused, i.Reused)
+		mu.Unlock()
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, s.URL, nil)
+	resp, err := client(p, s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if fmt.Sprint(reused) != "[false true true]" {
+		t.Fatalf("connection reuse per attempt: %v", reused)
+	}
+}
+
+func TestHTTPPostWithoutKeyNeverRetried(t *testing.T) {
+	r := &recorder{script: []int{503, 503}}
+	s := serve(t, r)
+	p := instantPolicy(Config{})
+	defer p.Close()
+	resp, err := client(p, s).Post(s.URL, "text/plain", strings.NewReader("charge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if bodies, keys := r.got(); resp.StatusCode != 503 || len(bodies) != 1 || keys[0] != "" {
+		t.Fatalf("status %d, %d requests, key %q", resp.StatusCode, len(bodies), keys)
+	}
+}
+
+func TestHTTPPostWithAutoKeySameKeyEveryAttempt(t *testing.T) {
+	r := &recorder{script: []int{503, 429}}
+	s := serve(t, r)
+	p := instantPolicy(Config{HTTP: HTTPConfig{IdempotencyKey: true}})
+	defer p.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("charge"))
+	req.Header.Set("X-Caller", "1")
+	before := fmt.Sprint(req.Header)
+	resp, err := client(p, s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	bodies, keys := r.got()
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if len(keys) != 3 || !uuid.MatchString(keys[0]) || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("keys %q", keys)
+	}
+	if fmt.Sprint(bodies) != "[charge charge charge]" {
+		t.Fatalf("bodies %q", bodies)
+	}
+	if fmt.Sprint(req.Header) != before || req.Header.Get("Idempotency-Key") != "" {
+		t.Fatalf("caller's request modified: %v", req.Header)
+	}
+	// A second request gets a new key.
+	resp, err = client(p, s).Do(req.Clone(context.Background()))
+	if err == nil {
+		readAll(t, resp)
+	}
+	if _, keys2 := r.got(); len(keys2) != 4 || keys2[3] == keys[0] {
+		t.Fatalf("keys %q", keys2)
+	}
+}
+
+func TestHTTPCallerKeyMakesPostRetryable(t *testing.T) {
+	r := &recorder{script: []int{503}}
+	s := serve(t, r)
+	p := instantPolicy(Config{})
+	defer p.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("x"))
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := client(p, s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if _, keys := r.got(); fmt.Sprint(keys) != "[k1 k1]" || resp.StatusCode != 200 {
+		t.Fatalf("keys %q status %d", keys, resp.StatusCode)
+	}
+}
+
+// roundTrip runs c.Do(req) in a goroutine.
+func roundTrip(c *http.Client, req *http.Request) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+func TestHTTPRetryAfter(t *testing.T) {
+	start := newFake().Now()
+	for _, tc := range []struct {
+		name, value string
+		want        time.Duration
+	}{
+		{"seconds", "7", 7 * time.Second},
+		{"date", start.Add(20 * time.Second).UTC().Format(http.TimeFormat), 20 * time.Second},
+		{"malformed", "soon", time.Second}, // the schedule's own delay
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clock.NewFake(start)
+			r := &recorder{script: []int{503}, header: http.Header{"Retry-After": {tc.value}}}
+			s := serve(t, r)
+			delays := make(chan time.Duration, 1)
+			p := New(Config{BaseDelay: time.Second, Jitter: NoJitter, Clock: c, Budget: UnlimitedBudget(),
+				OnRetry: func(_ context.Context, ev RetryEvent) { delays <- ev.Delay }})
+			defer p.Close()
+			req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
+			done := roundTrip(client(p, s), req)
+			if d := <-delays; d != tc.want {
+				t.Fatalf("delay %v, want %v", d, tc.want)
+			}
+			c.BlockUntil(1)
+			c.Advance(tc.want)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if bodies, _ := r.got(); len(bodies) != 2 {
+				t.Fatalf("%d requests", len(bodies))
+			}
+		})
+	}
+}
+
+func TestHTTPCancelledBetweenAttemptsReturnsPromptly(t *testing.T) {
+	c := newFake()
+	r := &recorder{script: []int{503, 503}, header: http.Header{"Retry-After": {"20"}}}
+	s := serve(t, r)
+	p := New(Config{Clock: c})
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	done := roundTrip(client(p, s), req)
+	c.BlockUntil(1)
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
+		t.Fatalf("err = %v", err)
+	}
+	var se *StatusError
+	if !errors.As(err, &se) || se.StatusCode != 503 {
+		t.Fatalf("err %v does not carry the last status", err)
+	}
+	if bodies, _ := r.got(); len(bodies) != 1 {
+		t.Fatalf("%d requests", len(bodies))
+	}
+}
+
+func TestHTTPTransportErrorExhausted(t *testing.T) {
+	p := instantPolicy(Config{})
+	defer p.Close()
+	n := 0
+	rt := p.RoundTripper(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		n++
+		return nil, errBoom
+	}))
+	req, _ := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
+	resp, err := rt.RoundTrip(req)
+	if resp != nil || !errors.Is(err, ErrExhausted) || !errors.Is(err, errBoom) || n != 3 {
+		t.Fatalf("resp %v err %v after %d", resp, err, n)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
