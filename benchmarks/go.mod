@@ -1,14 +1,29 @@
 module github.com/bulwark-go/bulwark/benchmarks
 
-go 1.26
+go 1.26.0
 
 replace github.com/bulwark-go/bulwark => ../
 
 require (
-	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
-	github.com/failsafe-go/failsafe-go v0.9.8 // indirect
+	github.com/bulwark-go/bulwark v0.0.0-00010101000000-000000000000
+	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/hashicorp/go-retryablehttp v0.7.8
+)
+
+require (
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/fatih/color v1.18.0 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
+	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
-	github.com/hashicorp/go-retryablehttp v0.7.8 // indirect
-	github.com/sony/gobreaker/v2 v2.4.0 // indirect
-	github.com/zeromicro/go-zero v1.10.3 // indirect
+	github.com/influxdata/tdigest v0.0.1 // indirect
+	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
+	go.opentelemetry.io/otel v1.47.0 // indirect
+	go.opentelemetry.io/otel/log v1.47.0 // indirect
+	go.opentelemetry.io/otel/metric v1.47.0 // indirect
+	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 )

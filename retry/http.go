@@ -175,6 +175,25 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := req.Context()
+	if p.hedge.enabled {
+		return hedged(ctx, p, t.exec(req, first, getBody, key))
+	}
+	var start int64
+	if p.maxDuration > 0 {
+		start = p.clock.Nanotime()
+	}
+	p.calls.Add(1)
+	resp, err := t.next.RoundTrip(first)
+	if err == nil && p.http.Classify == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
+		return resp, nil
+	}
+	return t.exec(req, first, getBody, key).run(ctx, start, resp, err)
+}
+
+// exec builds the retry loop of one request, once its first attempt has
+// failed (or up front, for hedging).
+func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadCloser, error), key string) *exec[*http.Response] {
+	ctx := req.Context()
 	build := func(actx context.Context, n int) (*http.Request, error) {
 		if n == 1 {
 			if actx == ctx {
@@ -195,8 +214,8 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return r, nil
 	}
-	x := &exec[*http.Response]{
-		p: p,
+	return &exec[*http.Response]{
+		p: t.p,
 		fn: func(actx context.Context) (*http.Response, error) {
 			r, err := build(actx, Attempt(actx))
 			if err != nil {
@@ -204,7 +223,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return t.next.RoundTrip(r)
 		},
-		judge:   p.judgeHTTP,
+		judge:   t.p.judgeHTTP,
 		discard: discard,
 		giveUp: func(attempts int, reason Reason, resp *http.Response, err error) (*http.Response, error) {
 			if resp != nil {
@@ -221,19 +240,6 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp
 		},
 	}
-	if p.hedge.enabled {
-		return hedged(ctx, p, x)
-	}
-	var start int64
-	if p.maxDuration > 0 {
-		start = p.clock.Nanotime()
-	}
-	p.calls.Add(1)
-	resp, err := t.next.RoundTrip(first)
-	if err == nil && p.http.Classify == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
-		return resp, nil
-	}
-	return x.run(ctx, start, resp, err)
 }
 
 // judgeHTTP judges one round trip.
