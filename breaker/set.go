@@ -48,11 +48,12 @@ const setShards = 64
 //
 //   - when a new key arrives and IdleTimeout has passed since the last
 //     sweep, breakers not used since that sweep are evicted;
-//   - when the set is full, the same sweep runs at once; if it frees
-//     nothing, one closed breaker chosen at random is evicted;
-//   - if every breaker is open or half-open (all of them carry state worth
-//     keeping), the new key shares one overflow breaker with every other
-//     key that does not fit, rather than evicting information.
+//   - when the set is full, one closed breaker is evicted, the least
+//     recently used as approximated by the CLOCK algorithm (a breaker in
+//     constant use is never chosen), at O(1) amortized cost;
+//   - open and half-open breakers carry state worth keeping and are not
+//     evicted for room: if no closed breaker can go, the new key shares
+//     one overflow breaker with every other key that does not fit.
 //
 // An evicted breaker is closed (its metrics unregistered); callers still
 // holding it may finish their calls. A Set is safe for concurrent use;
@@ -65,6 +66,7 @@ type Set struct {
 
 	mu        sync.Mutex // inserts, sweeps; fields below
 	n         int
+	hand      int // evictOneLocked's position
 	lastSweep int64
 	overflow  *Breaker
 	closed    bool
@@ -120,14 +122,13 @@ func (s *Set) insert(key string) *Breaker {
 	}
 	var evicted []*Breaker
 	now := s.clk.Nanotime()
-	if now-s.lastSweep >= int64(s.cfg.IdleTimeout) || s.n >= s.cfg.MaxKeys {
-		// When full, sweeping evicts everything unused since the previous
-		// sweep, so under a flood of new keys the next sweep is MaxKeys
-		// inserts away: O(1) amortized per insert.
-		evicted = s.sweepLocked(now, false)
+	if now-s.lastSweep >= int64(s.cfg.IdleTimeout) {
+		evicted = s.sweepLocked(now)
 	}
 	if s.n >= s.cfg.MaxKeys {
-		evicted = append(evicted, s.sweepLocked(now, true)...)
+		if v := s.evictOneLocked(); v != nil {
+			evicted = append(evicted, v)
+		}
 	}
 	var b *Breaker
 	if s.n >= s.cfg.MaxKeys || s.closed {
@@ -159,55 +160,62 @@ func (s *Set) insert(key string) *Breaker {
 }
 
 // sweepLocked evicts the entries unused since the last sweep and clears
-// the used marks of the rest. With oneClosed it instead evicts a single
-// closed breaker (map order makes the choice random).
-func (s *Set) sweepLocked(now int64, oneClosed bool) []*Breaker {
+// the used marks of the rest.
+func (s *Set) sweepLocked(now int64) []*Breaker {
 	var evicted []*Breaker
 	for i := range s.shards {
 		old := *s.shards[i].Load()
-		var victim string
-		found := false
-		for k, e := range old {
-			if oneClosed {
-				if State(e.b.word.Load()) == Closed { // not State(): no transitions (and hooks) under s.mu
-					victim, found = k, true
-					break
-				}
-			} else if !e.used.Load() {
-				found = true
-				break
-			}
-		}
-		if !found {
-			if !oneClosed {
-				for _, e := range old {
-					e.used.Store(false)
-				}
-			}
-			continue
-		}
 		m := make(map[string]*setEntry, len(old))
 		for k, e := range old {
-			switch {
-			case oneClosed && k == victim, !oneClosed && !e.used.Load():
-				evicted = append(evicted, e.b)
-			default:
-				if !oneClosed {
-					e.used.Store(false)
-				}
+			if e.used.Load() {
+				e.used.Store(false)
 				m[k] = e
+			} else {
+				evicted = append(evicted, e.b)
 			}
 		}
-		s.shards[i].Store(&m)
-		s.n -= len(old) - len(m)
-		if oneClosed {
-			return evicted
+		if len(m) != len(old) {
+			s.shards[i].Store(&m)
+			s.n -= len(old) - len(m)
 		}
 	}
-	if !oneClosed {
-		s.lastSweep = now
-	}
+	s.lastSweep = now
 	return evicted
+}
+
+// evictOneLocked evicts one closed breaker, choosing by the CLOCK
+// algorithm (an approximation of least-recently-used): the hand moves over
+// the shards, clearing used marks, and takes the first closed breaker it
+// finds unmarked. A breaker in constant use keeps getting its mark back and
+// is never taken. Open and half-open breakers are never taken. It returns
+// nil if there is no candidate.
+func (s *Set) evictOneLocked() *Breaker {
+	for range 2 * setShards { // two rounds: the first may only clear marks
+		i := s.hand
+		s.hand = (s.hand + 1) % setShards
+		old := *s.shards[i].Load()
+		for k, e := range old {
+			// Read the state word, not State(): that could change state
+			// and run OnStateChange under s.mu.
+			if State(e.b.word.Load()) != Closed {
+				continue
+			}
+			if e.used.Load() {
+				e.used.Store(false)
+				continue
+			}
+			m := make(map[string]*setEntry, len(old))
+			for k2, e2 := range old {
+				if k2 != k {
+					m[k2] = e2
+				}
+			}
+			s.shards[i].Store(&m)
+			s.n--
+			return e.b
+		}
+	}
+	return nil
 }
 
 // Len returns the number of breakers the set holds (the overflow breaker

@@ -1,0 +1,170 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type closeTracker struct {
+	io.Reader
+	closed atomic.Bool
+}
+
+func (c *closeTracker) Close() error { c.closed.Store(true); return nil }
+
+func TestRoundTripperOverRealServer(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "backend down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	b, clk := mk(t, Config{ConsecutiveFailures: 2, OpenDuration: time.Second})
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: b.RoundTripper(tr)}
+
+	for range 2 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "backend down") {
+			t.Fatalf("5xx not handed to caller: %d %q", resp.StatusCode, body)
+		}
+	}
+	wantState(t, b, Open)
+
+	body := &closeTracker{Reader: strings.NewReader("payload")}
+	req, _ := http.NewRequest("POST", srv.URL, body)
+	_, err := client.Do(req)
+	if !errors.Is(err, ErrOpen) {
+		t.Fatalf("open breaker: %v", err)
+	}
+	if hits.Load() != 2 {
+		t.Fatalf("server hit %d times, want 2: the open breaker touched the network", hits.Load())
+	}
+	if !body.closed.Load() {
+		t.Fatal("rejected request's body not closed")
+	}
+	clk.Advance(time.Second)
+	resp, err := client.Get(srv.URL) // the half-open probe goes through
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hits.Load() != 3 {
+		t.Fatalf("probe did not reach the server")
+	}
+	wantState(t, b, Open)
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestRoundTripperClassification(t *testing.T) {
+	codes := map[int]bulwarkOutcome{200: success, 404: success, 501: success, 500: failure, 503: failure, 408: failure, 429: failure}
+	for code, want := range codes {
+		b, _ := mk(t, Config{ConsecutiveFailures: 1})
+		rt := b.RoundTripper(rtFunc(func(*http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: code, Body: http.NoBody}, nil
+		}))
+		req := httptest.NewRequest("GET", "http://x/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil || resp.StatusCode != code {
+			t.Fatalf("%d: %v", code, err)
+		}
+		if got := b.State() == Open; got != (want == failure) {
+			t.Errorf("status %d: open = %v", code, got)
+		}
+	}
+	// A transport error is a failure; a cancellation by the caller is not.
+	b, _ := mk(t, Config{ConsecutiveFailures: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rt := b.RoundTripper(rtFunc(func(r *http.Request) (*http.Response, error) { return nil, r.Context().Err() }))
+	_, _ = rt.RoundTrip(httptest.NewRequest("GET", "http://x/", nil).WithContext(ctx))
+	wantState(t, b, Closed)
+	rt = b.RoundTripper(rtFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("connection refused") }))
+	_, _ = rt.RoundTrip(httptest.NewRequest("GET", "http://x/", nil))
+	wantState(t, b, Open)
+}
+
+type bulwarkOutcome int
+
+const (
+	success bulwarkOutcome = iota
+	failure
+)
+
+func TestHandlerShedsWith503AndRetryAfter(t *testing.T) {
+	b, clk := mk(t, Config{ConsecutiveFailures: 2, OpenDuration: 5 * time.Second})
+	var runs atomic.Int64
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	for range 2 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 500 {
+			t.Fatalf("code %d", rec.Code)
+		}
+	}
+	clk.Advance(1500 * time.Millisecond)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "4" || runs.Load() != 2 {
+		t.Fatalf("shed: code %d Retry-After %q runs %d", rec.Code, rec.Header().Get("Retry-After"), runs.Load())
+	}
+	if !strings.Contains(rec.Body.String(), "breaker: circuit open") {
+		t.Fatalf("body %q", rec.Body.String())
+	}
+	b.ForceOpen()
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "" {
+		t.Fatalf("forced open: %d %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if WriteRejection(httptest.NewRecorder(), errors.New("other")) {
+		t.Fatal("WriteRejection accepted a non-breaker error")
+	}
+}
+
+func TestHandlerPanicIsAFailure(t *testing.T) {
+	b, _ := mk(t, Config{ConsecutiveFailures: 1})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }))
+	func() {
+		defer func() {
+			if r := recover(); r != http.ErrAbortHandler {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}()
+	wantState(t, b, Open)
+}
+
+func TestHandlerStatusWriterUnwraps(t *testing.T) {
+	b, _ := mk(t, Config{})
+	var ok bool
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok = w.(interface{ Unwrap() http.ResponseWriter })
+		io.WriteString(w, "hi")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if !ok || rec.Body.String() != "hi" || b.Counts().Successes != 1 {
+		t.Fatalf("unwrap %v body %q counts %+v", ok, rec.Body.String(), b.Counts())
+	}
+}
