@@ -1,0 +1,5 @@
+package benchmarks
+
+import "errors"
+
+var errBreakerBench = errors.New("benchmark: dependency failed")
