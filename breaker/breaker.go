@@ -146,8 +146,9 @@ type Config struct {
 	// Classify overrides the classification of Done's and Do's error.
 	// Default: nil is a success; an error that is context.Canceled while
 	// the caller's ctx is done is neutral; anything else is a failure. In
-	// Done, which has no context, Classify is called with a nil ctx and
-	// the default treats context.Canceled as neutral.
+	// Done, which has no context, Classify is called with
+	// context.Background() (never nil, so a classifier may call ctx.Err())
+	// and the default treats context.Canceled as neutral.
 	Classify bulwark.Classifier
 
 	// OnStateChange, if set, is called after every state change, in
@@ -428,8 +429,8 @@ func (b *Breaker) reject(p *period) Ticket {
 }
 
 // Done reports the result of the call that Allow admitted with t: a nil
-// err is a success; otherwise Config.Classify decides (called with a nil
-// ctx), or by default context.Canceled is neutral and any other error a
+// err is a success; otherwise Config.Classify decides (called with
+// context.Background()), or by default context.Canceled is neutral and any other error a
 // failure. A result whose ticket belongs to an earlier generation (the
 // breaker changed state since Allow) is discarded. Done never allocates
 // on a success.
@@ -439,7 +440,7 @@ func (b *Breaker) Done(t Ticket, err error) {
 
 func (b *Breaker) classifyNoCtx(err error) bulwark.Outcome {
 	if b.classify != nil {
-		return b.classify(nil, err) //nolint:staticcheck // documented: Done has no context
+		return b.classify(context.Background(), err)
 	}
 	if err == nil {
 		return bulwark.Success

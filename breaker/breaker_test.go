@@ -522,8 +522,8 @@ func TestNeutralOutcomes(t *testing.T) {
 	tk, _ = b2.Allow()
 	b2.Done(tk, errIgnored)
 	wantState(t, b2, Closed)
-	if gotCtx[0] == nil || gotCtx[1] != nil {
-		t.Fatalf("Classify contexts %v: Do passes its ctx, Done nil", gotCtx)
+	if gotCtx[0] == nil || gotCtx[1] != context.Background() {
+		t.Fatalf("Classify contexts %v: Do passes its ctx, Done context.Background()", gotCtx)
 	}
 	if b2.Classifier() == nil {
 		t.Fatal("Classifier() = nil")
