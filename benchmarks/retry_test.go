@@ -142,4 +142,3 @@ func BenchmarkRetryLoopback(b *testing.B) {
 	}
 	tr.CloseIdleConnections()
 }
-

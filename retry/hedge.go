@@ -155,15 +155,25 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 
 	var timer clock.Timer
 	var timerC <-chan time.Time
+	// fire starts the next attempt, if it may start; arm schedules fire
+	// after d (at once for d <= 0: a fake clock only fires on Advance).
+	var fire func()
 	arm := func(d time.Duration) {
-		if timer == nil {
-			timer = p.clock.NewTimer(d)
-		} else {
+		if timer != nil {
 			timer.Stop()
 			select {
 			case <-timer.C():
 			default:
 			}
+		}
+		timerC = nil
+		if d <= 0 {
+			fire()
+			return
+		}
+		if timer == nil {
+			timer = p.clock.NewTimer(d)
+		} else {
 			timer.Reset(d)
 		}
 		timerC = timer.C()
@@ -186,6 +196,35 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 	stopWith := func(r Reason) {
 		if !stopped {
 			stopped, reason = true, r
+		}
+	}
+	fire = func() {
+		if stopped || launched >= p.maxAttempts {
+			stopWith(ReasonAttempts)
+			return
+		}
+		if inflight >= p.hedge.maxInFlight {
+			return // a result will re-arm the timer
+		}
+		if !p.fits(ctx, start, 0) {
+			stopWith(ReasonDeadline)
+			return
+		}
+		if !p.budget.withdraw() {
+			stopWith(ReasonBudget)
+			return
+		}
+		ev := RetryEvent{Attempt: launched + 1, Delay: pending, Err: cause, Hedge: inflight > 0}
+		if ev.Hedge {
+			p.hedges.Add(1)
+		} else {
+			p.retries.Add(1)
+		}
+		p.notify(ctx, ev)
+		launch()
+		if d, ok := p.hedge.next(); ok && launched < p.maxAttempts {
+			cause, pending = nil, d
+			arm(d)
 		}
 	}
 	launch()
@@ -244,33 +283,7 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 			}
 		case <-timerC:
 			timerC = nil
-			if stopped || launched >= p.maxAttempts {
-				stopWith(ReasonAttempts)
-				continue
-			}
-			if inflight >= p.hedge.maxInFlight {
-				continue // a result will re-arm the timer
-			}
-			if !p.fits(ctx, start, 0) {
-				stopWith(ReasonDeadline)
-				continue
-			}
-			if !p.budget.withdraw() {
-				stopWith(ReasonBudget)
-				continue
-			}
-			ev := RetryEvent{Attempt: launched + 1, Delay: pending, Err: cause, Hedge: inflight > 0}
-			if ev.Hedge {
-				p.hedges.Add(1)
-			} else {
-				p.retries.Add(1)
-			}
-			p.notify(ctx, ev)
-			launch()
-			if d, ok := p.hedge.next(); ok && launched < p.maxAttempts {
-				cause, pending = nil, d
-				arm(d)
-			}
+			fire()
 		case <-ctx.Done():
 			var lastErr error
 			if haveLast {
