@@ -175,7 +175,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := req.Context()
-	if p.hedge.enabled {
+	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		return hedged(ctx, p, t.exec(req, first, getBody, key))
 	}
 	var start int64

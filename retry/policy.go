@@ -203,6 +203,22 @@ func (p *Policy) Classifier() bulwark.Classifier {
 
 type attemptKey struct{}
 
+type noHedgeKey struct{}
+
+// WithoutHedging returns a context under which Do, Call and the
+// RoundTripper never hedge: attempts run one after another, each with a
+// context that stays valid after the call returns. Use it for calls that
+// must not run twice at once, or whose result outlives the call (grpcx
+// uses it for streams).
+func WithoutHedging(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noHedgeKey{}, true)
+}
+
+// Hedging reports whether Config.Hedge enables hedged attempts, so that
+// adapters can give each concurrent attempt its own state (grpcx decodes
+// each hedged attempt into its own reply).
+func (p *Policy) Hedging() bool { return p.hedge.enabled }
+
 // Attempt returns the number of the attempt that ctx belongs to, 1-based,
 // inside a function run by Do or Call (grpcx sends it, minus one, as
 // grpc-previous-rpc-attempts). It returns 1 for a context that no policy
@@ -242,7 +258,7 @@ func withAttempt(ctx context.Context, n int) context.Context {
 // A call whose first attempt succeeds costs one atomic add and allocates
 // nothing (without hedging and MaxDuration).
 func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
-	if p.hedge.enabled {
+	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		_, err := hedged(ctx, p, newErrExec(p, fn))
 		return err
 	}
@@ -263,7 +279,7 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 // value of the attempt that succeeded (with hedging, the winner's). On
 // error it returns the value the last attempt returned with its error.
 func Call[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
-	if p.hedge.enabled {
+	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		return hedged(ctx, p, newCallExec(p, fn))
 	}
 	var start int64
@@ -311,7 +327,7 @@ func (p *Policy) judgeErr(ctx context.Context, err error) verdict {
 		return verdict{}
 	}
 	if e, ok := isPermanent(err); ok {
-		return verdict{err: e}
+		return verdict{err: strip(e)}
 	}
 	pb, has := pushbackOf(err)
 	err = strip(err)

@@ -1,0 +1,306 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/retry"
+)
+
+// Metadata of gRPC's retry design (gRFC A6).
+const (
+	// previousAttemptsKey is sent on every retry or hedge with the number
+	// of attempts made before it.
+	previousAttemptsKey = "grpc-previous-rpc-attempts"
+	// pushbackKey is the trailer in which a server asks for a delay (in
+	// milliseconds) before the next attempt, or, if negative or
+	// malformed, asks the client not to retry.
+	pushbackKey = "grpc-retry-pushback-ms"
+)
+
+// maxPushbackMs bounds a parsed pushback (a day), so a hostile trailer
+// cannot overflow a time.Duration; the policy's MaxPushback caps it
+// further.
+const maxPushbackMs = int64(24 * time.Hour / time.Millisecond)
+
+// parsePushback parses a grpc-retry-pushback-ms value: a non-negative
+// decimal integer of milliseconds. It reports false for anything else
+// (negative, malformed, empty), which per gRFC A6 means "do not retry".
+// Results lie in [0, 24h].
+func parsePushback(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var ms int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if ms < maxPushbackMs {
+			ms = ms*10 + int64(c-'0')
+		}
+	}
+	return time.Duration(min(ms, maxPushbackMs)) * time.Millisecond, true
+}
+
+// retryJudge prepares an attempt's error for the policy: it attaches the
+// server's pushback from the trailer, and, when the policy has no
+// Classify of its own, marks errors that gRPC's rules do not count as
+// failures (see [Classify]) as permanent. The caller gets its status error
+// back unmarked.
+func retryJudge(ctx context.Context, cls bulwark.Classifier, err error, trailer metadata.MD) error {
+	if v := trailer.Get(pushbackKey); len(v) > 0 {
+		d, ok := parsePushback(v[0])
+		if !ok {
+			d = -1 // the server asked not to retry
+		}
+		err = retry.Pushback(err, d)
+	}
+	if cls == nil && Classify(ctx, err) != bulwark.Failure {
+		return retry.Permanent(err)
+	}
+	return err
+}
+
+func retryAttemptContext(ctx context.Context, n int) context.Context {
+	if n <= 1 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, previousAttemptsKey, strconv.Itoa(n-1))
+}
+
+// newReply returns a fresh, empty message of reply's type.
+func newReply(reply any) any {
+	if m, ok := reply.(proto.Message); ok {
+		return m.ProtoReflect().New().Interface()
+	}
+	return reflect.New(reflect.TypeOf(reply).Elem()).Interface()
+}
+
+// copyReply makes dst a copy of src (both of the same type).
+func copyReply(dst, src any) {
+	if d, ok := dst.(proto.Message); ok {
+		proto.Reset(d)
+		proto.Merge(d, src.(proto.Message))
+		return
+	}
+	reflect.ValueOf(dst).Elem().Set(reflect.ValueOf(src).Elem())
+}
+
+// UnaryClientRetry returns a unary client interceptor that retries (and,
+// if the policy says so, hedges) calls per p.
+//
+// Errors are judged by p's Config.Classify, or, when it is nil, by gRPC's
+// rules ([Classify]): only Unavailable, DeadlineExceeded,
+// ResourceExhausted, Aborted, Internal and Unknown are retried. A
+// grpc-retry-pushback-ms trailer sets the next delay (capped by
+// Config.MaxPushback); a negative or malformed one stops the retries, as
+// in gRFC A6. Every retry and hedge carries grpc-previous-rpc-attempts.
+// The error returned is the last status error, or a *retry.ExhaustedError
+// wrapping it, whose status.Code is still that of the last attempt.
+//
+// With hedging, every attempt decodes into a fresh reply of its own and
+// only the winner's is copied into the caller's reply, so concurrent
+// attempts never write the same message. Only hedge idempotent methods.
+func UnaryClientRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
+	cls := p.Classifier()
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		hedging := p.Hedging()
+		got, err := retry.Call(ctx, p, func(actx context.Context) (any, error) {
+			out := reply
+			if hedging {
+				out = newReply(reply)
+			}
+			var trailer metadata.MD
+			callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))
+			err := invoker(retryAttemptContext(actx, retry.Attempt(actx)), method, req, out, cc, callOpts...)
+			if err != nil {
+				return nil, retryJudge(actx, cls, err, trailer)
+			}
+			return out, nil
+		})
+		if err == nil && hedging {
+			copyReply(reply, got)
+		}
+		return err
+	}
+}
+
+// retryStreamMaxBuffered bounds the messages a stream keeps to replay on a
+// retry; a stream that sends more is committed (no longer retried).
+const retryStreamMaxBuffered = 64
+
+// StreamClientRetry returns a stream client interceptor that retries a
+// stream per p, but only until the client has received the first response
+// message (or the response headers' stream has ended cleanly), as gRPC's
+// retry design does: until then, nothing from the server has reached the
+// application, so the stream can be re-created transparently. The
+// messages sent so far (up to 64; beyond that the stream is no longer
+// retried) are kept and replayed, in order, on the new stream, and a
+// CloseSend is repeated. Streams are never hedged. Judgement of errors and
+// pushback is as in [UnaryClientRetry].
+//
+// Each phase that fails (creating the stream, the first receive) runs
+// through the policy once, so such a stream counts as one or two calls
+// for the budget.
+func StreamClientRetry(p *retry.Policy) grpc.StreamClientInterceptor {
+	cls := p.Classifier()
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
+		streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		s := &retryStream{ctx: ctx, p: p, cls: cls, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
+		if err := s.open(ctx); err != nil {
+			if err = s.retry(err, nil); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+}
+
+type retryStream struct {
+	ctx      context.Context
+	p        *retry.Policy
+	cls      bulwark.Classifier
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+
+	committed atomic.Bool // once set, cs never changes and nothing is buffered
+	mu        sync.Mutex  // guards the fields below until committed
+	cs        grpc.ClientStream
+	attempts  int
+	sent      []any
+	closed    bool
+}
+
+// open creates a new underlying stream and replays what was sent.
+func (s *retryStream) open(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	cs, err := s.streamer(retryAttemptContext(ctx, s.attempts), s.desc, s.cc, s.method, s.opts...)
+	if err != nil {
+		return retryJudge(ctx, s.cls, err, nil)
+	}
+	s.cs = cs
+	for _, m := range s.sent {
+		if err := cs.SendMsg(m); err != nil {
+			break // the stream failed; RecvMsg reports its status
+		}
+	}
+	if s.closed {
+		_ = cs.CloseSend()
+	}
+	return nil
+}
+
+// retry runs the policy over a phase whose first attempt failed with
+// first; recv, if set, is the receive to repeat on each new stream.
+func (s *retryStream) retry(first error, recv func(grpc.ClientStream) error) error {
+	initial := true
+	return s.p.Do(retry.WithoutHedging(s.ctx), func(ctx context.Context) error {
+		if initial {
+			initial = false
+			return first
+		}
+		if err := s.open(s.ctx); err != nil {
+			return err
+		}
+		if recv == nil {
+			return nil
+		}
+		return recv(s.current())
+	})
+}
+
+func (s *retryStream) current() grpc.ClientStream {
+	if s.committed.Load() {
+		return s.cs
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cs
+}
+
+func (s *retryStream) commit() {
+	s.mu.Lock()
+	s.sent = nil
+	s.committed.Store(true)
+	s.mu.Unlock()
+}
+
+func (s *retryStream) Header() (metadata.MD, error) { return s.current().Header() }
+func (s *retryStream) Trailer() metadata.MD         { return s.current().Trailer() }
+func (s *retryStream) Context() context.Context     { return s.current().Context() }
+
+func (s *retryStream) CloseSend() error {
+	if s.committed.Load() {
+		return s.cs.CloseSend()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.cs.CloseSend()
+}
+
+func (s *retryStream) SendMsg(m any) error {
+	if s.committed.Load() {
+		return s.cs.SendMsg(m)
+	}
+	s.mu.Lock()
+	if len(s.sent) < retryStreamMaxBuffered {
+		s.sent = append(s.sent, m)
+	} else {
+		s.sent = nil
+		s.committed.Store(true)
+	}
+	cs := s.cs
+	s.mu.Unlock()
+	return cs.SendMsg(m)
+}
+
+func (s *retryStream) RecvMsg(m any) error {
+	if s.committed.Load() {
+		return s.cs.RecvMsg(m)
+	}
+	// recv ends the retry phase with a message (nil) or a clean end of
+	// stream (io.EOF), passed through the policy as a permanent
+	// retryRecvDone; any other error is judged for a retry.
+	recv := func(cs grpc.ClientStream) error {
+		err := cs.RecvMsg(m)
+		if err == nil || err == io.EOF {
+			return retry.Permanent(&retryRecvDone{err})
+		}
+		return retryJudge(s.ctx, s.cls, err, cs.Trailer())
+	}
+	err := recv(s.current())
+	var done *retryRecvDone
+	if !errors.As(err, &done) {
+		err = s.retry(err, recv)
+	}
+	s.commit()
+	if errors.As(err, &done) {
+		return done.err
+	}
+	return err
+}
+
+// retryRecvDone marks a receive that ends a stream's retry phase.
+type retryRecvDone struct{ err error }
+
+func (*retryRecvDone) Error() string { return "grpcx: first message received" }

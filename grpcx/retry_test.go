@@ -1,0 +1,319 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/retry"
+)
+
+// retryServer is a TestService that fails its first `fail` calls with
+// `code` (and an optional pushback trailer), records the
+// grpc-previous-rpc-attempts of every call, and, in slowFirst mode, holds
+// the first call until it is cancelled.
+type retryServer struct {
+	testpb.UnimplementedTestServiceServer
+	mu        sync.Mutex
+	calls     int
+	previous  []string
+	fail      int
+	code      codes.Code
+	pushback  string
+	slowFirst bool
+	arrived   chan struct{} // closed when the slow first attempt arrives
+	cancelled chan struct{} // closed when it has been cancelled
+}
+
+func (s *retryServer) begin(ctx context.Context) (int, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.mu.Lock()
+	s.calls++
+	n := s.calls
+	s.previous = append(s.previous, fmt.Sprint(md.Get(previousAttemptsKey)))
+	s.mu.Unlock()
+	if n <= s.fail {
+		if s.pushback != "" {
+			grpc.SetTrailer(ctx, metadata.Pairs(pushbackKey, s.pushback))
+		}
+		return n, status.Error(s.code, fmt.Sprintf("call %d failed", n))
+	}
+	return n, nil
+}
+
+func (s *retryServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	n, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if md, _ := metadata.FromIncomingContext(ctx); s.slowFirst && len(md.Get(previousAttemptsKey)) == 0 {
+		close(s.arrived)
+		<-ctx.Done()
+		close(s.cancelled)
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return &testpb.SimpleResponse{Username: fmt.Sprint("call ", n)}, nil
+}
+
+func (s *retryServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	n, err := s.begin(stream.Context())
+	if err != nil {
+		return err
+	}
+	for i := range 2 {
+		body := []byte(fmt.Sprintf("call %d msg %d", n, i))
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: body}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *retryServer) StreamingInputCall(stream grpc.ClientStreamingServer[testpb.StreamingInputCallRequest, testpb.StreamingInputCallResponse]) error {
+	total := 0
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		total += len(m.GetPayload().GetBody())
+	}
+	if _, err := s.begin(stream.Context()); err != nil {
+		return err
+	}
+	return stream.SendAndClose(&testpb.StreamingInputCallResponse{AggregatedPayloadSize: int32(total)})
+}
+
+func (s *retryServer) got() (int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls, append([]string(nil), s.previous...)
+}
+
+// retryDial serves srv over an in-memory listener and returns a client
+// whose calls go through p.
+func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServiceClient {
+	return testpb.NewTestServiceClient(retryConn(t, srv, p))
+}
+
+func retryConn(t *testing.T, srv *retryServer, p *retry.Policy) *grpc.ClientConn {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	testpb.RegisterTestServiceServer(gs, srv)
+	go gs.Serve(lis)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(UnaryClientRetry(p)),
+		grpc.WithStreamInterceptor(StreamClientRetry(p)),
+		grpc.WithDisableRetry(), // only bulwark retries
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		gs.Stop()
+		p.Close()
+	})
+	return conn
+}
+
+func retryInstant(cfg retry.Config) *retry.Policy {
+	cfg.NewBackOff = func() backoff.BackOff { return &backoff.ZeroBackOff{} }
+	cfg.Budget = retry.UnlimitedBudget()
+	return retry.New(cfg)
+}
+
+func TestRetryUnaryRetriesFailureCodesWithAttemptMetadata(t *testing.T) {
+	srv := &retryServer{fail: 2, code: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	resp, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	if err != nil || resp.GetUsername() != "call 3" {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if n, prev := srv.got(); n != 3 || fmt.Sprint(prev) != "[[] [1] [2]]" {
+		t.Fatalf("%d calls, previous attempts %v", n, prev)
+	}
+}
+
+func TestRetryUnaryExhaustedKeepsCode(t *testing.T) {
+	srv := &retryServer{fail: 5, code: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{MaxAttempts: 2}))
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	if !errors.Is(err, retry.ErrExhausted) || status.Code(err) != codes.Unavailable {
+		t.Fatalf("err %v (code %v)", err, status.Code(err))
+	}
+	if n, _ := srv.got(); n != 2 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+func TestRetryUnaryNonFailureCodeNotRetried(t *testing.T) {
+	srv := &retryServer{fail: 5, code: codes.NotFound}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	if s, ok := status.FromError(err); !ok || s.Code() != codes.NotFound || s.Message() != "call 1 failed" {
+		t.Fatalf("err %v", err)
+	}
+	if n, _ := srv.got(); n != 1 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+func TestRetryUnaryPushback(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		calls int
+	}{{"-1", 1}, {"soon", 1}, {"", 2}} {
+		srv := &retryServer{fail: 1, code: codes.Unavailable, pushback: tc.value}
+		c := retryDial(t, srv, retryInstant(retry.Config{}))
+		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		if n, _ := srv.got(); n != tc.calls {
+			t.Errorf("pushback %q: %d calls, err %v", tc.value, n, err)
+		}
+		if tc.calls == 1 && status.Code(err) != codes.Unavailable {
+			t.Errorf("pushback %q: err %v", tc.value, err)
+		}
+	}
+	// A valid pushback sets the delay.
+	fc := clock.NewFake(time.Now())
+	delays := make(chan time.Duration, 1)
+	srv := &retryServer{fail: 1, code: codes.ResourceExhausted, pushback: "2500"}
+	c := retryDial(t, srv, retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(),
+		OnRetry: func(_ context.Context, ev retry.RetryEvent) { delays <- ev.Delay }}))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		done <- err
+	}()
+	if d := <-delays; d != 2500*time.Millisecond {
+		t.Fatalf("delay %v", d)
+	}
+	fc.BlockUntil(1)
+	fc.Advance(2500 * time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
+	fc := clock.NewFake(time.Now())
+	srv := &retryServer{slowFirst: true, arrived: make(chan struct{}), cancelled: make(chan struct{})}
+	p := retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Second}})
+	conn := retryConn(t, srv, p)
+	// The caller's reply holds stale fields: the winner's reply must
+	// replace it whole, not be merged into it.
+	reply := &testpb.SimpleResponse{Username: "stale", OauthScope: "stale"}
+	done := make(chan error, 1)
+	go func() {
+		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
+	}()
+	<-srv.arrived
+	fc.BlockUntil(1)
+	fc.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	<-srv.cancelled // the slow first attempt was cancelled
+	if reply.GetUsername() != "call 2" || reply.GetOauthScope() != "" {
+		t.Fatalf("reply %v", reply)
+	}
+	if n, prev := srv.got(); n != 2 || fmt.Sprint(prev) != "[[] [1]]" { // the first arrived first
+		t.Fatalf("%d calls, previous %v", n, prev)
+	}
+}
+
+func TestRetryStreamRetriesBeforeFirstMessage(t *testing.T) {
+	srv := &retryServer{fail: 2, code: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	stream, err := c.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.GetPayload().GetBody()))
+	}
+	if fmt.Sprint(got) != "[call 3 msg 0 call 3 msg 1]" {
+		t.Fatalf("got %q", got)
+	}
+	if _, prev := srv.got(); fmt.Sprint(prev) != "[[] [1] [2]]" {
+		t.Fatalf("previous attempts %v", prev)
+	}
+}
+
+func TestRetryStreamReplaysSentMessages(t *testing.T) {
+	srv := &retryServer{fail: 1, code: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	stream, err := c.StreamingInputCall(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"abc", "defgh"} {
+		if err := stream.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte(b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil || resp.GetAggregatedPayloadSize() != 8 {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if n, _ := srv.got(); n != 2 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+func TestRetryParsePushback(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"0", 0, true}, {"1500", 1500 * time.Millisecond, true},
+		{"99999999999999999999999", 24 * time.Hour, true},
+		{"-1", 0, false}, {"", 0, false}, {"1.5", 0, false}, {" 10", 0, false}, {"10ms", 0, false},
+	} {
+		if d, ok := parsePushback(tc.in); d != tc.want || ok != tc.ok {
+			t.Errorf("parsePushback(%q) = %v, %v", tc.in, d, ok)
+		}
+	}
+}
+
+func FuzzRetryParsePushback(f *testing.F) {
+	for _, s := range []string{"0", "1500", "-1", "", "abc", "99999999999999999999999", "1e3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parsePushback(s)
+		if d < 0 || d > 24*time.Hour || (!ok && d != 0) {
+			t.Fatalf("parsePushback(%q) = %v, %v", s, d, ok)
+		}
+	})
+}
