@@ -13,7 +13,7 @@
 // embedding a [Pad]), index them with Slot()&(len-1), update them with
 // atomic operations, and sum them on the (rare) read path:
 //
-//	var c stripe.Counter // or stripe.NewCounter() to size it up front
+//	c := stripe.NewCounter()
 //	c.Add(1)            // hot path: one uncontended atomic add
 //	n := c.Sum()        // read path: sums every cell
 //
@@ -29,7 +29,6 @@ package stripe
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 	_ "unsafe" // for go:linkname
 )
@@ -82,48 +81,33 @@ type Int64 struct {
 }
 
 // Counter is a striped int64 counter: Add is cheap under contention, Sum
-// is O(cells). The zero Counter is ready to use (it sizes itself on first
-// Add); [NewCounter] sizes it up front. A Counter is safe for concurrent
-// use and must not be copied after first use.
+// is O(cells). Create it with [NewCounter]; the zero Counter is not usable.
+// A Counter is safe for concurrent use.
 type Counter struct {
-	once  sync.Once
-	cells atomic.Pointer[[]Int64]
+	cells []Int64
+	mask  int
 }
 
 // NewCounter returns a Counter sized for the current GOMAXPROCS.
 func NewCounter() *Counter {
-	c := &Counter{}
-	c.init()
-	return c
+	n := Size()
+	return &Counter{cells: make([]Int64, n), mask: n - 1}
 }
 
-func (c *Counter) init() {
-	c.once.Do(func() {
-		cells := make([]Int64, Size())
-		c.cells.Store(&cells)
-	})
-}
-
-// Add adds n to the counter.
+// Add adds n to the counter: one uncontended atomic add on the cell of the
+// current P. It pins the P itself rather than calling [Slot], which saves a
+// call level on the hottest path of the library.
 func (c *Counter) Add(n int64) {
-	cp := c.cells.Load()
-	if cp == nil {
-		c.init()
-		cp = c.cells.Load()
-	}
-	cells := *cp
-	cells[Slot()&(len(cells)-1)].Add(n)
+	p := procPin()
+	procUnpin()
+	c.cells[p&c.mask].Add(n)
 }
 
 // Sum returns the sum of every cell.
 func (c *Counter) Sum() int64 {
-	cp := c.cells.Load()
-	if cp == nil {
-		return 0
-	}
 	var s int64
-	for i := range *cp {
-		s += (*cp)[i].Load()
+	for i := range c.cells {
+		s += c.cells[i].Load()
 	}
 	return s
 }

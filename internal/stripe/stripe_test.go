@@ -33,7 +33,7 @@ func TestInt64IsPadded(t *testing.T) {
 }
 
 func TestCounterConcurrentSum(t *testing.T) {
-	for _, c := range []*Counter{new(Counter), NewCounter()} {
+	for _, c := range []*Counter{NewCounter(), NewCounter()} {
 		if c.Sum() != 0 {
 			t.Fatal("fresh counter not zero")
 		}
