@@ -35,31 +35,26 @@ func bulwarkTwoStep(cfg breaker.Config) func() (func(), func()) {
 	}
 }
 
+func bulwarkDo(cfg breaker.Config) func() (func(), func()) {
+	return func() (func(), func()) {
+		b := breaker.New(cfg)
+		ctx := context.Background()
+		fn := func(context.Context) error { return nil }
+		return func() {
+			if err := b.Do(ctx, fn); err != nil {
+				panic(err)
+			}
+		}, b.Close
+	}
+}
+
 var breakerCases = []breakerCase{
 	{"bulwark-twostep-count", bulwarkTwoStep(breaker.Config{})},
 	{"bulwark-twostep-time", bulwarkTwoStep(breaker.Config{WindowDuration: time.Minute})},
 	{"bulwark-twostep-consecutive", bulwarkTwoStep(breaker.Config{ConsecutiveFailures: 5})},
 	{"bulwark-twostep-count-slow", bulwarkTwoStep(breaker.Config{SlowCallDuration: time.Second})},
-	{"bulwark-do-count", func() (func(), func()) {
-		b := breaker.New(breaker.Config{})
-		ctx := context.Background()
-		fn := func(context.Context) error { return nil }
-		return func() {
-			if err := b.Do(ctx, fn); err != nil {
-				panic(err)
-			}
-		}, b.Close
-	}},
-	{"bulwark-do-time", func() (func(), func()) {
-		b := breaker.New(breaker.Config{WindowDuration: time.Minute})
-		ctx := context.Background()
-		fn := func(context.Context) error { return nil }
-		return func() {
-			if err := b.Do(ctx, fn); err != nil {
-				panic(err)
-			}
-		}, b.Close
-	}},
+	{"bulwark-do-count", bulwarkDo(breaker.Config{})},
+	{"bulwark-do-time", bulwarkDo(breaker.Config{WindowDuration: time.Minute})},
 	{"gobreaker-execute", func() (func(), func()) {
 		cb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{})
 		fn := func() (any, error) { return nil, nil }

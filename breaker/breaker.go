@@ -866,13 +866,8 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 
 // allowCtx is Allow with span events.
 func (b *Breaker) allowCtx(ctx context.Context) (Ticket, error) {
-	w := b.word.Load()
-	if State(w) == Closed {
-		t := Ticket{gen: w >> 8}
-		if b.s.slowNs > 0 {
-			t.start = b.clk.Nanotime()
-		}
-		return t, nil
+	if State(b.word.Load()) == Closed {
+		return b.Allow()
 	}
 	t, err, mv := b.allowSlow()
 	if mv.ok {

@@ -103,7 +103,7 @@ func main() {
 		cfg.requests = 60
 		cfg.concurrency = 6
 	}
-	if err := run(os.Stdout, cfg, *report); err != nil {
+	if _, err := run(os.Stdout, cfg, *report); err != nil {
 		fmt.Fprintln(os.Stderr, "drill:", err)
 		os.Exit(1)
 	}
@@ -116,12 +116,14 @@ type client struct {
 	stop func()
 }
 
-func run(out io.Writer, cfg config, reportPath string) error {
+// run runs the drill, prints its table to out, and returns each phase's
+// stats for the bare and the bulwark client.
+func run(out io.Writer, cfg config, reportPath string) ([][2]stats, error) {
 	var bs []*backend
 	for _, name := range []string{"a", "b", "c"} {
 		b, err := startBackend(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer b.close()
 		bs = append(bs, b)
@@ -143,7 +145,7 @@ func run(out io.Writer, cfg config, reportPath string) error {
 	progress := newProgress(os.Stderr, len(phases)*len(clients)*cfg.requests)
 	for _, ph := range phases {
 		if err := ph.setup(bs); err != nil {
-			return err
+			return nil, err
 		}
 		var row [2]stats
 		// Both clients face the same fault at the same time, side by side.
@@ -177,11 +179,11 @@ func run(out io.Writer, cfg config, reportPath string) error {
 	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade) and Redis outage (session, idempotency)")
 	if reportPath != "" {
 		if err := writeReport(reportPath, cfg, rows); err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintf(out, "\nreport written to %s\n", reportPath)
 	}
-	return nil
+	return rows, nil
 }
 
 func round(d time.Duration) time.Duration {
