@@ -1,8 +1,11 @@
 package benchmarks
 
 import (
+	"testing"
+
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/stat"
+	"go.uber.org/goleak"
 )
 
 // go-zero starts a resource-usage reporter when its packages load, which
@@ -12,4 +15,14 @@ import (
 func init() {
 	stat.DisableLog()
 	logx.Disable()
+}
+
+// TestMain checks that no goroutine outlives the tests, except the
+// resource sampler and signal handler that go-zero starts at package load
+// and never stops.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/zeromicro/go-zero/core/stat.init.1.func1"),
+		goleak.IgnoreAnyFunction("github.com/zeromicro/go-zero/core/proc.init.1.func1"),
+	)
 }
