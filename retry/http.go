@@ -56,6 +56,7 @@ func (c HTTPConfig) withDefaults() HTTPConfig {
 // such a status, the RoundTripper returns the last response, not an
 // error.)
 type StatusError struct {
+	// StatusCode is the response's status code, e.g. 503.
 	StatusCode int
 }
 
