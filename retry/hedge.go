@@ -234,7 +234,15 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 	}
 	for {
 		if stopped && inflight == 0 {
-			return x.stop(ctx, launched, reason, last.v, lastVd.err)
+			// The last result may be returned (an HTTP response on a
+			// failing status): like a winner's, its context must outlive
+			// the call until its body is closed.
+			v := last.v
+			if last.n > 0 && x.keep != nil {
+				v = x.keep(v, cancels[last.n-1])
+				cancels[last.n-1] = nil
+			}
+			return x.stop(ctx, launched, reason, v, lastVd.err)
 		}
 		select {
 		case r := <-results:

@@ -349,9 +349,11 @@ type exec[T any] struct {
 	// giveUp builds the call's result when retries stop on a retryable
 	// result; nil means (v, *ExhaustedError).
 	giveUp func(attempts int, reason Reason, v T, err error) (T, error)
-	// keep, if set, takes the winning hedged result and the cancel func
-	// of its attempt's context, which it must arrange to call; without
-	// it, the winner's context is cancelled when the call returns.
+	// keep, if set, takes a hedged result that is to be returned (the
+	// winner's, or the last one when retries stop, which giveUp may
+	// return) and the cancel func of its attempt's context, which it must
+	// arrange to call; without it, that context is cancelled when the
+	// call returns.
 	keep func(v T, cancel context.CancelFunc) T
 
 	bo   backoff.BackOff
