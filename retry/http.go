@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -81,7 +82,9 @@ func (e *StatusError) Error() string {
 // transport would, and its body is readable. A Retry-After header on a 429
 // or 503 sets the delay (capped by Config.MaxPushback; ignored if
 // malformed). The request's context is honoured between attempts: a
-// cancelled request returns at once with the context's error.
+// cancelled request returns at once with the context's error. A next that
+// breaks the contract by returning neither a response nor an error is
+// taken to have failed with a transport error.
 func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -92,6 +95,20 @@ func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 type roundTripper struct {
 	p    *Policy
 	next http.RoundTripper
+}
+
+// errNoResponse replaces the (nil, nil) of a transport that breaks the
+// RoundTripper contract, so that it is judged as a transport error
+// instead of crashing the policy.
+var errNoResponse = errors.New("retry: transport returned neither response nor error")
+
+// send runs one round trip through next.
+func (t *roundTripper) send(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if resp == nil && err == nil {
+		err = errNoResponse
+	}
+	return resp, err
 }
 
 // idempotent reports whether method is safe to repeat (RFC 9110 §9.2.2).
@@ -138,7 +155,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		(req.Method == http.MethodPost || req.Method == http.MethodPatch)
 	if (!retryable && !addKey) || p.maxAttempts == 1 {
 		p.calls.Add(1)
-		return t.next.RoundTrip(req)
+		return t.send(req)
 	}
 
 	first := req
@@ -146,7 +163,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
 		if p.http.MaxBufferedBody < 0 {
 			p.calls.Add(1)
-			return t.next.RoundTrip(req)
+			return t.send(req)
 		}
 		buf, err := io.ReadAll(io.LimitReader(req.Body, p.http.MaxBufferedBody+1))
 		if err != nil {
@@ -158,7 +175,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			r := req.Clone(req.Context())
 			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			p.calls.Add(1)
-			return t.next.RoundTrip(r)
+			return t.send(r)
 		}
 		req.Body.Close()
 		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
@@ -184,7 +201,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		start = p.clock.Nanotime()
 	}
 	p.calls.Add(1)
-	resp, err := t.next.RoundTrip(first)
+	resp, err := t.send(first)
 	if err == nil && p.http.Classify == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
 		return resp, nil
 	}
@@ -222,7 +239,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			if err != nil {
 				return nil, Permanent(err)
 			}
-			return t.next.RoundTrip(r)
+			return t.send(r)
 		},
 		judge:   t.p.judgeHTTP,
 		discard: discard,
@@ -245,6 +262,9 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 
 // judgeHTTP judges one round trip.
 func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) verdict {
+	if resp == nil && err == nil {
+		err = errNoResponse // send makes this unreachable; never dereference nil
+	}
 	var o bulwark.Outcome
 	switch {
 	case p.http.Classify != nil:

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
 )
 
@@ -330,3 +331,39 @@ func TestHTTPTransportErrorExhausted(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A transport that breaks the contract with (nil, nil) gets a transport
+// error, judged and retried like any other, never a nil dereference.
+func TestHTTPNilResponseAndNilErrorIsTransportError(t *testing.T) {
+	nilnil := func(n *int) http.RoundTripper {
+		return roundTripFunc(func(*http.Request) (*http.Response, error) { *n++; return nil, nil })
+	}
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		method   string
+		attempts int
+	}{
+		{"retried", Config{}, http.MethodGet, 3},
+		{"own classify", Config{HTTP: HTTPConfig{Classify: func(context.Context, *http.Response, error) bulwark.Outcome {
+			return bulwark.Failure
+		}}}, http.MethodGet, 3},
+		{"hedged", Config{Clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}, http.MethodGet, 3},
+		{"single attempt", Config{MaxAttempts: 1}, http.MethodGet, 1},
+		{"not retryable", Config{}, http.MethodPost, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := instantPolicy(tc.cfg)
+			defer p.Close()
+			n := 0
+			req, _ := http.NewRequest(tc.method, "http://example.invalid/", nil)
+			resp, err := p.RoundTripper(nilnil(&n)).RoundTrip(req)
+			if resp != nil || !errors.Is(err, errNoResponse) || n != tc.attempts {
+				t.Fatalf("resp %v, err %v after %d attempts", resp, err, n)
+			}
+			if tc.attempts > 1 && !errors.Is(err, ErrExhausted) {
+				t.Fatalf("err %v", err)
+			}
+		})
+	}
+}
