@@ -255,9 +255,14 @@ func withAttempt(ctx context.Context, n int) context.Context {
 // Do returns only once every attempt it started has returned, so fn must
 // honour its context's cancellation.
 //
+// A nil ctx is taken as [context.Background].
+//
 // A call whose first attempt succeeds costs one atomic add and allocates
 // nothing (without hedging and MaxDuration).
 func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		_, err := hedged(ctx, p, newErrExec(p, fn))
 		return err
@@ -277,8 +282,12 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 
 // Call is [Policy.Do] for a function that returns a value: it returns the
 // value of the attempt that succeeded (with hedging, the winner's). On
-// error it returns the value the last attempt returned with its error.
+// error it returns the value the last attempt returned with its error. A
+// nil ctx is taken as [context.Background].
 func Call[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		return hedged(ctx, p, newCallExec(p, fn))
 	}

@@ -490,3 +490,46 @@ func TestConcurrentRetriesRace(t *testing.T) {
 		t.Fatalf("calls %d", calls.Load())
 	}
 }
+
+// A nil context is taken as context.Background: no panic on the success
+// path, between retries, or in the hedging check.
+func TestNilContextIsBackground(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"plain", Config{}},
+		{"hedging", Config{Clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := instantPolicy(tc.cfg)
+			defer p.Close()
+			var nilCtx context.Context
+			n := 0
+			err := p.Do(nilCtx, func(ctx context.Context) error {
+				if ctx == nil || ctx.Err() != nil {
+					t.Errorf("attempt got ctx %v", ctx)
+				}
+				if n++; n < 2 {
+					return errBoom
+				}
+				return nil
+			})
+			if err != nil || n != 2 {
+				t.Fatalf("Do: err %v after %d attempts", err, n)
+			}
+			n = 0
+			v, err := Call(nilCtx, p, func(ctx context.Context) (int, error) {
+				if ctx == nil {
+					t.Error("attempt got a nil ctx")
+				}
+				n++
+				return n, errBoom
+			})
+			var ex *ExhaustedError
+			if !errors.As(err, &ex) || v != 3 || n != 3 {
+				t.Fatalf("Call: %v, %v after %d attempts", v, err, n)
+			}
+		})
+	}
+}
