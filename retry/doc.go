@@ -57,6 +57,15 @@
 // capped by Config.MaxPushback; if it does not fit in the time left the
 // call gives up at once; a negative gRPC pushback means do not retry.
 //
+// An error that says itself when to try again, through a method
+// RetryAfter() time.Duration anywhere in its chain, is pushback too. The
+// rejection of an open circuit breaker (*breaker.OpenError) is one: with
+// the recommended stack, retry outermost over a breaker, a call rejected
+// by the breaker is retried once the breaker may let it through, or given
+// up at once if that is too late, instead of spending attempts and budget
+// on the ordinary backoff. A [Pushback] mark on the error takes
+// precedence.
+//
 // # Errors
 //
 //   - The function's own error, unchanged, when it is not retryable:

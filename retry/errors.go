@@ -156,6 +156,10 @@ func (e *pushbackError) Unwrap() error { return e.err }
 // Reason [ReasonPushback]. errors.Is and errors.As see through the mark;
 // the caller gets the mark removed. Pushback(nil, d) is nil.
 //
+// An error with a method RetryAfter() time.Duration (such as
+// breaker.OpenError) is pushback of that duration without any mark; a
+// Pushback mark on it takes precedence.
+//
 // The RoundTripper and the grpcx interceptors call Pushback themselves;
 // call it from a function given to Do when a server tells you how long to
 // wait by other means.
@@ -166,11 +170,25 @@ func Pushback(err error, d time.Duration) error {
 	return &pushbackError{err: err, delay: d}
 }
 
-// pushbackOf returns the requested delay, if any.
+// retryAfterer is implemented by errors that know when a new attempt may
+// succeed, such as a circuit breaker's rejection (breaker.OpenError). retry
+// does not import the packages that define them.
+type retryAfterer interface {
+	RetryAfter() time.Duration
+}
+
+// pushbackOf returns the requested delay, if any: from a Pushback mark
+// first, else from a RetryAfter method anywhere in err's chain (a
+// negative RetryAfter reads as 0: only an explicit Pushback can ask not
+// to retry).
 func pushbackOf(err error) (time.Duration, bool) {
 	var p *pushbackError
 	if errors.As(err, &p) {
 		return p.delay, true
+	}
+	var ra retryAfterer
+	if errors.As(err, &ra) {
+		return max(ra.RetryAfter(), 0), true
 	}
 	return 0, false
 }

@@ -286,7 +286,8 @@ func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) 
 		if e, ok := isPermanent(err); ok {
 			return verdict{err: e}
 		}
-		return verdict{retry: true, err: err}
+		pb, has := pushbackOf(err)
+		return verdict{retry: true, err: strip(err), pushback: pb, hasPushback: has}
 	}
 	vd := verdict{retry: true, err: &StatusError{StatusCode: resp.StatusCode}}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {

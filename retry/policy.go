@@ -63,9 +63,14 @@ type Config struct {
 	Classify bulwark.Classifier
 
 	// MaxPushback caps the delay a server may request (Retry-After,
-	// grpc-retry-pushback-ms). Default 30s. A negative value ignores
-	// requested delays and keeps the policy's own schedule; a request
-	// not to retry is still honoured.
+	// grpc-retry-pushback-ms, [Pushback]) or an error may carry: an
+	// error with a method RetryAfter() time.Duration, such as the
+	// rejection of an open circuit breaker (*breaker.OpenError), is
+	// retried after that delay, not the schedule's, and given up at once
+	// if the delay does not fit in the time left, so that a call that
+	// cannot succeed yet does not spend the budget. Default 30s. A
+	// negative value ignores requested delays and keeps the policy's own
+	// schedule; a request not to retry is still honoured.
 	MaxPushback time.Duration
 
 	// Budget bounds retries and hedges as a fraction of calls. Nil means
