@@ -1,6 +1,7 @@
 package grpcx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/retry"
@@ -38,6 +40,9 @@ type retryServer struct {
 	slowFirst bool
 	arrived   chan struct{} // closed when the slow first attempt arrives
 	cancelled chan struct{} // closed when it has been cancelled
+	// midStream, if set, ends StreamingOutputCall with this code right
+	// after its first message.
+	midStream codes.Code
 }
 
 func (s *retryServer) begin(ctx context.Context) (int, error) {
@@ -80,6 +85,9 @@ func (s *retryServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: body}}); err != nil {
 			return err
 		}
+		if s.midStream != codes.OK {
+			return status.Errorf(s.midStream, "call %d failed after its first message", n)
+		}
 	}
 	return nil
 }
@@ -114,19 +122,22 @@ func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServi
 	return testpb.NewTestServiceClient(retryConn(t, srv, p))
 }
 
-func retryConn(t *testing.T, srv *retryServer, p *retry.Policy) *grpc.ClientConn {
+// retryConn is retryDial's connection; opts are added to the client's
+// (interceptors chained with grpc.WithChainUnaryInterceptor run inside
+// the retry interceptor, once per attempt).
+func retryConn(t *testing.T, srv testpb.TestServiceServer, p *retry.Policy, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	testpb.RegisterTestServiceServer(gs, srv)
 	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
+	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(UnaryClientRetry(p)),
 		grpc.WithStreamInterceptor(StreamClientRetry(p)),
 		grpc.WithDisableRetry(), // only bulwark retries
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +277,99 @@ func TestRetryStreamRetriesBeforeFirstMessage(t *testing.T) {
 	}
 	if _, prev := srv.got(); fmt.Sprint(prev) != "[[] [1] [2]]" {
 		t.Fatalf("previous attempts %v", prev)
+	}
+}
+
+// Once the client has received a message, the stream is committed: a
+// later failure reaches the caller and is never retried, since a new
+// stream would replay what the application has already seen.
+func TestRetryStreamNotRetriedAfterFirstMessage(t *testing.T) {
+	srv := &retryServer{midStream: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	stream, err := c.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil || string(m.GetPayload().GetBody()) != "call 1 msg 0" {
+		t.Fatalf("first message %v, err %v", m, err)
+	}
+	m, err = stream.Recv()
+	if s, ok := status.FromError(err); !ok || s.Code() != codes.Unavailable || s.Message() != "call 1 failed after its first message" {
+		t.Fatalf("second receive: %v, err %v", m, err)
+	}
+	if n, _ := srv.got(); n != 1 {
+		t.Fatalf("server saw %d attempts", n)
+	}
+}
+
+// meetServer answers UnaryCall with a reply naming its attempt in every
+// field; the first attempt is held until the hedge has arrived, so that
+// both are served together.
+type meetServer struct {
+	testpb.UnimplementedTestServiceServer
+	first, hedge chan struct{} // closed when each attempt arrives
+}
+
+func meetReply(n string) *testpb.SimpleResponse {
+	return &testpb.SimpleResponse{
+		Username:   "user " + n,
+		OauthScope: "scope " + n,
+		ServerId:   "server " + n,
+		Hostname:   "host " + n,
+		Payload:    &testpb.Payload{Body: bytes.Repeat([]byte(n), 4096)},
+	}
+}
+
+func (s *meetServer) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if len(md.Get(previousAttemptsKey)) > 0 {
+		close(s.hedge)
+		return meetReply("2"), nil
+	}
+	close(s.first)
+	select {
+	case <-s.hedge:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return meetReply("1"), nil
+}
+
+// Two hedged attempts that both succeed at once each decode into a reply
+// of their own; the caller's reply is exactly the winner's (run with
+// -race: a shared reply would be written by both).
+func TestRetryUnaryHedgeBothSucceed(t *testing.T) {
+	fc := clock.NewFake(time.Now())
+	srv := &meetServer{first: make(chan struct{}), hedge: make(chan struct{})}
+	p := retry.New(retry.Config{MaxAttempts: 2, Clock: fc, Budget: retry.UnlimitedBudget(),
+		Hedge: retry.HedgeConfig{Delay: time.Second}})
+	// Inside the retry interceptor: each attempt, once answered, waits
+	// for the other, so both succeed before either is judged.
+	var answered sync.WaitGroup
+	answered.Add(2)
+	meet := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		answered.Done()
+		answered.Wait()
+		return err
+	}
+	conn := retryConn(t, srv, p, grpc.WithChainUnaryInterceptor(meet))
+	reply := &testpb.SimpleResponse{Username: "stale", GrpclbRouteType: testpb.GrpclbRouteType_GRPCLB_ROUTE_TYPE_BACKEND}
+	done := make(chan error, 1)
+	go func() {
+		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
+	}()
+	<-srv.first
+	fc.BlockUntil(1) // the hedge timer
+	fc.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(reply, meetReply("1")) && !proto.Equal(reply, meetReply("2")) {
+		t.Fatalf("reply is not one attempt's: user %q scope %q server %q host %q route %v",
+			reply.GetUsername(), reply.GetOauthScope(), reply.GetServerId(), reply.GetHostname(), reply.GetGrpclbRouteType())
 	}
 }
 
