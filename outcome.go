@@ -1,6 +1,9 @@
 package bulwark
 
-import "context"
+import (
+	"context"
+	"net/http"
+)
 
 // Outcome is the verdict on one call, shared by every package: a breaker
 // counts it, a retry policy decides on it, a balancer scores an endpoint
@@ -36,3 +39,10 @@ func (o Outcome) String() string {
 // override bulwark's default classification; a nil Classifier means the
 // default.
 type Classifier func(ctx context.Context, err error) Outcome
+
+// HTTPClassifier judges an HTTP exchange: the response and error of a
+// round trip, or (server side) a response whose status code and headers a
+// handler wrote, with a nil error. Configs take one to override bulwark's
+// HTTP rules; nil means the default (5xx except 501, and 408 and 429, are
+// failures; a transport error is judged like any other error).
+type HTTPClassifier func(ctx context.Context, resp *http.Response, err error) Outcome

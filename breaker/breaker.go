@@ -143,6 +143,14 @@ type Config struct {
 	// forever).
 	HalfOpenMaxWait time.Duration
 
+	// ClassifyHTTP overrides how RoundTripper judges a round trip and how
+	// Handler judges a response (for Handler, resp carries the status code
+	// and the headers the handler wrote, and err is nil). Default:
+	// bulwark's HTTP rules, 5xx except 501, 408 and 429 are failures, and
+	// a transport error is judged by Classify. Use it, say, to keep 429s
+	// from an upstream rate limiter from tripping the breaker.
+	ClassifyHTTP bulwark.HTTPClassifier
+
 	// Classify overrides the classification of Done's and Do's error.
 	// Default: nil is a success; an error that is context.Canceled while
 	// the caller's ctx is done is neutral; anything else is a failure. In
@@ -297,14 +305,15 @@ type Breaker struct {
 	word atomic.Uint64
 	cur  atomic.Pointer[period]
 
-	s        settings
-	clk      clock.Clock
-	classify bulwark.Classifier
-	name     string
-	key      string
-	inSet    bool
-	hook     func(name string, from, to State)
-	telem    *telemetryState
+	s            settings
+	clk          clock.Clock
+	classify     bulwark.Classifier
+	classifyHTTP bulwark.HTTPClassifier
+	name         string
+	key          string
+	inSet        bool
+	hook         func(name string, from, to State)
+	telem        *telemetryState
 
 	mu         sync.Mutex // state changes; fields below
 	trips      int        // trips since the breaker last closed from half-open
@@ -330,13 +339,14 @@ func New(cfg Config) *Breaker {
 
 func newBreaker(cfg Config, key string, inSet bool) *Breaker {
 	b := &Breaker{
-		s:        resolve(&cfg),
-		clk:      clock.Or(cfg.Clock),
-		classify: cfg.Classify,
-		name:     cfg.Name,
-		key:      key,
-		inSet:    inSet,
-		hook:     cfg.OnStateChange,
+		s:            resolve(&cfg),
+		clk:          clock.Or(cfg.Clock),
+		classify:     cfg.Classify,
+		classifyHTTP: cfg.ClassifyHTTP,
+		name:         cfg.Name,
+		key:          key,
+		inSet:        inSet,
+		hook:         cfg.OnStateChange,
 	}
 	p := b.newPeriod(1, Closed, b.clk.Nanotime())
 	b.cur.Store(p)
@@ -684,7 +694,11 @@ func (b *Breaker) setLocked(p *period, to State, now int64) {
 
 // deliver runs OnStateChange for queued events, outside the lock. One
 // goroutine delivers at a time, in order; a transition made by the hook
-// itself is queued and delivered by the same loop after it returns.
+// itself, or by another goroutine while the hook runs, is queued and
+// delivered by the same loop. The loop clears delivering in the same
+// critical section in which it finds the queue empty: clearing it later
+// would let another goroutine queue an event, see delivering still set and
+// leave, stranding its event.
 func (b *Breaker) deliver() {
 	if b.hook == nil {
 		return
@@ -695,10 +709,13 @@ func (b *Breaker) deliver() {
 		return
 	}
 	b.delivering = true
+	done := false
 	defer func() {
-		b.mu.Lock()
-		b.delivering = false
-		b.mu.Unlock()
+		if !done { // the hook panicked (outside the lock): let a later transition deliver
+			b.mu.Lock()
+			b.delivering = false
+			b.mu.Unlock()
+		}
 	}()
 	for len(b.events) > 0 {
 		ev := b.events[0]
@@ -707,8 +724,18 @@ func (b *Breaker) deliver() {
 		b.hook(b.hookName(), ev[0], ev[1])
 		b.mu.Lock()
 	}
+	b.delivering = false
 	b.mu.Unlock()
+	done = true
+	if testHookDelivered != nil {
+		testHookDelivered()
+	}
 }
+
+// testHookDelivered, set only by tests, runs after deliver has emptied the
+// queue and released the lock: the moment at which another goroutine's
+// transition must find nobody delivering and deliver its own event.
+var testHookDelivered func()
 
 // openDuration returns the duration of the trip that is the b.trips-th in
 // a row: OpenDuration × OpenDurationGrowth^(trips-1), capped, jittered

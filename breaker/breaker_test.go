@@ -449,6 +449,52 @@ func TestOnStateChangeMayReadTheBreaker(t *testing.T) {
 	}
 }
 
+// TestOnStateChangeNeverStrandsAnEvent guards deliver: a transition made
+// by another goroutine just as a delivery loop ends must still reach the
+// hook (it once found the loop's flag still set, left its event to that
+// loop, and the loop had already finished).
+func TestOnStateChangeNeverStrandsAnEvent(t *testing.T) {
+	var calls atomic.Int64
+	b := New(Config{Clock: clock.NewFake(time.Time{}), OnStateChange: func(string, State, State) { calls.Add(1) }})
+	defer b.Close()
+	var fired atomic.Bool
+	testHookDelivered = func() {
+		if fired.CompareAndSwap(false, true) { // only after the first delivery
+			done := make(chan struct{})
+			go func() { b.Disable(); close(done) }()
+			<-done
+		}
+	}
+	defer func() { testHookDelivered = nil }()
+	b.ForceOpen()
+	if calls.Load() != 2 {
+		t.Fatalf("hook ran %d times for 2 transitions: an event was stranded", calls.Load())
+	}
+}
+
+func TestOnStateChangePanicDoesNotWedgeDelivery(t *testing.T) {
+	var calls int
+	b := New(Config{Clock: clock.NewFake(time.Time{}), OnStateChange: func(_ string, _, to State) {
+		calls++
+		if to == ForcedOpen && calls == 1 {
+			panic("hook bug")
+		}
+	}})
+	defer b.Close()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("hook panic was swallowed")
+			}
+		}()
+		b.ForceOpen()
+	}()
+	b.Reset()
+	if calls != 2 {
+		t.Fatalf("hook ran %d times after a panicking call, want 2", calls)
+	}
+}
+
 func TestDoRecordsPanicAsFailureAndRepanics(t *testing.T) {
 	b, _ := mk(t, Config{ConsecutiveFailures: 1})
 	func() {

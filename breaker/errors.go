@@ -34,8 +34,9 @@ type OpenError struct {
 	State State
 	// Until is when the breaker will next let a call through: the end of
 	// the open duration for Open; for HalfOpen the latest moment the
-	// current probes can hold their slots (Config.HalfOpenMaxWait), so an
-	// upper bound; zero for ForcedOpen, which lasts until Reset.
+	// current probes can hold their slots (Config.HalfOpenMaxWait), an
+	// upper bound only (see RetryAfter); zero for ForcedOpen, which lasts
+	// until Reset.
 	Until time.Time
 
 	sentinel error
@@ -48,11 +49,24 @@ func (e *OpenError) Error() string { return e.sentinel.Error() }
 // Unwrap returns ErrOpen or ErrHalfOpenFull.
 func (e *OpenError) Unwrap() error { return e.sentinel }
 
-// RetryAfter returns how long until Until, or 0 when Until is zero or past.
-// HTTP adapters send it, rounded up to whole seconds, as Retry-After.
+// halfOpenRetryAfter is the wait a half-open rejection suggests. Probes
+// usually settle within a call's latency, so telling clients to wait the
+// whole HalfOpenMaxWait (30 s by default) would keep them away long after
+// the breaker has closed.
+const halfOpenRetryAfter = time.Second
+
+// RetryAfter returns how long a caller should wait before trying again:
+// until Until for Open; for HalfOpen one second, or less if Until is
+// sooner; 0 when Until is zero (ForcedOpen) or past. HTTP adapters send it,
+// rounded up to whole seconds, as Retry-After, and package retry honours it
+// as pushback.
 func (e *OpenError) RetryAfter() time.Duration {
 	if e.Until.IsZero() {
 		return 0
 	}
-	return max(0, e.Until.Sub(e.clk.Now()))
+	d := max(0, e.Until.Sub(e.clk.Now()))
+	if e.State == HalfOpen {
+		d = min(d, halfOpenRetryAfter)
+	}
+	return d
 }

@@ -17,9 +17,10 @@ import (
 // A rejected request never reaches next, so nothing touches the network
 // while the breaker is open: RoundTrip closes the request body and returns
 // the [*OpenError] (the http.Client wraps it in a *url.Error; errors.Is
-// still finds ErrOpen). Otherwise the response is judged by bulwark's HTTP
-// rules (5xx except 501, 408 and 429 are failures; a transport error is
-// classified as by Do, with Config.Classify if set), and the response is
+// still finds ErrOpen). Otherwise the response is judged by
+// Config.ClassifyHTTP, or by default by bulwark's HTTP rules (5xx except
+// 501, 408 and 429 are failures; a transport error is classified as by Do,
+// with Config.Classify if set), and the response is
 // returned to the caller whatever its status: a 5xx counts as a failure
 // but is still the caller's to read.
 func (b *Breaker) RoundTripper(next http.RoundTripper) http.RoundTripper {
@@ -55,11 +56,14 @@ func roundTrip(b *Breaker, next http.RoundTripper, req *http.Request) (resp *htt
 	}()
 	resp, err = next.RoundTrip(req)
 	finished = true
-	b.recordCtx(ctx, t, b.classifyHTTP(ctx, resp, err))
+	b.recordCtx(ctx, t, b.judgeHTTP(ctx, resp, err))
 	return resp, err
 }
 
-func (b *Breaker) classifyHTTP(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+func (b *Breaker) judgeHTTP(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+	if b.classifyHTTP != nil {
+		return b.classifyHTTP(ctx, resp, err)
+	}
 	if err != nil {
 		return b.classifyCtx(ctx, err)
 	}
@@ -71,7 +75,8 @@ func (b *Breaker) classifyHTTP(ctx context.Context, resp *http.Response, err err
 // breaker rejects, requests are answered 503 Service Unavailable with a
 // Retry-After header (see [WriteRejection]) without running next, which
 // sheds load from a struggling backend. next's responses are judged by
-// their status code (5xx except 501, 408 and 429 are failures); a request
+// Config.ClassifyHTTP, or by default by their status code (5xx except 501,
+// 408 and 429 are failures); a request
 // whose client went away before the handler finished is neutral. A
 // panicking handler is recorded as a failure and the panic continues.
 func (b *Breaker) Handler(next http.Handler) http.Handler {
@@ -93,6 +98,8 @@ func (b *Breaker) Handler(next http.Handler) http.Handler {
 		finished = true
 		o := bulwark.Success
 		switch {
+		case b.classifyHTTP != nil:
+			o = b.classifyHTTP(ctx, &http.Response{StatusCode: sw.status(), Header: w.Header(), Request: r}, nil)
 		case outcome.HTTPStatusFailure(sw.status()):
 			o = bulwark.Failure
 		case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bulwark-go/bulwark"
 )
 
 type closeTracker struct {
@@ -167,4 +170,71 @@ func TestHandlerStatusWriterUnwraps(t *testing.T) {
 	if !ok || rec.Body.String() != "hi" || b.Counts().Successes != 1 {
 		t.Fatalf("unwrap %v body %q counts %+v", ok, rec.Body.String(), b.Counts())
 	}
+}
+
+func TestClassifyHTTPOverridesStatusRules(t *testing.T) {
+	// An upstream rate limiter's 429s must not trip the breaker when the
+	// Config says so; 503s still do.
+	not429 := func(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+		if err != nil || resp.StatusCode >= 500 {
+			return bulwark.Failure
+		}
+		return bulwark.Success
+	}
+	b, _ := mk(t, Config{ConsecutiveFailures: 1, ClassifyHTTP: not429})
+	code := http.StatusTooManyRequests
+	rt := b.RoundTripper(rtFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: code, Body: http.NoBody}, nil
+	}))
+	if _, err := rt.RoundTrip(httptest.NewRequest("GET", "http://x/", nil)); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, b, Closed)
+	code = http.StatusServiceUnavailable
+	_, _ = rt.RoundTrip(httptest.NewRequest("GET", "http://x/", nil))
+	wantState(t, b, Open)
+
+	// Handler passes the written status and headers to the classifier.
+	var seen []string
+	hb, _ := mk(t, Config{ConsecutiveFailures: 1, ClassifyHTTP: func(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+		seen = append(seen, strconv.Itoa(resp.StatusCode)+" "+resp.Header.Get("X-Upstream"))
+		return not429(ctx, resp, err)
+	}})
+	h := hb.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream", "limited")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	wantState(t, hb, Closed)
+	if len(seen) != 1 || seen[0] != "429 limited" {
+		t.Fatalf("classifier saw %q", seen)
+	}
+}
+
+func TestHalfOpenRejectionSuggestsAShortWait(t *testing.T) {
+	b, clk := mk(t, Config{ConsecutiveFailures: 1, OpenDuration: 10 * time.Second, HalfOpenMaxWait: time.Minute})
+	feed(t, b, "F")
+	clk.Advance(10 * time.Second)
+	probe := b.mustAllow(t) // takes the only probe slot
+	_, err := b.Allow()
+	var oe *OpenError
+	if !errors.As(err, &oe) || !errors.Is(err, ErrHalfOpenFull) {
+		t.Fatalf("Allow = %v, want ErrHalfOpenFull", err)
+	}
+	if d := oe.RetryAfter(); d != time.Second {
+		t.Fatalf("RetryAfter = %v, want 1s (not the one-minute HalfOpenMaxWait)", d)
+	}
+	if !oe.Until.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("Until = %v, want the HalfOpenMaxWait bound", oe.Until)
+	}
+	rec := httptest.NewRecorder()
+	WriteRejection(rec, err)
+	if got := rec.Header().Get("Retry-After"); got != "1" {
+		t.Fatalf("Retry-After = %q, want 1", got)
+	}
+	clk.Advance(time.Minute)
+	if d := oe.RetryAfter(); d != 0 {
+		t.Fatalf("RetryAfter past Until = %v", d)
+	}
+	b.Done(probe, nil)
 }
