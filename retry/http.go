@@ -41,7 +41,7 @@ type HTTPConfig struct {
 	// Classify judges a round trip; only a Failure is retried. Nil means
 	// bulwark's HTTP rules: 5xx except 501, 408 and 429 are failures, and
 	// a transport error is judged by Config.Classify.
-	Classify func(ctx context.Context, resp *http.Response, err error) bulwark.Outcome
+	Classify bulwark.HTTPClassifier
 }
 
 func (c HTTPConfig) withDefaults() HTTPConfig {

@@ -7,7 +7,11 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestHTTPStatusFailure(t *testing.T) {
 	cases := map[int]bool{
