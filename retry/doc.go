@@ -58,7 +58,8 @@
 // call gives up at once; a negative gRPC pushback means do not retry.
 //
 // An error that says itself when to try again, through a method
-// RetryAfter() time.Duration anywhere in its chain, is pushback too. The
+// RetryAfter() time.Duration anywhere in its chain, is pushback too when
+// the duration is positive (zero means no hint). The
 // rejection of an open circuit breaker (*breaker.OpenError) is one: with
 // the recommended stack, retry outermost over a breaker, a call rejected
 // by the breaker is retried once the breaker may let it through, or given

@@ -157,8 +157,10 @@ func (e *pushbackError) Unwrap() error { return e.err }
 // the caller gets the mark removed. Pushback(nil, d) is nil.
 //
 // An error with a method RetryAfter() time.Duration (such as
-// breaker.OpenError) is pushback of that duration without any mark; a
-// Pushback mark on it takes precedence.
+// breaker.OpenError) is pushback of that duration without any mark, when
+// the duration is positive (zero or less means it has no hint, as for a
+// breaker forced open, and the backoff schedule decides); a Pushback mark
+// on it takes precedence.
 //
 // The RoundTripper and the grpcx interceptors call Pushback themselves;
 // call it from a function given to Do when a server tells you how long to
@@ -178,9 +180,8 @@ type retryAfterer interface {
 }
 
 // pushbackOf returns the requested delay, if any: from a Pushback mark
-// first, else from a RetryAfter method anywhere in err's chain (a
-// negative RetryAfter reads as 0: only an explicit Pushback can ask not
-// to retry).
+// first, else from a positive RetryAfter anywhere in err's chain (zero or
+// less is no hint; only an explicit Pushback can ask not to retry).
 func pushbackOf(err error) (time.Duration, bool) {
 	var p *pushbackError
 	if errors.As(err, &p) {
@@ -188,7 +189,9 @@ func pushbackOf(err error) (time.Duration, bool) {
 	}
 	var ra retryAfterer
 	if errors.As(err, &ra) {
-		return max(ra.RetryAfter(), 0), true
+		if d := ra.RetryAfter(); d > 0 {
+			return d, true
+		}
 	}
 	return 0, false
 }

@@ -100,7 +100,8 @@ func TestRetryAfterErrorIsPushback(t *testing.T) {
 		{"wrapped", 0, fmt.Errorf("call: %w", ra), 5 * time.Second, 2},
 		{"capped", 2 * time.Second, ra, 2 * time.Second, 2},
 		{"ignored", -1, ra, -1, 1},
-		{"negative is now", 0, &retryAfterErr{-time.Second}, 0, 2},
+		{"negative is no hint: the schedule decides", 0, &retryAfterErr{-time.Second}, -1, 1},
+		{"zero is no hint: the schedule decides", 0, &retryAfterErr{0}, -1, 1},
 		{"Pushback mark first", 0, Pushback(ra, 3*time.Second), 3 * time.Second, 2},
 	} {
 		p := newP(tc.maxPB)
