@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -46,14 +47,19 @@ func newBulwarkClient(addrs []string, cfg config) *client {
 		Name:             "drill",
 		WindowSize:       20,
 		MinimumCalls:     5,
-		SlowCallDuration: 300 * time.Millisecond,
+		SlowCallDuration: 200 * time.Millisecond,
 		OpenDuration:     time.Second,
+		HalfOpenProbes:   2,
 	}})
 	policy := retry.New(retry.Config{
 		Name:        "drill",
 		MaxAttempts: 3,
 		BaseDelay:   5 * time.Millisecond,
 		Hedge:       retry.HedgeConfig{Delay: 100 * time.Millisecond, MaxInFlight: 2},
+		// Retries and hedges may add up to 20% to the traffic (plus 10
+		// a second), enough to ride out the few calls a breaker needs
+		// to trip; never the tripling a naive retry loop would cause.
+		Budget: retry.NewBudget(retry.BudgetConfig{Ratio: 0.2}),
 	})
 	picker := &healthyFirst{addrs: addrs, breakers: breakers, base: breakers.RoundTripper(t)}
 	return &client{
@@ -67,7 +73,8 @@ func newBulwarkClient(addrs []string, cfg config) *client {
 	}
 }
 
-// healthyFirst is round-robin that skips instances whose breaker is open.
+// healthyFirst is round-robin that skips instances whose breaker is open or
+// rejects the call.
 type healthyFirst struct {
 	addrs    []string
 	breakers *breaker.Set
@@ -78,17 +85,33 @@ type healthyFirst struct {
 func (h *healthyFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := uint64(len(h.addrs))
 	start := h.next.Add(1) - 1
-	addr := h.addrs[start%n]
+	var err error
+	// Try the instances in turn from this request's place in the
+	// rotation, skipping open breakers; a breaker that rejects (open, or
+	// half-open with its probes taken) sends the request to the next
+	// instance, without touching the network.
 	for i := uint64(0); i < n; i++ {
-		a := h.addrs[(start+i)%n]
-		if s := h.breakers.Get(a).State(); s == breaker.Closed || s == breaker.HalfOpen {
-			addr = a
-			break
+		addr := h.addrs[(start+i)%n]
+		if h.breakers.Get(addr).State() == breaker.Open {
+			continue
 		}
+		var resp *http.Response
+		resp, err = h.attempt(req, addr)
+		if errors.Is(err, breaker.ErrOpen) || errors.Is(err, breaker.ErrHalfOpenFull) {
+			continue
+		}
+		return resp, err
 	}
-	// A per-attempt timeout (package timeout will provide it): an attempt
-	// that is too slow fails with DeadlineExceeded, which the breaker
-	// counts, instead of being abandoned.
+	if err == nil { // every breaker open: let the first one say when to come back
+		_, err = h.attempt(req, h.addrs[start%n])
+	}
+	return nil, err
+}
+
+// attempt sends req to addr with a per-attempt timeout (package timeout
+// will provide it): an attempt that is too slow fails with
+// DeadlineExceeded, which the breaker counts, instead of being abandoned.
+func (h *healthyFirst) attempt(req *http.Request, addr string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), attemptTimeout)
 	out := req.Clone(ctx)
 	out.URL.Host = addr
