@@ -140,23 +140,31 @@ func TestHedgeCancelledByCaller(t *testing.T) {
 	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var returned sync.WaitGroup
-	returned.Add(2)
+	var returned atomic.Int32
+	started := make(chan struct{}, 2)
 	done := make(chan error, 1)
 	go func() {
 		done <- p.Do(ctx, func(ctx context.Context) error {
-			defer returned.Done()
+			defer returned.Add(1)
+			started <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()
 		})
 	}()
+	<-started
 	c.BlockUntil(1)
-	c.Advance(time.Second) // two attempts in flight
+	c.Advance(time.Second)
+	// Cancel only once the hedge has really started: cancelling while the
+	// hedge timer's tick is still unread is valid too, but then there is
+	// only one attempt to wait for (a test that assumed two once hung).
+	<-started
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
-	returned.Wait() // both attempts had returned: Wait does not block
+	if n := returned.Load(); n != 2 {
+		t.Fatalf("Do returned while %d of 2 attempts were still running", 2-n)
+	}
 }
 
 func TestHedgePercentileDelay(t *testing.T) {
