@@ -272,17 +272,21 @@ func resolve(c *Config) settings {
 	if s.openMax <= 0 {
 		s.openMax = float64(DefaultMaxOpenDuration)
 	}
-	s.openMax = max(s.openMax, s.openBase)
-	if s.growth == 0 {
+	// A duration past maxOpen (about 146 years) would overflow when added
+	// to the clock; "open until Reset" is ForceOpen's job anyway.
+	s.openBase = min(s.openBase, maxOpen)
+	s.openMax = min(max(s.openMax, s.openBase), maxOpen)
+	if s.growth == 0 || math.IsNaN(s.growth) {
 		s.growth = DefaultOpenGrowth
 	}
 	s.growth = max(s.growth, 1)
 	switch {
 	case s.jitter == 0:
 		s.jitter = DefaultOpenJitter
-	case s.jitter < 0:
+	case !(s.jitter > 0): // negative or NaN
 		s.jitter = 0
 	}
+	s.jitter = min(s.jitter, 1)
 	s.jitter = min(s.jitter, 1)
 	s.maxWaitNs = int64(c.HalfOpenMaxWait)
 	if s.maxWaitNs <= 0 {
@@ -354,6 +358,10 @@ func newBreaker(cfg Config, key string, inSet bool) *Breaker {
 	b.telem = newTelemetry(b, cfg.MeterProvider)
 	return b
 }
+
+// maxOpen bounds every open duration, in nanoseconds, so that the clock
+// reading plus the duration stays within an int64.
+const maxOpen = float64(math.MaxInt64 / 2)
 
 // hookName is the name passed to OnStateChange and put in errors.
 func (b *Breaker) hookName() string {
@@ -547,13 +555,14 @@ func (b *Breaker) recordClosed(p *period, t Ticket, o bulwark.Outcome) move {
 		calls, fails, slows = p.countWindow(total, b.s.size)
 	case modeTime:
 		epoch := now / b.s.bucketNs
-		bk := p.bucketAt(epoch, b.s.nbuckets)
-		bk.calls.Add(1)
-		if fail {
-			bk.fails.Add(1)
-		}
-		if slow {
-			bk.slows.Add(1)
+		if bk := p.bucketAt(epoch, b.s.nbuckets); bk != nil {
+			bk.calls.Add(1)
+			if fail {
+				bk.fails.Add(1)
+			}
+			if slow {
+				bk.slows.Add(1)
+			}
 		}
 		if !fail && !slow && !p.pending.Load() {
 			return move{}
@@ -612,35 +621,45 @@ func (b *Breaker) recordHalfOpen(p *period, t Ticket, o bulwark.Outcome) move {
 	if b.s.slowNs > 0 {
 		slow = b.clk.Nanotime()-t.start >= b.s.slowNs
 	}
-	var fails, slows int64
+	// Every probe adds its slow mark and its failure before the counter
+	// that completes the total: whoever sees the total reach n is then sure
+	// to see every probe's failure and slowness (a probe that read the
+	// failures before adding itself once closed a breaker that another
+	// probe's failure, counted a moment later, should have reopened).
+	if slow {
+		c.slow.Add(1)
+		p.hslow.Add(1)
+	}
 	if o == bulwark.Success {
 		c.succ.Add(1)
 		p.hsucc.Add(1)
-		fails = p.hfail.Load()
 	} else {
 		c.fail.Add(1)
-		fails = p.hfail.Add(1)
-	}
-	if slow {
-		c.slow.Add(1)
-		slows = p.hslow.Add(1)
-	} else {
-		slows = p.hslow.Load()
+		p.hfail.Add(1)
 	}
 	n := b.s.probes
-	if b.s.mode == modeConsecutive {
-		if fails > 0 {
-			return b.transition(p, Open, b.clk.Nanotime())
-		}
-	} else if b.over(n, fails, slows) {
-		// Reopen as soon as the outstanding probes cannot change the
-		// verdict.
+	// Reopen as soon as the outstanding probes cannot change the verdict.
+	if b.halfOpenFailing(p, n) {
 		return b.transition(p, Open, b.clk.Nanotime())
 	}
 	if p.hsucc.Load()+p.hfail.Load() >= n {
+		if b.halfOpenFailing(p, n) { // read again: all n have reported now
+			return b.transition(p, Open, b.clk.Nanotime())
+		}
 		return b.transition(p, Closed, b.clk.Nanotime())
 	}
 	return move{}
+}
+
+// halfOpenFailing reports whether the probes reported so far already
+// condemn the dependency: any failure in consecutive mode, else a failure
+// or slow-call rate over its threshold out of n probes.
+func (b *Breaker) halfOpenFailing(p *period, n int64) bool {
+	fails := p.hfail.Load()
+	if b.s.mode == modeConsecutive {
+		return fails > 0
+	}
+	return b.over(n, fails, p.hslow.Load())
 }
 
 // transition moves the breaker from period p to state to, unless another
@@ -742,7 +761,7 @@ var testHookDelivered func()
 // down.
 func (b *Breaker) openDuration() time.Duration {
 	d := b.s.openBase * math.Pow(b.s.growth, float64(max(b.trips-1, 0)))
-	d = min(d, b.s.openMax)
+	d = min(d, b.s.openMax) // openMax <= maxOpen: the conversion cannot overflow
 	if b.s.jitter > 0 {
 		d -= d * b.s.jitter * rand.Float64()
 	}

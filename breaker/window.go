@@ -125,13 +125,18 @@ func (p *period) countWindow(total, n int64) (calls, fails, slows int64) {
 }
 
 // bucketAt returns this P's bucket for epoch, resetting it if it last
-// counted an older epoch. Two writers on one cell (rare: see package
-// stripe) may race the reset and lose a count; a reader summing during a
-// reset may see the new epoch with the old counts. Both errors are one
-// call wide.
+// counted an older epoch, or nil if it already counts a newer one (the
+// caller read the clock, then was descheduled for a whole window: its
+// sample is too old to keep, and resetting the bucket back would wipe
+// newer counts). Two writers on one cell (rare: see package stripe) may
+// race the reset and lose a count; a reader summing during a reset may
+// see the new epoch with the old counts. Both errors are one call wide.
 func (p *period) bucketAt(epoch, nb int64) *bucket {
 	bk := &p.buckets[(stripe.Slot()&p.mask)*p.stride+int(epoch%nb)]
 	if e := bk.epoch.Load(); e != epoch {
+		if e > epoch {
+			return nil
+		}
 		if bk.epoch.CompareAndSwap(e, epoch) {
 			bk.calls.Store(0)
 			bk.fails.Store(0)
