@@ -39,6 +39,11 @@ const (
 
 const setShards = 64
 
+// saturatedRecheck is how long a full set with nothing to evict sends new
+// keys straight to the overflow breaker before it searches for a victim
+// again.
+const saturatedRecheck = time.Second
+
 // Set holds one breaker per key (per host, per gRPC method, per tenant),
 // each created from SetConfig.Config on first use. Lookup of an existing
 // key takes no lock and does not allocate: keys are spread over shards,
@@ -53,7 +58,10 @@ const setShards = 64
 //     constant use is never chosen), at O(1) amortized cost;
 //   - open and half-open breakers carry state worth keeping and are not
 //     evicted for room: if no closed breaker can go, the new key shares
-//     one overflow breaker with every other key that does not fit.
+//     one overflow breaker with every other key that does not fit. The set
+//     then remembers for a second that it is saturated: new keys go to the
+//     overflow breaker without a lock or a search for a victim, so a flood
+//     of new keys during a wide outage costs no more than a lookup.
 //
 // An evicted breaker is closed (its metrics unregistered); callers still
 // holding it may finish their calls. A Set is safe for concurrent use;
@@ -63,6 +71,11 @@ type Set struct {
 	clk    clock.Clock
 	seed   maphash.Seed
 	shards [setShards]atomic.Pointer[map[string]*setEntry]
+
+	// saturated is the Nanotime until which the set is known to be full
+	// with nothing to evict; overflowB is s.overflow, readable without mu.
+	saturated atomic.Int64
+	overflowB atomic.Pointer[Breaker]
 
 	mu        sync.Mutex // inserts, sweeps; fields below
 	n         int
@@ -113,6 +126,11 @@ func (s *Set) Get(key string) *Breaker {
 }
 
 func (s *Set) insert(key string) *Breaker {
+	if s.clk.Nanotime() < s.saturated.Load() {
+		if o := s.overflowB.Load(); o != nil {
+			return o
+		}
+	}
 	sh := s.shard(key)
 	s.mu.Lock()
 	if e, ok := (*sh.Load())[key]; ok { // created while we waited
@@ -137,6 +155,10 @@ func (s *Set) insert(key string) *Breaker {
 			if s.closed {
 				s.overflow.Close()
 			}
+			s.overflowB.Store(s.overflow)
+		}
+		if !s.closed {
+			s.saturated.Store(now + int64(saturatedRecheck))
 		}
 		b = s.overflow
 	} else {

@@ -117,6 +117,25 @@ func TestSetOverflowWhenEveryBreakerIsOpen(t *testing.T) {
 	}
 }
 
+// TestSetSaturatedSendsNewKeysToOverflowForASecond guards the flood path:
+// once a full set has found nothing to evict, new keys share the overflow
+// breaker without searching for a victim again until a second has passed.
+func TestSetSaturatedSendsNewKeysToOverflowForASecond(t *testing.T) {
+	s, clk := mkSet(t, SetConfig{MaxKeys: 2, Config: Config{ConsecutiveFailures: 1}})
+	for _, k := range []string{"a", "b"} {
+		_ = s.Do(context.Background(), k, func(context.Context) error { return errBoom })
+	}
+	over := s.Get("c") // both open: overflow, and the set is saturated
+	s.Get("a").Reset() // "a" could now be evicted...
+	if d := s.Get("d"); d != over {
+		t.Fatal("within a second of a fruitless search, a new key got its own breaker")
+	}
+	clk.Advance(time.Second) // ...and after the recheck interval it is
+	if e := s.Get("e"); e == over || s.Len() != 2 {
+		t.Fatalf("after the recheck: own breaker %v, len %d", e != over, s.Len())
+	}
+}
+
 func TestSetRoundTripperPerHost(t *testing.T) {
 	var badHits, goodHits atomic.Int64
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
