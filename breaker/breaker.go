@@ -162,7 +162,10 @@ type Config struct {
 	// OnStateChange, if set, is called after every state change, in
 	// order, never concurrently with itself, and outside the breaker's
 	// lock: it may call any method of the breaker (State, Counts, even
-	// ForceOpen). In a Set, name is the member's key.
+	// ForceOpen). In a Set, name is the member's key. It runs in the
+	// goroutine whose call caused the change, so it should be quick. A
+	// panic in it reaches that caller; events queued meanwhile by other
+	// goroutines are delivered with the next state change.
 	OnStateChange func(name string, from, to State)
 
 	// Clock is the time source; nil means the real clock. Tests use a
