@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/pushback"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -29,32 +29,6 @@ const (
 	pushbackKey = "grpc-retry-pushback-ms"
 )
 
-// maxPushbackMs bounds a parsed pushback (a day), so a hostile trailer
-// cannot overflow a time.Duration; the policy's MaxPushback caps it
-// further.
-const maxPushbackMs = int64(24 * time.Hour / time.Millisecond)
-
-// parsePushback parses a grpc-retry-pushback-ms value: a non-negative
-// decimal integer of milliseconds. It reports false for anything else
-// (negative, malformed, empty), which per gRFC A6 means "do not retry".
-// Results lie in [0, 24h].
-func parsePushback(v string) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	var ms int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if ms < maxPushbackMs {
-			ms = ms*10 + int64(c-'0')
-		}
-	}
-	return time.Duration(min(ms, maxPushbackMs)) * time.Millisecond, true
-}
-
 // retryJudge prepares an attempt's error for the policy: it attaches the
 // server's pushback from the trailer, and, when the policy has no
 // Classify of its own, marks errors that gRPC's rules do not count as
@@ -62,7 +36,7 @@ func parsePushback(v string) (time.Duration, bool) {
 // back unmarked.
 func retryJudge(ctx context.Context, cls bulwark.Classifier, err error, trailer metadata.MD) error {
 	if v := trailer.Get(pushbackKey); len(v) > 0 {
-		d, ok := parsePushback(v[0])
+		d, ok := pushback.GRPC(v[0])
 		if !ok {
 			d = -1 // the server asked not to retry
 		}

@@ -393,31 +393,3 @@ func TestRetryStreamReplaysSentMessages(t *testing.T) {
 		t.Fatalf("%d calls", n)
 	}
 }
-
-func TestRetryParsePushback(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"0", 0, true}, {"1500", 1500 * time.Millisecond, true},
-		{"99999999999999999999999", 24 * time.Hour, true},
-		{"-1", 0, false}, {"", 0, false}, {"1.5", 0, false}, {" 10", 0, false}, {"10ms", 0, false},
-	} {
-		if d, ok := parsePushback(tc.in); d != tc.want || ok != tc.ok {
-			t.Errorf("parsePushback(%q) = %v, %v", tc.in, d, ok)
-		}
-	}
-}
-
-func FuzzRetryParsePushback(f *testing.F) {
-	for _, s := range []string{"0", "1500", "-1", "", "abc", "99999999999999999999999", "1e3"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parsePushback(s)
-		if d < 0 || d > 24*time.Hour || (!ok && d != 0) {
-			t.Fatalf("parsePushback(%q) = %v, %v", s, d, ok)
-		}
-	})
-}

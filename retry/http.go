@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/outcome"
+	"github.com/bulwark-go/bulwark/internal/pushback"
 )
 
 // DefaultMaxBufferedBody is the default of HTTPConfig.MaxBufferedBody.
@@ -292,7 +293,7 @@ func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) 
 	vd := verdict{retry: true, err: &StatusError{StatusCode: resp.StatusCode}}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		if v := resp.Header.Get("Retry-After"); v != "" {
-			vd.pushback, vd.hasPushback = parseRetryAfter(v, p.clock.Now())
+			vd.pushback, vd.hasPushback = pushback.HTTP(v, p.clock.Now())
 		}
 	}
 	return vd
