@@ -290,7 +290,6 @@ func resolve(c *Config) settings {
 		s.jitter = 0
 	}
 	s.jitter = min(s.jitter, 1)
-	s.jitter = min(s.jitter, 1)
 	s.maxWaitNs = int64(c.HalfOpenMaxWait)
 	if s.maxWaitNs <= 0 {
 		s.maxWaitNs = int64(DefaultHalfOpenMaxWait)
@@ -451,10 +450,10 @@ func (b *Breaker) reject(p *period) Ticket {
 
 // Done reports the result of the call that Allow admitted with t: a nil
 // err is a success; otherwise Config.Classify decides (called with
-// context.Background()), or by default context.Canceled is neutral and any other error a
-// failure. A result whose ticket belongs to an earlier generation (the
-// breaker changed state since Allow) is discarded. Done never allocates
-// on a success.
+// context.Background()), or by default context.Canceled is neutral and
+// any other error a failure. A result whose ticket belongs to an earlier
+// generation (the breaker changed state since Allow) is discarded. Done
+// never allocates on a success.
 func (b *Breaker) Done(t Ticket, err error) {
 	b.record(t, b.classifyNoCtx(err))
 }
