@@ -136,12 +136,19 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 			results <- hedgeResult[T]{v: v, err: err, began: began, n: n}
 		}()
 	}
-	finish := func(r hedgeResult[T], err error) (T, error) {
-		v := r.v
+	// handOver returns r's value to the caller: with x.keep, r's attempt
+	// context outlives the call (until an HTTP body is closed) instead of
+	// being cancelled on return.
+	handOver := func(r hedgeResult[T]) T {
 		if r.n > 0 && x.keep != nil {
-			v = x.keep(v, cancels[r.n-1])
+			c := cancels[r.n-1]
 			cancels[r.n-1] = nil
+			return x.keep(r.v, c)
 		}
+		return r.v
+	}
+	finish := func(r hedgeResult[T], err error) (T, error) {
+		v := handOver(r)
 		for _, c := range cancels {
 			if c != nil {
 				c()
@@ -235,14 +242,8 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 	for {
 		if stopped && inflight == 0 {
 			// The last result may be returned (an HTTP response on a
-			// failing status): like a winner's, its context must outlive
-			// the call until its body is closed.
-			v := last.v
-			if last.n > 0 && x.keep != nil {
-				v = x.keep(v, cancels[last.n-1])
-				cancels[last.n-1] = nil
-			}
-			return x.stop(ctx, launched, reason, v, lastVd.err)
+			// failing status): like a winner's, it is handed over.
+			return x.stop(ctx, launched, reason, handOver(last), lastVd.err)
 		}
 		select {
 		case r := <-results:
