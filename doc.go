@@ -13,8 +13,9 @@
 //     gRPC pushback, hedged requests, automatic Idempotency-Key.
 //   - grpcx: every gRPC interceptor, so that HTTP-only programs never
 //     compile gRPC.
-//   - internal/...: the clock, outcome classification and telemetry
-//     conventions shared by all of the above.
+//   - internal/...: the clock, outcome classification, telemetry
+//     conventions, striped counters and pushback parsing shared by all of
+//     the above.
 //
 // # Layers
 //
