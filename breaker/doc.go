@@ -86,15 +86,19 @@
 // it counts neither way (Done, which has no context, treats
 // context.Canceled as neutral). Anything else is a failure, unless
 // Config.Classify says otherwise. HTTP adapters count 5xx except 501, and
-// 408 and 429, as failures; grpcx counts Unavailable, DeadlineExceeded,
+// 408 and 429, as failures, unless Config.ClassifyHTTP says otherwise;
+// grpcx counts Unavailable, DeadlineExceeded,
 // ResourceExhausted, Aborted, Internal and Unknown.
 //
 // # Errors
 //
 // A rejected call gets an [*OpenError]: errors.Is(err, ErrOpen) when the
 // breaker is open or forced open, errors.Is(err, ErrHalfOpenFull) when
-// half-open with no probe slot free. It carries Until and RetryAfter, when
-// the breaker will next let a call through. One OpenError is built per
+// half-open with no probe slot free. It carries Until, when the breaker
+// will next let a call through (for half-open only an upper bound), and
+// RetryAfter, the wait to suggest: until Until when open, at most one
+// second when half-open, where probes usually settle quickly; package
+// retry honours it as pushback. One OpenError is built per
 // state change and shared by every rejection, so rejecting allocates
 // nothing. Handler and [WriteRejection] turn it into 503 Service
 // Unavailable with Retry-After; grpcx turns it into codes.Unavailable
@@ -125,8 +129,9 @@
 // packed together) that changes only on state changes, so every core keeps
 // it cached. Done adds one to a counter cell that belongs to the current P
 // (package internal/stripe), so cores do not fight over a cache line.
-// Trip rules are only evaluated on failures and slow calls, the only
-// outcomes that can make them true. The clock is read not at all per call
+// Trip rules are only evaluated on failures and slow calls, and on
+// successes only while a window short of MinimumCalls has already seen its
+// rate over the threshold (a success may then complete the minimum). The clock is read not at all per call
 // for a count window or consecutive mode, once for a time window, twice
 // with slow-call detection. State changes take a mutex and allocate a new
 // period; they are rare.
