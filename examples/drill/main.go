@@ -175,7 +175,7 @@ func run(out io.Writer, cfg config, reportPath string) ([][2]stats, error) {
 		fmt.Fprintf(out, "  %-14s %s\n", ph.name+":", ph.about)
 	}
 	fmt.Fprintln(out, "\nbare:    net/http with a round-robin over the instances and a 1s timeout")
-	fmt.Fprintln(out, "bulwark: the same, plus retry (budget, hedging after 100ms) and a breaker per instance")
+	fmt.Fprintln(out, "bulwark: the same, plus retry (budget, hedging after 100ms), a breaker per instance and a 250ms per-attempt timeout")
 	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade) and Redis outage (session, idempotency)")
 	if reportPath != "" {
 		if err := writeReport(reportPath, cfg, rows); err != nil {
