@@ -2,8 +2,22 @@ package bulwark
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
+
+// ErrSuperseded is the cancellation cause of an attempt that was abandoned
+// because another attempt of the same call won (a hedged request): retry
+// cancels the losers' contexts with [context.WithCancelCause] and this
+// cause.
+//
+// Unlike a caller's own cancellation, which is neutral, an attempt
+// cancelled with ErrSuperseded is judged a failure by every layer below the
+// one that cancelled it (a breaker, a balancer's latency estimate): it is
+// evidence that its endpoint was slower than the hedge delay, and a slow or
+// hung endpoint that is never judged would keep receiving traffic and make
+// every request routed to it pay the hedge delay.
+var ErrSuperseded = errors.New("bulwark: attempt superseded by another attempt")
 
 // Outcome is the verdict on one call, shared by every package: a breaker
 // counts it, a retry policy decides on it, a balancer scores an endpoint
@@ -17,8 +31,8 @@ const (
 	// Failure means the dependency failed or was too slow.
 	Failure
 	// Neutral means the result says nothing about the dependency (the
-	// caller gave up, or the Config said to ignore the error); it counts
-	// neither as a success nor as a failure.
+	// caller cancelled the call, whatever the cause, or the Config said to
+	// ignore the error); it counts neither as a success nor as a failure.
 	Neutral
 )
 

@@ -1,11 +1,17 @@
 // Package clock is the time source of every bulwark package.
 //
-// Production code uses [Real]; tests use [Fake], whose time moves only when
-// the test calls [Fake.Advance], so state machines, windows, backoffs and
-// TTLs are tested without sleeping.
+// Production code uses [Real], which reads time only through package time,
+// so it follows a testing/synctest bubble's fake time. The project's own
+// tests use synctest or [Fake], whose time moves only when the test calls
+// [Fake.Advance], so state machines, windows, backoffs and TTLs are tested
+// without sleeping.
 //
-// Hot paths read [Clock.Nanotime], a monotonic reading that is cheaper than
-// [time.Now] because it does not read the wall clock.
+// No exported identifier of any bulwark package has a type from this
+// package: a Config reaches it through an unexported field that only the
+// package's own tests set (see CONTRIBUTING.md, "Time").
+//
+// Hot paths read [Clock.Nanotime], a monotonic reading that does not read
+// the wall clock.
 package clock
 
 import (

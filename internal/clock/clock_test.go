@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -138,4 +139,23 @@ func TestRealClock(t *testing.T) {
 	if Or(fake) != Clock(fake) {
 		t.Fatal("Or replaced a non-nil clock")
 	}
+}
+
+// TestRealFollowsSynctest guards the reason Real reads time through
+// package time: inside a bubble, Nanotime and timers follow fake time.
+func TestRealFollowsSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := Real.Nanotime()
+		time.Sleep(5 * time.Second) // fake time: returns at once
+		if d := Real.Nanotime() - a; d != int64(5*time.Second) {
+			t.Fatalf("Nanotime moved %v in a bubble's 5s, want exactly 5s", time.Duration(d))
+		}
+		tm := Real.NewTimer(time.Minute)
+		defer tm.Stop()
+		start := Real.Now()
+		<-tm.C()
+		if d := Real.Now().Sub(start); d != time.Minute {
+			t.Fatalf("timer fired after %v of fake time, want 1m", d)
+		}
+	})
 }

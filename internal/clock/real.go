@@ -1,25 +1,31 @@
 package clock
 
-import (
-	"time"
-	_ "unsafe" // for go:linkname
-)
+import "time"
 
-// Real is the wall clock, backed by package time.
+// Real is the wall clock, backed by package time. Every reading and timer
+// goes through package time, so code under test inside a testing/synctest
+// bubble sees the bubble's fake time: a user who tests their own code with
+// synctest gets breakers, backoffs and TTLs that follow it.
 var Real Clock = realClock{}
 
 type realClock struct{}
 
-// runtimeNano is the runtime's monotonic clock. It is what time.Now reads
-// for its monotonic part, without the wall-clock read; on hot paths that
-// only measure intervals it halves the cost of a clock reading. It is one of
-// the runtime symbols the Go team keeps linkable for this purpose.
-//
-//go:linkname runtimeNano runtime.nanotime
-func runtimeNano() int64
+// origin is the fixed instant Nanotime measures from. time.Since reads the
+// monotonic clock through package time, which synctest fakes; a linkname to
+// runtime.nanotime, which it does not, measured no faster (27 ns against 28
+// ns on a 2-vCPU VM) and was removed for that reason.
+var origin = time.Now()
 
-func (realClock) Now() time.Time  { return time.Now() }
-func (realClock) Nanotime() int64 { return runtimeNano() }
+func (realClock) Now() time.Time { return time.Now() }
+
+// Nanotime returns monotonic nanoseconds since origin, plus one hour so
+// that zero is never a valid reading (callers use zero for "unset").
+//
+// Inside a synctest bubble the monotonic reading is the bubble's, so the
+// value differs from one read outside it; only differences between
+// readings taken in the same bubble are meaningful, which is all callers
+// use.
+func (realClock) Nanotime() int64 { return int64(time.Since(origin)) + int64(time.Hour) }
 
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 

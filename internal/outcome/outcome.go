@@ -7,9 +7,13 @@
 // The rules, written once here and quoted in the package docs:
 //
 //   - nil error: success.
-//   - a call cancelled by its caller (the caller's context is done and the
-//     error is, or wraps, context.Canceled): neutral, neither success nor
-//     failure. The dependency did nothing wrong.
+//   - a call cancelled by its caller (the context the call was made with
+//     is cancelled, ctx.Err() is context.Canceled, whatever
+//     [context.Cause] says and whatever error the call returned): neutral,
+//     neither success nor failure. The dependency did nothing wrong.
+//   - except an attempt cancelled with the cause [bulwark.ErrSuperseded]
+//     (a hedge won): failure, since its endpoint was slower than the hedge
+//     delay.
 //   - any other error, including context.DeadlineExceeded: failure. A
 //     timeout is the commonest symptom of a struggling dependency.
 //   - HTTP: a transport error is classified as an error (above); otherwise
@@ -49,14 +53,23 @@ func Error(ctx context.Context, err error) Outcome {
 	return Failure
 }
 
-// CallerCanceled reports whether err is the result of the caller
-// cancelling ctx (as opposed to a deadline, or a cancellation that came
-// from somewhere else).
+// CallerCanceled reports whether a call made with ctx that ended with a
+// non-nil err was cancelled by its caller: ctx itself is cancelled (not
+// past its deadline), for any cause but [bulwark.ErrSuperseded]. err is not
+// inspected beyond being non-nil: with [context.WithCancelCause], net/http
+// and most libraries return the cause, which need not wrap
+// context.Canceled.
 func CallerCanceled(ctx context.Context, err error) bool {
-	if err == nil || !errors.Is(err, context.Canceled) {
+	if err == nil || ctx == nil || ctx.Err() != context.Canceled {
 		return false
 	}
-	return ctx != nil && errors.Is(ctx.Err(), context.Canceled)
+	return !Superseded(ctx)
+}
+
+// Superseded reports whether ctx was cancelled because another attempt of
+// the same call won (its cause is [bulwark.ErrSuperseded]).
+func Superseded(ctx context.Context) bool {
+	return ctx != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), bulwark.ErrSuperseded)
 }
 
 // HTTPStatusFailure reports whether an HTTP status code counts as a failure:
@@ -82,4 +95,22 @@ func HTTP(ctx context.Context, resp *http.Response, err error) Outcome {
 		return Failure
 	}
 	return Success
+}
+
+// OnAbort calls record if the function that deferred it is leaving by a
+// panic or runtime.Goexit rather than a return, which the caller signals
+// by setting *returned just after the wrapped call:
+//
+//	returned := false
+//	defer outcome.OnAbort(&returned, func() { b.record(t, bulwark.Failure) })
+//	resp, err = next.RoundTrip(req)
+//	returned = true
+//
+// The panic then goes on unchanged, with its original stack: nothing is
+// recovered. The closure does not escape, so the guard costs no
+// allocation.
+func OnAbort(returned *bool, record func()) {
+	if !*returned {
+		record()
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/bulwark-go/bulwark"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,6 +36,13 @@ func TestError(t *testing.T) {
 	cancel()
 	expired, cancel2 := context.WithTimeout(context.Background(), -1)
 	defer cancel2()
+	errGone := errors.New("user went away")
+	withCause, cancel3 := context.WithCancelCause(context.Background())
+	cancel3(errGone)
+	superseded, cancel4 := context.WithCancelCause(context.Background())
+	cancel4(bulwark.ErrSuperseded)
+	expiredCause, cancel5 := context.WithTimeoutCause(context.Background(), -1, errGone)
+	defer cancel5()
 
 	cases := []struct {
 		name string
@@ -46,8 +55,13 @@ func TestError(t *testing.T) {
 		{"caller cancelled", canceled, context.Canceled, Neutral},
 		{"caller cancelled, wrapped", canceled, fmt.Errorf("dial: %w", context.Canceled), Neutral},
 		{"canceled error but caller ctx alive", live, context.Canceled, Failure},
-		{"caller cancelled but other error", canceled, io.EOF, Failure},
+		{"caller cancelled, call returned another error", canceled, io.EOF, Neutral},
+		{"caller cancelled with a cause, the cause returned", withCause, errGone, Neutral},
+		{"caller cancelled with a cause, wrapped", withCause, fmt.Errorf("get: %w", errGone), Neutral},
+		{"superseded by a hedge", superseded, bulwark.ErrSuperseded, Failure},
+		{"superseded, transport error", superseded, io.ErrUnexpectedEOF, Failure},
 		{"deadline exceeded", expired, context.DeadlineExceeded, Failure},
+		{"deadline exceeded with a cause", expiredCause, errGone, Failure},
 		{"nil ctx", nil, context.Canceled, Failure},
 	}
 	for _, c := range cases {
