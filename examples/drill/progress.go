@@ -172,12 +172,14 @@ func (p *progress) left(now time.Time) time.Duration {
 		return phases[i].least(p.cfg)
 	}
 	// The current phase: the slowest client by its own rate, but no less
-	// than what the fault forces.
+	// than what the fault forces. A rate is trusted once a tenth of the
+	// client's requests are done: before that, in the latency spike, it
+	// counts only the fast requests each worker sent before it blocked.
 	cur := max(least(p.phase)-t, 0)
 	rateKnown := true
 	for c := range p.done {
 		d := p.done[c].Load()
-		if d == 0 {
+		if d == 0 || d < p.perPhase/10 {
 			rateKnown = false
 			continue
 		}
