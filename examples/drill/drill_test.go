@@ -55,6 +55,9 @@ func TestDrill(t *testing.T) {
 	if !strings.Contains(out.String(), "drill finished in ") {
 		t.Errorf("output lacks its closing line:\n%s", out.String())
 	}
+	if !strings.HasSuffix(prog.String(), "\n\n") {
+		t.Errorf("progress does not end with a blank line before the results: %q", prog.String())
+	}
 	lines := strings.Split(strings.TrimSpace(prog.String()), "\n")
 	if len(lines) != len(phases) {
 		t.Fatalf("progress without a terminal: %d lines for %d phases:\n%s", len(lines), len(phases), prog.String())

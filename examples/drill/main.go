@@ -316,8 +316,8 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	for _, ph := range phases {
 		fmt.Fprintf(out, "  %-14s %s\n", ph.name+":", ph.about)
 	}
-	fmt.Fprintf(out, "\nbare:    %s\n", o.abouts[0])
-	fmt.Fprintf(out, "bulwark: %s\n", o.abouts[1])
+	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 72, 9))
+	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 72, 9))
 	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade) and Redis outage (session, idempotency)")
 	fmt.Fprintf(out, "\ndrill finished in %s\n", formatDuration(o.total))
 	return o, nil

@@ -120,7 +120,10 @@ func (p *progress) endPhase(i int, row [2]stats) {
 	}
 	fmt.Fprintf(p.w, "drill: phase %d/%d %-13s done in %-7s bare %s ok, bulwark %s ok\n",
 		i+1, len(phases), phases[i].name, formatDuration(took)+",", formatRate(row[0].rate()), formatRate(row[1].rate()))
-	if p.tty && i+1 < len(phases) {
+	switch {
+	case i+1 == len(phases):
+		fmt.Fprintln(p.w) // a blank line before the results
+	case p.tty:
 		p.draw(time.Now())
 	}
 }
