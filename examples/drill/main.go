@@ -3,13 +3,14 @@
 // client and once through a client built from bulwark's packages, with the
 // results printed side by side, phase by phase.
 //
-//	go run ./examples/drill            # the full drill: about 15 s once compiled
-//	go run ./examples/drill -quick     # a short run (used by CI): about 4 s
+//	go run ./examples/drill            # the full drill: about 13 s once compiled
+//	go run ./examples/drill -quick     # a short run (used by CI): about 5 s
 //	go run ./examples/drill -report drill-report.html
 //	go run ./examples/drill -h         # the phases, the clients and the flags
 //
-// The first `go run` also compiles bulwark and its dependencies, which takes
-// a minute or so on a small machine with an empty build cache.
+// The first `go run` also compiles bulwark and its dependencies: about 15 s
+// on a 2-vCPU machine with an empty build cache, 25 s if the modules must be
+// downloaded too. Later runs start at once.
 //
 // It needs nothing but Go: the service's instances are real HTTP servers on
 // loopback (127.0.0.1), started and broken by the drill itself. Most of its
@@ -218,8 +219,8 @@ The clients:
   bulwark  %s
 
 It prints each client's success rate and p50/p99 latency per phase. A full
-drill takes about 15 s (mostly the latency spike, where the bare client waits
-out its deadline); -quick about 4 s. Progress goes to stderr: a bar on a
+drill takes about 13 s (mostly the latency spike, where the bare client waits
+out its deadline); -quick about 5 s. Progress goes to stderr: a bar on a
 terminal, one line per finished phase otherwise.
 
 Flags:

@@ -45,17 +45,15 @@ func dial(target string) (*grpc.ClientConn, func(), error) {
 			grpcx.UnaryClientBreaker(methods), // rejections are codes.Unavailable
 		),
 	)
-	release := func() {
+	if err != nil {
 		policy.Close()
 		methods.Close()
-	}
-	if err != nil {
-		release()
 		return nil, nil, err
 	}
 	return conn, func() {
 		conn.Close()
-		release()
+		policy.Close()
+		methods.Close()
 	}, nil
 }
 
