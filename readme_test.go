@@ -1,7 +1,9 @@
 package bulwark_test
 
 import (
+	"bytes"
 	"fmt"
+	"go/format"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,8 +24,9 @@ import (
 // each exits 0 by itself) or a _test.go file (an Example test). The region
 // is compared after removing the indentation common to its lines, so a
 // snippet may come from inside a function. TestReadmeSnippets fails when a
-// block and its region differ, when a go block has no marker, and when a
-// marker names a file that CI does not run or that has no region.
+// block and its region differ, when a go block has no marker or is not
+// gofmt-clean, and when a marker names a file that CI does not run or that
+// has no region.
 
 var snippetMarker = regexp.MustCompile(`^<!-- snippet: (\S+) -->$`)
 
@@ -57,6 +60,7 @@ func TestCheckSnippets(t *testing.T) {
 		"x_test.go":          "package x_test\n\n// snippet:start\nfunc f() {}\n// snippet:end\n",
 		"internal/y.go":      "package y\n\n// snippet:start\nfunc f() {}\n// snippet:end\n",
 		"examples/c/main.go": "package main\n\n// snippet:start\n// snippet:start\n// snippet:end\n",
+		"examples/d/main.go": "package main\n\nfunc main() {\n\t// snippet:start\n\tx  :=  1\n\t// snippet:end\n}\n",
 	}
 	read := func(path string) (string, error) {
 		s, ok := files[path]
@@ -81,6 +85,8 @@ func TestCheckSnippets(t *testing.T) {
 		{"file without a region", "<!-- snippet: examples/b/main.go -->\n```go\nx\n```\n", "no // snippet:start"},
 		{"two starts", "<!-- snippet: examples/c/main.go -->\n```go\nx\n```\n", "more than one"},
 		{"file CI does not run", "<!-- snippet: internal/y.go -->\n```go\nfunc f() {}\n```\n", "not a program under examples/"},
+		{"not gofmt-clean", "<!-- snippet: examples/d/main.go -->\n```go\nx  :=  1\n```\n", "not gofmt-clean"},
+		{"statements", "<!-- snippet: examples/a/main.go -->\n```go\nx := 1\n\nif x > 0 {\n\tprintln(x)\n}\n```\n", ""},
 		{"marker without a block", "<!-- snippet: examples/a/main.go -->\ntext\n", "not followed by a go block"},
 		{"unclosed block", "<!-- snippet: examples/a/main.go -->\n```go\nx := 1\n", "not closed"},
 	} {
@@ -166,6 +172,10 @@ func checkSnippets(readme string, read func(path string) (string, error)) (int, 
 		if block != region {
 			errs = append(errs, fmt.Errorf("README.md:%d: go block differs from %s (%s); copy the region between %q and %q into the README",
 				start, path, firstDifference(block, region), snippetStart, snippetEnd))
+			continue
+		}
+		if err := gofmtClean(block); err != nil {
+			errs = append(errs, fmt.Errorf("README.md:%d: go block from %s: %w", start, path, err))
 		}
 	}
 	if pending != "" {
@@ -251,6 +261,33 @@ func dedent(lines []string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// gofmtClean reports whether a snippet reads as gofmt would print it: as
+// declarations in a file of their own or, failing that, as statements in a
+// function body.
+func gofmtClean(block string) error {
+	src := "package p\n\n" + block + "\n"
+	out, err := format.Source([]byte(src))
+	if err != nil {
+		var body strings.Builder
+		body.WriteString("package p\n\nfunc _() {\n")
+		for _, l := range strings.Split(block, "\n") {
+			if l != "" {
+				body.WriteString("\t" + l)
+			}
+			body.WriteString("\n")
+		}
+		body.WriteString("}\n")
+		src = body.String()
+		if out, err = format.Source([]byte(src)); err != nil {
+			return fmt.Errorf("does not parse as Go declarations or statements: %w", err)
+		}
+	}
+	if !bytes.Equal(out, []byte(src)) {
+		return fmt.Errorf("not gofmt-clean (%s)", firstDifference(src, string(out)))
+	}
+	return nil
 }
 
 // firstDifference describes the first line where got and want differ.
