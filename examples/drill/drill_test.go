@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 )
@@ -93,9 +94,14 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("estimate at the start of the latency spike = %v, want at least %v (100 requests × 1s deadline / 8 workers)", left, want)
 	}
 	s := buf.String()
-	for _, want := range []string{"phase 3/4 latency spike", "elapsed", "left", "["} {
+	for _, want := range []string{"3/4 latency spike", "elapsed", "left", "["} {
 		if !strings.Contains(s, want) {
 			t.Errorf("terminal progress %q lacks %q", s, want)
+		}
+	}
+	for _, l := range strings.Split(s, "\r") {
+		if l = strings.TrimSuffix(l, "\x1b[K"); utf8.RuneCountInString(l) > 79 {
+			t.Errorf("progress line of %d columns would wrap on an 80-column terminal: %q", utf8.RuneCountInString(l), l)
 		}
 	}
 	if !strings.HasSuffix(s, "\r\x1b[K") {

@@ -158,9 +158,11 @@ func (p *progress) draw(now time.Time) {
 		frac = float64(elapsed) / float64(total)
 	}
 	p.shown = max(p.shown, min(frac, 0.99))
-	const width = 24
+	// At most 72 columns, so that the line never wraps on an 80-column
+	// terminal (a wrapped line cannot be redrawn with \r).
+	const width = 20
 	filled := int(p.shown * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %3d%%  phase %d/%d %-13s  %s elapsed, %s\x1b[K",
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%%  %d/%d %-13s  %s elapsed, %s\x1b[K",
 		strings.Repeat("#", filled), strings.Repeat(" ", width-filled), int(p.shown*100),
 		p.phase+1, len(phases), phases[p.phase].name, formatSeconds(elapsed), leftText(left))
 }
@@ -213,7 +215,7 @@ func formatSeconds(d time.Duration) string {
 
 func leftText(d time.Duration) string {
 	if d < time.Second {
-		return "under 1s left"
+		return "<1s left"
 	}
-	return fmt.Sprintf("about %ds left", int(math.Ceil(d.Seconds())))
+	return fmt.Sprintf("~%ds left", int(math.Ceil(d.Seconds())))
 }
