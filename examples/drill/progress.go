@@ -29,7 +29,6 @@ type progress struct {
 	tty bool
 
 	cfg      config
-	clients  int
 	perPhase int64 // requests per phase and client
 	done     []atomic.Int64
 
@@ -58,7 +57,7 @@ func (p *progress) start(cfg config, clients int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cfg, p.clients, p.perPhase = cfg, clients, int64(cfg.requests)
+	p.cfg, p.perPhase = cfg, int64(cfg.requests)
 	p.done = make([]atomic.Int64, clients)
 	p.began = time.Now()
 	if p.tty {
