@@ -70,9 +70,9 @@ type Harness struct {
 // target is one Redis that harnesses talk to.
 type target struct {
 	flavour Flavour
-	addrs   []string  // what test clients dial (the proxy, for a controlled target)
-	direct  []string  // what the harness dials for cleanup and snapshots
-	ctl     *control  // nil unless the test may take this Redis down
+	addrs   []string // what test clients dial (the proxy, for a controlled target)
+	direct  []string // what the harness dials for cleanup and snapshots
+	ctl     *control // nil unless the test may take this Redis down
 	mini    *miniredis.Miniredis
 }
 
