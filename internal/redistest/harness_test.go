@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -485,4 +486,47 @@ func TestServerSkipsWithoutBinary(t *testing.T) {
 	if !skipped {
 		t.Fatal("NewServer without redis-server on PATH did not skip")
 	}
+}
+
+func TestControlled(t *testing.T) {
+	var ran []string
+	Controlled(t, func(t *testing.T, h *Harness) {
+		if !h.Controllable() {
+			t.Errorf("%s: not controllable", h.Flavour)
+		}
+		ran = append(ran, string(h.Flavour))
+	})
+	want := []string{"miniredis"}
+	if _, err := exec.LookPath("redis-server"); err == nil && os.Getenv(EnvAddr) != "" {
+		want = append(want, "server") // without the binary, the subtest skips
+	}
+	if !slices.Equal(ran, want) {
+		t.Fatalf("Controlled ran on %q, want %q", ran, want)
+	}
+}
+
+// TestLeftDown ends tests with their Redis down, slowed and full: the
+// cleanups still stop everything (goleak in TestMain checks it).
+func TestLeftDown(t *testing.T) {
+	controlled(t, func(t *testing.T, h *Harness) {
+		t.Run("down", func(t *testing.T) {
+			hs := h.For(t)
+			if err := hs.Client.Set(ctx(t), hs.Key("k"), "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			hs.SetLatency(time.Hour)
+			hs.SetFull(true)
+			hs.Down()
+		})
+		h.Up() // the subtest's keys were not cleaned while down; they are still there
+		h.SetLatency(0)
+		if n, err := h.Client.DBSize(ctx(t)).Result(); err != nil || n != 1 {
+			t.Fatalf("DBSIZE after the subtest = %d, %v; want its 1 key", n, err)
+		}
+	})
+	t.Run("ends down", func(t *testing.T) {
+		h := NewMiniredis(t)
+		h.SetLatency(time.Hour)
+		h.Down()
+	})
 }
