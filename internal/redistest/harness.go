@@ -45,9 +45,8 @@ const opTimeout = 10 * time.Second
 //
 // Client and Prefix are set by the constructors and must not be reassigned.
 // A Harness belongs to the test that made it (see [Harness.For] for its
-// subtests); its methods fail that test on error. The outage controls
-// ([Harness.Down] and the rest) are safe for concurrent use, but tests
-// normally call them from the test goroutine.
+// subtests). Its methods fail that test on error (with t.Fatalf), so call
+// them from the test's goroutine; Client is safe for concurrent use.
 type Harness struct {
 	// Client talks to the Redis of this harness. It is closed when the test
 	// ends. Its ContextTimeoutEnabled is true, so a command's socket I/O
