@@ -95,4 +95,6 @@
 // Real sockets do not follow a testing/synctest bubble's fake time: make
 // harnesses outside any bubble, and test Redis timeouts with real (short)
 // deadlines and [Harness.SetLatency], asserting outcomes, never durations.
+// (A miniredis-only test that must run inside a bubble can dial
+// [Harness.Miniredis] over an in-memory pipe: see miniredis's Dial.)
 package redistest
