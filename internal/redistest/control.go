@@ -273,9 +273,13 @@ func (h *Harness) SetLatency(d time.Duration) {
 // that call them) with an OOM error ([redis.IsOOMError] reports true);
 // reads, DEL and EXPIRE still work. On a real server this is maxmemory 1
 // with maxmemory-policy noeviction. A miniredis emulates it by refusing
-// the commands Redis 7 flags denyoom, with the same error; one difference
-// remains: inside MULTI, EXEC still runs the other queued commands where
-// Redis aborts the transaction. It survives Down and Up.
+// the commands Redis 7 flags denyoom, with the same error. Two differences
+// remain on miniredis: a script whose redis.call is refused fails with
+// miniredis's generic script error ("ERR Error compiling script ... OOM
+// command not allowed ..."), which [redis.IsOOMError] does not recognise
+// (redis.pcall returns the OOM error itself, as on a real server); and
+// inside MULTI, EXEC still runs the other queued commands where Redis
+// aborts the transaction. It survives Down and Up.
 func (h *Harness) SetFull(full bool) {
 	h.t.Helper()
 	ctl := h.control("SetFull")

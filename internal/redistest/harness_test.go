@@ -260,6 +260,7 @@ func TestFull(t *testing.T) {
 		}
 		h.SetFull(true)
 		write := redis.NewScript(`return redis.call('SET', KEYS[1], ARGV[1])`)
+		pwrite := redis.NewScript(`return redis.pcall('SET', KEYS[1], ARGV[1])`)
 		read := redis.NewScript(`return redis.call('GET', KEYS[1])`)
 		checkFull := func(when string) {
 			t.Helper()
@@ -269,8 +270,12 @@ func TestFull(t *testing.T) {
 			if err := c.Incr(ctx(t), h.Key("{t}n")).Err(); !redis.IsOOMError(err) {
 				t.Errorf("%s: INCR on a full Redis: err = %v, want OOM", when, err)
 			}
-			if err := write.Run(ctx(t), c, []string{k}, "w").Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+			// miniredis wraps an error raised by redis.call (see SetFull).
+			if err := write.Run(ctx(t), c, []string{k}, "w").Err(); err == nil || !strings.Contains(err.Error(), "OOM command not allowed") {
 				t.Errorf("%s: a writing script on a full Redis: err = %v, want OOM", when, err)
+			}
+			if err := pwrite.Run(ctx(t), c, []string{k}, "w").Err(); !redis.IsOOMError(err) {
+				t.Errorf("%s: a script returning redis.pcall's error on a full Redis: err = %v, want OOM", when, err)
 			}
 			if v, err := read.Run(ctx(t), c, []string{k}).Text(); err != nil || v != "v" {
 				t.Errorf("%s: a reading script on a full Redis = %q, %v; want v", when, v, err)
