@@ -14,6 +14,14 @@
 //			grpcx.UnaryClientBreaker(set),
 //		))
 //
+// # Idempotency
+//
+// [UnaryServerIdempotency] gives unary methods the semantics of
+// idempotency.Keeper.Handler, keyed by the "idempotency-key" metadata
+// entry: the first call runs, later calls with the same key and request get
+// its stored reply; a key in progress answers Aborted with a
+// grpc-retry-pushback-ms trailer, which bulwark's retry honours.
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,
