@@ -16,8 +16,8 @@ func Example() {
 	b := breaker.New(breaker.Config{
 		Name:                "payments",
 		ConsecutiveFailures: 3,
-		OnStateChange: func(name string, from, to breaker.State) {
-			fmt.Printf("%s: %v -> %v\n", name, from, to)
+		OnStateChange: func(_ context.Context, ev breaker.StateChangeEvent) {
+			fmt.Printf("%s: %v -> %v after %d failures\n", ev.Name, ev.From, ev.To, ev.Counts.Failures)
 		},
 	})
 	defer b.Close()
@@ -35,7 +35,7 @@ func Example() {
 	// Output:
 	// call 0: payments: unavailable
 	// call 1: payments: unavailable
-	// payments: closed -> open
+	// payments: closed -> open after 3 failures
 	// call 2: payments: unavailable
 	// call 3: rejected (breaker: circuit open), retry in at most 5s
 	// call 4: rejected (breaker: circuit open), retry in at most 5s

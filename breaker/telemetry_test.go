@@ -55,7 +55,7 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
 	defer mp.Shutdown(context.Background())
 	clk := clock.NewFake(time.Time{})
-	b := New(Config{Name: "db", Clock: clk, MeterProvider: mp, ConsecutiveFailures: 2, OpenDuration: time.Second})
+	b := New(Config{Name: "db", clk: clk, MeterProvider: mp, ConsecutiveFailures: 2, OpenDuration: time.Second})
 	feed(t, b, "SSNFF") // trips: the counts of the closed period must survive the change
 	_, _ = b.Allow()
 	_, _ = b.Allow()
