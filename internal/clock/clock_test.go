@@ -159,3 +159,19 @@ func TestRealFollowsSynctest(t *testing.T) {
 		}
 	})
 }
+
+// TestRealNanotimePositiveInSynctestBubble: a bubble's clock starts in
+// 2000, before origin; readings there must still be positive (a breaker's
+// time window divides them into epochs).
+func TestRealNanotimePositiveInSynctestBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := Real.Nanotime()
+		if a <= 0 {
+			t.Fatalf("Real.Nanotime in a bubble = %d, want > 0", a)
+		}
+		time.Sleep(time.Second)
+		if d := Real.Nanotime() - a; d != int64(time.Second) {
+			t.Fatalf("a fake second read as %d ns", d)
+		}
+	})
+}

@@ -16,16 +16,25 @@ type realClock struct{}
 // ns on a 2-vCPU VM) and was removed for that reason.
 var origin = time.Now()
 
+// offset keeps every Nanotime reading positive, inside a synctest bubble
+// too: a bubble's clock starts at 2000-01-01 00:00 UTC, so time.Since(origin)
+// read in a bubble is negative, by as much as origin is past that date.
+// Readings were once negative there, which broke every "zero means unset"
+// test and every division into epochs (a breaker's time window counted
+// nothing in a bubble).
+var offset = int64(origin.Sub(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))) + int64(time.Hour)
+
 func (realClock) Now() time.Time { return time.Now() }
 
-// Nanotime returns monotonic nanoseconds since origin, plus one hour so
-// that zero is never a valid reading (callers use zero for "unset").
+// Nanotime returns monotonic nanoseconds since origin, plus offset, so
+// that every reading is positive and zero is never a valid one (callers
+// use zero for "unset").
 //
 // Inside a synctest bubble the monotonic reading is the bubble's, so the
 // value differs from one read outside it; only differences between
 // readings taken in the same bubble are meaningful, which is all callers
 // use.
-func (realClock) Nanotime() int64 { return int64(time.Since(origin)) + int64(time.Hour) }
+func (realClock) Nanotime() int64 { return int64(time.Since(origin)) + offset }
 
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 
