@@ -11,7 +11,6 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/bulwark-go/bulwark/breaker"
-	"github.com/bulwark-go/bulwark/internal/clock"
 )
 
 // TestBreakerMatchesGobreaker feeds the same outcome sequences to
@@ -20,11 +19,10 @@ import (
 // requires the same state after every step and the same admit/reject
 // decision for every call.
 //
-// Time: bulwark runs on its fake clock. gobreaker reads time.Now, which has
-// no injection point, so it runs inside a testing/synctest bubble, where
-// time.Now is a fake clock that time.Sleep advances instantly and
-// deterministically; both clocks are moved by the same amounts. No real
-// time passes.
+// Time: both run inside a testing/synctest bubble, where time.Now and the
+// monotonic clock are fake and time.Sleep advances them instantly and
+// deterministically. bulwark reads time through package time, so it follows
+// the bubble as gobreaker does; no real time passes.
 //
 // One known difference is avoided rather than hidden: at exactly the end
 // of the open timeout gobreaker is still open (expiry.Before(now)) while
@@ -72,8 +70,7 @@ func TestBreakerMatchesGobreaker(t *testing.T) {
 		t.Run(fmt.Sprintf("trip%d-probes%d-%s", c.p.trip, c.p.probes, c.seq), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const timeout = 10 * time.Second
-				clk := clock.NewFake(time.Time{})
-				bw := breaker.New(breaker.Config{Clock: clk, ConsecutiveFailures: c.p.trip, HalfOpenProbes: c.p.probes,
+				bw := breaker.New(breaker.Config{ConsecutiveFailures: c.p.trip, HalfOpenProbes: c.p.probes,
 					OpenDuration: timeout, OpenDurationGrowth: 1, OpenJitter: -1, HalfOpenMaxWait: time.Hour})
 				defer bw.Close()
 				gb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
@@ -90,7 +87,6 @@ func TestBreakerMatchesGobreaker(t *testing.T) {
 						if ch == 'w' {
 							d = timeout/2 - time.Millisecond // no sum of waits lands on the boundary
 						}
-						clk.Advance(d)
 						time.Sleep(d) // synctest: moves the bubble's fake clock
 					case 'S', 'F':
 						var err error

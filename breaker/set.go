@@ -14,7 +14,13 @@ import (
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
-const setShards = 64
+// setShards spreads keys so that an insert copies a small shard: with
+// 10,000 keys, about 40 entries.
+const setShards = 256
+
+// emptyShard is the shard every set starts with and Close leaves: shards
+// are never written in place (inserts copy them), so all may share it.
+var emptyShard = new(map[string]*setEntry)
 
 // saturatedRecheck is how long a full set with nothing to evict sends new
 // keys straight to the overflow breaker before it searches for a victim
@@ -75,12 +81,15 @@ type setEntry struct {
 // [SetConfig.Validate].
 //
 // A member costs, in the closed state with a count window and no failure
-// yet, about 1 KiB at GOMAXPROCS=2, of which 128 bytes per P (its
-// per-P counters, rounded up to a power of two of Ps): about 1.3 KiB at
-// 4, 1.8 KiB at 8 and 3.8 KiB at 24 (benchmarks: BenchmarkBreakerSetMember).
-// A failure adds the window's ring (8 bytes per WindowSize call, twice
-// that with slow-call detection) until the next state change; a time
-// window adds 32 bytes per bucket per P from the start.
+// yet, about 880 bytes at GOMAXPROCS=2: 128 bytes per P for its per-P
+// counters (the P count rounded up to a power of two) and about 620 bytes
+// for the rest, so about 750 bytes at 1, 1.1 KiB at 4, 1.6 KiB at 8 and
+// 4.6 KiB at 32 (BenchmarkBreakerSetMember in the benchmarks module). A
+// failure adds the window's ring (8 bytes per WindowSize call, twice that
+// with slow-call detection) until the next state change; a time window
+// adds 32 bytes per bucket per P from the start. Metrics cost nothing per
+// member: the set reports its members from one callback, building
+// attributes at collection time.
 func NewSet(cfg SetConfig) *Set {
 	mustValidate(cfg.Validate())
 	cfg.MaxKeys = cmp0(cfg.MaxKeys, DefaultMaxKeys)
@@ -91,8 +100,7 @@ func NewSet(cfg SetConfig) *Set {
 	s := &Set{cfg: cfg, clk: clock.Or(cfg.Config.clk), seed: maphash.MakeSeed()}
 	s.lastSweep = s.clk.Nanotime()
 	for i := range s.shards {
-		m := map[string]*setEntry{}
-		s.shards[i].Store(&m)
+		s.shards[i].Store(emptyShard)
 	}
 	s.telem = newInstruments(cfg.Config.MeterProvider, s.observe)
 	return s
@@ -314,8 +322,7 @@ func (s *Set) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.shards {
-		m := map[string]*setEntry{}
-		s.shards[i].Store(&m)
+		s.shards[i].Store(emptyShard)
 	}
 	s.n = 0
 	s.closed = true
