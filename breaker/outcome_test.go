@@ -176,7 +176,7 @@ func TestNilContextOrFunctionPanicsAtOnce(t *testing.T) {
 		"breaker: Call called with a nil ctx": func() {
 			_, _ = breaker.Call(nilCtx, b, func(context.Context) (int, error) { return 0, nil })
 		},
-		"breaker: Call called with a nil fn":      func() { _, _ = breaker.Call[int](context.Background(), b, nil) },
+		"breaker: Call called with a nil fn":    func() { _, _ = breaker.Call[int](context.Background(), b, nil) },
 		"breaker: Set.Do called with a nil ctx": func() { _ = s.Do(nilCtx, "k", ok) },
 		"breaker: Set.Do called with a nil fn":  func() { _ = s.Do(context.Background(), "k", nil) },
 	}

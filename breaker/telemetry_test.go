@@ -159,7 +159,7 @@ func TestSetMetricsPerKeyAndAggregated(t *testing.T) {
 				IdleTimeout: time.Minute, AggregateMetrics: agg})
 			ctx := context.Background()
 			_ = s.Do(ctx, "a", func(context.Context) error { return errBoom }) // a opens
-			_ = s.Do(ctx, "a", func(context.Context) error { return nil })    // rejected
+			_ = s.Do(ctx, "a", func(context.Context) error { return nil })     // rejected
 			_ = s.Do(ctx, "b", func(context.Context) error { return nil })
 			_ = s.Do(ctx, "b", func(context.Context) error { return nil })
 			calls := setPoints(t, rd, "bulwark.breaker.calls", "bulwark.outcome")
