@@ -1,6 +1,8 @@
 package benchmarks
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
 )
 
@@ -126,4 +129,82 @@ func gbState(s gobreaker.State) string {
 		return breaker.HalfOpen.String()
 	}
 	return "unknown"
+}
+
+// TestBreakerMigrationConfigMatchesGobreakerZeroSettings checks the
+// one-line Config that breaker's package doc gives for gobreaker's zero
+// Settings, against gobreaker itself, on random sequences of successes,
+// failures, caller cancellations (failures for both, through Classify)
+// and waits around the 60 s open period.
+func TestBreakerMigrationConfigMatchesGobreakerZeroSettings(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 30 {
+		var sb strings.Builder
+		for range 80 {
+			switch r := rng.IntN(12); {
+			case r < 6:
+				sb.WriteByte('F')
+			case r < 9:
+				sb.WriteByte('S')
+			case r < 10:
+				sb.WriteByte('C')
+			case r < 11:
+				sb.WriteByte('W')
+			default:
+				sb.WriteByte('w')
+			}
+		}
+		seq := sb.String()
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const timeout = 60 * time.Second
+				// The Config exactly as breaker/doc.go writes it.
+				bw := breaker.New(breaker.Config{ConsecutiveFailures: 6, OpenDuration: 60 * time.Second, OpenDurationGrowth: 1, OpenJitter: -1, HalfOpenProbes: 1, HalfOpenMaxWait: breaker.MaxDuration, Classify: func(_ context.Context, err error) bulwark.Outcome {
+					if err == nil {
+						return bulwark.Success
+					}
+					return bulwark.Failure
+				}})
+				defer bw.Close()
+				gb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{})
+				cancelled, cancel := context.WithCancel(context.Background())
+				cancel()
+				var got, want []string
+				for _, ch := range seq {
+					var bwCall, gbCall string
+					switch ch {
+					case 'W', 'w':
+						d := timeout + time.Millisecond
+						if ch == 'w' {
+							d = timeout/2 - time.Millisecond
+						}
+						time.Sleep(d)
+					default:
+						ctx := context.Background()
+						var err error
+						switch ch {
+						case 'F':
+							err = errBreakerBench
+						case 'C':
+							ctx, err = cancelled, context.Canceled
+						}
+						bwCall, gbCall = "ok", "ok"
+						if e := bw.Do(ctx, func(context.Context) error { return err }); errors.Is(e, breaker.ErrOpen) || errors.Is(e, breaker.ErrHalfOpenFull) {
+							bwCall = "rejected"
+						}
+						if _, gerr := gb.Execute(func() (any, error) { return nil, err }); gerr == gobreaker.ErrOpenState || gerr == gobreaker.ErrTooManyRequests {
+							gbCall = "rejected"
+						}
+					}
+					got = append(got, fmt.Sprintf("%c:%s:%s", ch, bwCall, bw.State()))
+					want = append(want, fmt.Sprintf("%c:%s:%s", ch, gbCall, gbState(gb.State())))
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("step %d differs: bulwark %s, gobreaker %s\nbulwark   %v\ngobreaker %v", i, got[i], want[i], got, want)
+					}
+				}
+			})
+		})
+	}
 }
