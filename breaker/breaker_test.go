@@ -454,6 +454,39 @@ func TestHalfOpenVerdictSeesConcurrentProbes(t *testing.T) {
 	}
 }
 
+// TestHalfOpenVerdictSeesConcurrentSlowProbe is the same guard for slow
+// marks: a slow success reporting inside another probe's count-to-verdict
+// window must reopen the breaker (1 slow call of 2 reaches SlowCallRate
+// 0.5), whichever probe completes the total.
+func TestHalfOpenVerdictSeesConcurrentSlowProbe(t *testing.T) {
+	for _, slowFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("slowFirst=", slowFirst), func(t *testing.T) {
+			b, clk := mk(t, Config{WindowSize: 2, MinimumCalls: 2, FailureRate: 1, HalfOpenProbes: 2,
+				SlowCallDuration: time.Second, SlowCallRate: 0.5, OpenDuration: time.Second})
+			feed(t, b, "FF")
+			clk.Advance(time.Second)
+			slow := b.mustAllow(t)
+			clk.Advance(2 * time.Second)
+			fast := b.mustAllow(t)
+			first, second := fast, slow
+			if slowFirst {
+				first, second = slow, fast
+			}
+			var hooked atomic.Bool
+			testHookProbeCounted = func(bulwark.Outcome) {
+				if hooked.CompareAndSwap(false, true) {
+					b.Done(second, nil)
+				}
+			}
+			defer func() { testHookProbeCounted = nil }()
+			b.Done(first, nil)
+			if st := b.State(); st != Open || !hooked.Load() {
+				t.Fatalf("state %v (seam ran: %v) after a slow and a fast probe, want open", st, hooked.Load())
+			}
+		})
+	}
+}
+
 func TestTimeBucketIgnoresASampleOlderThanItsEpoch(t *testing.T) {
 	// One P, so one row of buckets: every bucketAt call below lands in the
 	// same row whichever P the test goroutine runs on.
