@@ -268,8 +268,10 @@ type SetConfig struct {
 	// member (evicted members' counts included, so the counters never go
 	// back), and for the state gauge the number of members in each state.
 	// Default false: one series per member, with bulwark.key, which is
-	// what a set of a few hosts or methods wants; a set keyed by tenant or
-	// user should aggregate, to keep the number of series bounded.
+	// what a set of a few hosts or methods wants (an evicted member's
+	// series ends, and a key that comes back starts again from zero, a
+	// counter reset to a backend); a set keyed by tenant or user should
+	// aggregate, to keep the number of series bounded.
 	AggregateMetrics bool
 }
 
