@@ -47,8 +47,9 @@ const saturatedRecheck = time.Second
 //     of new keys during a wide outage costs no more than a lookup.
 //
 // Callers still holding an evicted breaker may finish their calls (what
-// they record after the eviction is not reported). A Set is safe for concurrent use;
-// call Close when discarding it. The zero Set is not usable; use [NewSet].
+// they record after the eviction is not reported). A Set is safe for
+// concurrent use; call Close when discarding it, to unregister its
+// metrics. The zero Set is not usable; use [NewSet].
 type Set struct {
 	cfg    SetConfig
 	clk    clock.Clock
