@@ -14,6 +14,13 @@
 //			grpcx.UnaryClientBreaker(set),
 //		))
 //
+// # Classification
+//
+// A call fails, for every primitive, when its status code is Unavailable,
+// DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown; any
+// other code, and OK, is a success. A call cancelled by its caller
+// (Canceled while the caller's context is done) is neutral. See [Classify].
+//
 // # Breakers
 //
 // [UnaryClientBreaker] and [StreamClientBreaker] guard each call with the
@@ -24,11 +31,4 @@
 // grpc-retry-pushback-ms trailer. Calls get the breaker's span events, a
 // caller's cancellation (any cause) is neutral, and an attempt cancelled
 // with bulwark.ErrSuperseded (a hedge's loser) is a failure.
-//
-// # Classification
-//
-// A call fails, for every primitive, when its status code is Unavailable,
-// DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown; any
-// other code, and OK, is a success. A call cancelled by its caller
-// (Canceled while the caller's context is done) is neutral. See [Classify].
 package grpcx
