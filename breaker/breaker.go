@@ -239,7 +239,7 @@ func (b *Breaker) Allow() (Ticket, error) {
 		}
 		return t, nil
 	}
-	t, err, _ := b.allowSlow(context.Background())
+	t, err, _ := b.allowSlow(nil) // no call context: OnStateChange gets Background
 	return t, err
 }
 
@@ -249,6 +249,9 @@ type move struct {
 	ok       bool
 }
 
+// allowSlow is Allow past the closed state. ctx is the call's context for
+// OnStateChange, or nil when there is none (setLocked substitutes
+// context.Background(), so a hook never sees nil).
 func (b *Breaker) allowSlow(ctx context.Context) (Ticket, error, move) {
 	var mv move
 	for {
@@ -306,7 +309,7 @@ func (b *Breaker) reject(p *period) Ticket {
 // belongs to an earlier generation (the breaker changed state since Allow)
 // is discarded. Done never allocates on a success.
 func (b *Breaker) Done(t Ticket, err error) {
-	b.record(context.Background(), t, b.classifyNoCtx(err))
+	b.record(nil, t, b.classifyNoCtx(err))
 }
 
 func (b *Breaker) classifyNoCtx(err error) bulwark.Outcome {
@@ -332,8 +335,10 @@ func (b *Breaker) classifyCtx(ctx context.Context, err error) bulwark.Outcome {
 // Record reports an outcome that the caller has already classified, for
 // adapters with their own rules (HTTP status codes, gRPC codes). Otherwise
 // it is Done.
-func (b *Breaker) Record(t Ticket, o bulwark.Outcome) { b.record(context.Background(), t, o) }
+func (b *Breaker) Record(t Ticket, o bulwark.Outcome) { b.record(nil, t, o) }
 
+// record counts outcome o of the call admitted with t. ctx is as for
+// allowSlow: the call's context, or nil.
 func (b *Breaker) record(ctx context.Context, t Ticket, o bulwark.Outcome) move {
 	p := b.cur.Load()
 	if p.gen != t.gen {
@@ -579,6 +584,9 @@ func (b *Breaker) setLocked(ctx context.Context, p *period, to State, now int64)
 				Rejections: rejected, ConsecutiveFailures: p.consecutive()}}
 		if to == Open {
 			ev.Until = np.err.Until
+		}
+		if ctx == nil { // Allow, Done, Record: no call context (kept nil on their hot path)
+			ctx = context.Background()
 		}
 		b.events = append(b.events, queuedEvent{ctx: ctx, ev: ev})
 	}
