@@ -28,4 +28,15 @@
 // DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown; any
 // other code, and OK, is a success. A call cancelled by its caller
 // (Canceled while the caller's context is done) is neutral. See [Classify].
+//
+// # Breakers
+//
+// [UnaryClientBreaker] and [StreamClientBreaker] guard each call with the
+// breaker of its full method name from a breaker.Set, and reject with a
+// [*BreakerError] (Unavailable, matching breaker.ErrOpen) without touching
+// the network. [UnaryServerBreaker] and [StreamServerBreaker] shed calls
+// to a method whose handler keeps failing, answering Unavailable with a
+// grpc-retry-pushback-ms trailer. Calls get the breaker's span events, a
+// caller's cancellation (any cause) is neutral, and an attempt cancelled
+// with bulwark.ErrSuperseded (a hedge's loser) is a failure.
 package grpcx
