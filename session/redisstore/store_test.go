@@ -29,3 +29,9 @@ func newRedis(t *testing.T, h *redistest.Harness) session.Store {
 func TestStore(t *testing.T) {
 	redistest.Stores(t, newMemory, newRedis, storetest.Run)
 }
+
+// TestManager runs the Manager's scenarios (lost update, resurrection,
+// Renew, DestroyAll, fixation, tampering) over every store.
+func TestManager(t *testing.T) {
+	redistest.Stores(t, newMemory, newRedis, storetest.Scenarios)
+}
