@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
+	"fmt"
 )
 
 // Codec turns session values into bytes and back. Values are encoded one
@@ -34,8 +35,16 @@ func (GobCodec) Encode(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Decode implements [Codec].
-func (GobCodec) Decode(data []byte, v any) error {
+// Decode implements [Codec]. encoding/gob is documented as not hardened
+// against adversarial input, and a session's bytes come back from a store
+// other processes can write: a panic while decoding is returned as an
+// error.
+func (GobCodec) Decode(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("session: gob decode: %v", r)
+		}
+	}()
 	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
 }
 
