@@ -240,4 +240,3 @@ func TestNewValidates(t *testing.T) {
 	}()
 	redisstore.New(nil, redisstore.Config{})
 }
-
