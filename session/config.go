@@ -85,8 +85,10 @@ type Config struct {
 	// the handler's response, when the failure happens before that
 	// response's headers are written. Whatever the handler writes after
 	// that is discarded (its Write calls return the error). nil: 503
-	// Service Unavailable with the plain-text body
-	// "session: store unavailable".
+	// Service Unavailable with the plain-text body "session: store
+	// unavailable" for a store failure (err matches ErrStore), and 500
+	// with "session: session too large" when a commit was refused for
+	// SizeLimit (err matches ErrTooLarge).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// OnStoreError, if set, is called with every store failure, including
 	// those that happen after the response's headers are written (which

@@ -281,11 +281,11 @@ func (s *MemoryStore) Take(ctx context.Context, id string) (*Record, error) {
 	now := clock.Real.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tombs[id] = now.Add(TombstoneTTL)
 	r := s.live(id, now)
 	if r == nil {
-		return nil, nil
+		return nil, nil // no tombstone: a flood of unknown ids must not grow the store
 	}
+	s.tombs[id] = now.Add(TombstoneTTL)
 	s.remove(id, r)
 	return r.export(), nil
 }

@@ -276,6 +276,11 @@ func TestSizeLimit(t *testing.T) {
 			if !errors.Is(err, session.ErrTooLarge) {
 				t.Errorf("Put of 200 bytes with SizeLimit 100 = %v", err)
 			}
+		case "/blind": // no load: the store refuses the commit
+			if err := session.Put(ctx, "b", strings.Repeat("y", 60)); err != nil {
+				t.Errorf("blind Put within the per-value limit = %v", err)
+			}
+			io.WriteString(w, "handler's body")
 		case "/fill":
 			session.Get[string](ctx, "a") // load: Put checks the whole session
 			err := session.Put(ctx, "b", strings.Repeat("y", 60))
@@ -289,6 +294,9 @@ func TestSizeLimit(t *testing.T) {
 	c.Must("/put?k=a&v=" + strings.Repeat("z", 50))
 	c.Must("/huge")
 	c.Must("/fill")
+	if code, body := c.Get("/blind"); code != http.StatusInternalServerError || !strings.Contains(body, "session too large") {
+		t.Fatalf("a commit past SizeLimit answered %d %q, want 500 from the ErrorHandler", code, body)
+	}
 	if c.Must("/keys") != "a" {
 		t.Fatal("a refused Put changed the session")
 	}

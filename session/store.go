@@ -37,8 +37,9 @@ type Store interface {
 	Commit(ctx context.Context, id string, ch *Change) error
 
 	// Take deletes the session id and returns what it held, atomically,
-	// or nil and no error if it did not exist. The id is tombstoned: a
-	// later Commit with Create on it fails. Destroy and Renew use it.
+	// or nil and no error if it did not exist. The id of a session it
+	// deleted is tombstoned for TombstoneTTL: a later Commit with Create
+	// on it fails. Destroy and Renew use it.
 	Take(ctx context.Context, id string) (*Record, error)
 
 	// DestroyUser deletes every session bound to user (see Change.User)

@@ -141,11 +141,14 @@ return 1
 `)
 
 // takeScript deletes a session and tombstones its id, returning what it
-// held. KEYS: session hash, tombstone. ARGV: tombstone TTL (ms).
+// held; an unknown id gets no tombstone (a flood of made-up tokens must
+// not fill Redis). KEYS: session hash, tombstone. ARGV: tombstone TTL (ms).
 var takeScript = redis.NewScript(`
 local r = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+if #r > 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+end
 return r
 `)
 
