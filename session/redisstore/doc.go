@@ -25,7 +25,9 @@
 // Load is one HGETALL; Commit one EVALSHA (plus one on the user's index
 // when it binds a user); Take one EVALSHA; DestroyUser one ZRANGE, one
 // pipeline of one script per session (each on that session's own slot),
-// and one ZREM.
+// and one ZREM. The first script call on a server that does not hold the
+// script yet costs one more (NOSCRIPT, then EVAL); [Store.LoadScripts]
+// loads them ahead, on every master of a Cluster.
 //
 // # Failures
 //
