@@ -489,3 +489,20 @@ func TestPutAfterHeaders(t *testing.T) {
 		t.Fatal("a change made after the headers on an existing session was not committed at the end")
 	}
 }
+
+// TestPanicCommitsNothing: a handler that panics after changing its
+// session leaves the store as it was.
+func TestPanicCommitsNothing(t *testing.T) {
+	c, m := newCounting(t)
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session.Put(r.Context(), "a", "1")
+		panic("boom")
+	}))
+	func() {
+		defer func() { recover() }()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	}()
+	if c.commits.Load() != 0 {
+		t.Fatalf("a panicking handler committed %d times", c.commits.Load())
+	}
+}

@@ -1,11 +1,13 @@
 package redisstore
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bulwark-go/bulwark/internal/redistest"
+	"github.com/bulwark-go/bulwark/session"
 )
 
 // TestKeysShareSlot: the keys one script touches share a hash tag, so
@@ -67,6 +69,55 @@ func FuzzDecodeRecord(f *testing.F) {
 			if m[valuePrefix+k] != string(v) {
 				t.Fatalf("value of %q = %q, stored %q", k, v, m[valuePrefix+k])
 			}
+		}
+	})
+}
+
+// TestDestroyUserRacesBinding replays, step by step, a login that binds a
+// session while DestroyUser runs: the index is written first, DestroyUser
+// then sees the id and tombstones it, so the binding commit that follows
+// fails and leaves no bound session behind.
+func TestDestroyUserRacesBinding(t *testing.T) {
+	redistest.Flavours(t, func(t *testing.T, h *redistest.Harness) {
+		s := New(h.Client, Config{Prefix: h.Prefix})
+		ctx := t.Context()
+		now := time.Now()
+
+		// A new session being created for "uma": index written, hash not yet.
+		fresh := "freshID"
+		if err := indexScript.Run(ctx, h.Client, []string{s.userKey("uma")}, fresh, ms(now.Add(time.Hour)), ms(now), "").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DestroyUser(ctx, "uma"); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Commit(ctx, fresh, &session.Change{Create: true, Now: now, Idle: time.Hour, Deadline: now.Add(time.Hour), User: "uma",
+			Set: map[string][]byte{"k": []byte("v")}})
+		if !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("creating a session DestroyUser saw in the index = %v, want ErrNotFound", err)
+		}
+		if r, _ := s.Load(ctx, fresh); r != nil {
+			t.Fatal("the racing session was created")
+		}
+
+		// An existing anonymous session being bound to "uma".
+		anon := "anonID"
+		if err := s.Commit(ctx, anon, &session.Change{Create: true, Now: now, Idle: time.Hour, Deadline: now.Add(time.Hour),
+			Set: map[string][]byte{"k": []byte("v")}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := indexScript.Run(ctx, h.Client, []string{s.userKey("uma")}, anon, ms(now.Add(time.Hour)), ms(now), "").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DestroyUser(ctx, "uma"); err != nil || n != 0 {
+			t.Fatalf("DestroyUser = %d, %v; want 0 (the session is not bound yet)", n, err)
+		}
+		err = s.Commit(ctx, anon, &session.Change{Now: now, Idle: time.Hour, Deadline: now.Add(time.Hour), User: "uma"})
+		if !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("binding after DestroyUser tombstoned the id = %v, want ErrNotFound", err)
+		}
+		if r, _ := s.Load(ctx, anon); r != nil {
+			t.Fatalf("the session survived as %+v", r)
 		}
 	})
 }

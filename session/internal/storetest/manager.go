@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bulwark-go/bulwark/session"
@@ -159,6 +161,22 @@ func Scenarios(t *testing.T, newStore func(t *testing.T) session.Store) {
 		}
 		if a.Token != c.Token {
 			t.Fatal("an overlapping request changed the token")
+		}
+	})
+
+	t.Run("ManyConcurrentRequests", func(t *testing.T) {
+		m := newManager(t)
+		_, c := NewServer(t, m, App)
+		c.Must("/put?k=seed&v=1")
+		const n = 12
+		var wg sync.WaitGroup
+		for i := range n {
+			cc := c.Clone()
+			wg.Go(func() { cc.Must(fmt.Sprintf("/put?k=k%02d&v=%d", i, i)) })
+		}
+		wg.Wait()
+		if got := strings.Count(c.Must("/keys"), ","); got != n {
+			t.Fatalf("after %d concurrent requests on one session: %d keys, want %d", n, got+1, n+1)
 		}
 	})
 
