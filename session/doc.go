@@ -30,7 +30,8 @@
 // committed meanwhile. So two overlapping requests that change different
 // keys both keep their changes, and for one key the request that commits
 // last wins (last writer wins, per key). Clear removes every key present
-// at commit time.
+// at commit time. Changes made once the handler has returned (from a
+// goroutine it left behind) are never committed.
 //
 // # Logout, renewal, fixation
 //
