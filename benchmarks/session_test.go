@@ -38,6 +38,12 @@ import (
 // every request; bulwark extends the idle deadline at most once per
 // TouchAfter, 3 minutes by default). "scs-noidle" is scs without an idle
 // timeout: less work than asked for, shown for reference.
+//
+// On miniredis, ns/op and B/op of a request that commits with bulwark are
+// dominated by miniredis itself, in the same process: it builds a fresh
+// gopher-lua interpreter for every script call (about 240 KiB and 900
+// allocations). scs sends plain GET and SET. Compare ns/op on a real
+// server (REDIS_ADDR); round trips are the same on both.
 
 type rtCounter struct{ n atomic.Int64 }
 

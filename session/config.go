@@ -66,8 +66,8 @@ type Config struct {
 	// most MaxLifetime.
 	Lifetime time.Duration
 	// TouchAfter throttles the extension of the idle deadline: a request
-	// that only reads a session extends it (one store write) only when
-	// more than TouchAfter has passed since it was last extended. So a
+	// that only reads a session extends it (one store write) only once
+	// TouchAfter or more has passed since it was last extended. So a
 	// session may end up to TouchAfter earlier than a strict IdleTimeout
 	// would end it. A request that writes always extends it. 0 means
 	// IdleTimeout/DefaultTouchDivisor; a negative value means every

@@ -60,9 +60,8 @@
 // absolute deadline, Lifetime after its creation. Both are enforced by the
 // store (the Redis key's TTL; the memory store's own checks) and checked
 // again by the Manager on every load. A request that only reads extends
-// the idle deadline with one store write only when more than TouchAfter
-// (a tenth of IdleTimeout by default) has passed since it was last
-// extended, so reads cost one round trip almost always.
+// the idle deadline with one store write only once TouchAfter (a tenth
+// of IdleTimeout by default) has passed since it was last extended, so reads cost one round trip almost always.
 //
 // # Cookies
 //
