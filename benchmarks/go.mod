@@ -5,6 +5,8 @@ go 1.26.0
 replace github.com/bulwark-go/bulwark => ../
 
 require (
+	github.com/alexedwards/scs/goredisstore v0.0.0-20250212122300-421ef1d8611c
+	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/bulwark-go/bulwark v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v4 v4.3.0
