@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +13,11 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -116,7 +112,7 @@ func (s *retryServer) got() (int, []string) {
 	return s.calls, append([]string(nil), s.previous...)
 }
 
-// retryDial serves srv over an in-memory listener and returns a client
+// retryDial serves srv through the package harness and returns a client
 // whose calls go through p.
 func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServiceClient {
 	return testpb.NewTestServiceClient(retryConn(t, srv, p))
@@ -127,26 +123,11 @@ func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServi
 // the retry interceptor, once per attempt).
 func retryConn(t *testing.T, srv testpb.TestServiceServer, p *retry.Policy, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	testpb.RegisterTestServiceServer(gs, srv)
-	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	t.Cleanup(func() { p.Close() })
+	return serve(t, srv, nil, append([]grpc.DialOption{
 		grpc.WithUnaryInterceptor(UnaryClientRetry(p)),
 		grpc.WithStreamInterceptor(StreamClientRetry(p)),
-		grpc.WithDisableRetry(), // only bulwark retries
 	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-		p.Close()
-	})
-	return conn
 }
 
 func retryInstant(cfg retry.Config) *retry.Policy {
@@ -206,31 +187,25 @@ func TestRetryUnaryPushback(t *testing.T) {
 			t.Errorf("pushback %q: err %v", tc.value, err)
 		}
 	}
-	// A valid pushback sets the delay.
-	fc := clock.NewFake(time.Now())
+	// A valid pushback replaces the schedule (a base delay of an hour
+	// would never end): the delay slept is the server's.
 	delays := make(chan time.Duration, 1)
-	srv := &retryServer{fail: 1, code: codes.ResourceExhausted, pushback: "2500"}
-	c := retryDial(t, srv, retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(),
-		OnRetry: func(_ context.Context, ev retry.RetryEvent) { delays <- ev.Delay }}))
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
-		done <- err
-	}()
-	if d := <-delays; d != 2500*time.Millisecond {
-		t.Fatalf("delay %v", d)
-	}
-	fc.BlockUntil(1)
-	fc.Advance(2500 * time.Millisecond)
-	if err := <-done; err != nil {
+	srv := &retryServer{fail: 1, code: codes.ResourceExhausted, pushback: "3"}
+	c := retryDial(t, srv, retry.New(retry.Config{BaseDelay: time.Hour, MaxDelay: time.Hour, Jitter: retry.NoJitter,
+		Budget: retry.UnlimitedBudget(), OnRetry: func(_ context.Context, ev retry.Event) { delays <- ev.Delay }}))
+	if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
 		t.Fatal(err)
+	}
+	if d := <-delays; d != 3*time.Millisecond {
+		t.Fatalf("delay %v, want the server's 3ms", d)
 	}
 }
 
 func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
-	fc := clock.NewFake(time.Now())
 	srv := &retryServer{slowFirst: true, arrived: make(chan struct{}), cancelled: make(chan struct{})}
-	p := retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Second}})
+	// The first attempt never answers until cancelled, so the hedge wins
+	// whatever the real time its delay takes.
+	p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
 	conn := retryConn(t, srv, p)
 	// The caller's reply holds stale fields: the winner's reply must
 	// replace it whole, not be merged into it.
@@ -239,9 +214,6 @@ func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
 	go func() {
 		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
 	}()
-	<-srv.arrived
-	fc.BlockUntil(1)
-	fc.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -340,10 +312,9 @@ func (s *meetServer) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*t
 // of their own; the caller's reply is exactly the winner's (run with
 // -race: a shared reply would be written by both).
 func TestRetryUnaryHedgeBothSucceed(t *testing.T) {
-	fc := clock.NewFake(time.Now())
 	srv := &meetServer{first: make(chan struct{}), hedge: make(chan struct{})}
-	p := retry.New(retry.Config{MaxAttempts: 2, Clock: fc, Budget: retry.UnlimitedBudget(),
-		Hedge: retry.HedgeConfig{Delay: time.Second}})
+	p := retry.New(retry.Config{MaxAttempts: 2, Budget: retry.UnlimitedBudget(),
+		Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
 	// Inside the retry interceptor: each attempt, once answered, waits
 	// for the other, so both succeed before either is judged.
 	var answered sync.WaitGroup
@@ -362,8 +333,6 @@ func TestRetryUnaryHedgeBothSucceed(t *testing.T) {
 		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
 	}()
 	<-srv.first
-	fc.BlockUntil(1) // the hedge timer
-	fc.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func TestHTTPBodyRewoundForEveryAttempt(t *testing.T) {
 func TestHTTPLargeBodyWithoutGetBodyNotRetried(t *testing.T) {
 	r := &recorder{script: []int{503}}
 	s := serve(t, r)
-	p := instantPolicy(Config{HTTP: HTTPConfig{MaxBufferedBody: 10}})
+	p := instantPolicy(Config{MaxBufferedBody: 10})
 	defer p.Close()
 	big := strings.Repeat("b", 100)
 	req, _ := http.NewRequest(http.MethodPut, s.URL, io.NopCloser(strings.NewReader(big)))
@@ -192,7 +192,7 @@ func TestHTTPPostWithoutKeyNeverRetried(t *testing.T) {
 func TestHTTPPostWithAutoKeySameKeyEveryAttempt(t *testing.T) {
 	r := &recorder{script: []int{503, 429}}
 	s := serve(t, r)
-	p := instantPolicy(Config{HTTP: HTTPConfig{IdempotencyKey: true}})
+	p := instantPolicy(Config{IdempotencyKey: true})
 	defer p.Close()
 	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("charge"))
 	req.Header.Set("X-Caller", "1")
@@ -269,8 +269,8 @@ func TestHTTPRetryAfter(t *testing.T) {
 			r := &recorder{script: []int{503}, header: http.Header{"Retry-After": {tc.value}}}
 			s := serve(t, r)
 			delays := make(chan time.Duration, 1)
-			p := New(Config{BaseDelay: time.Second, Jitter: NoJitter, Clock: c, Budget: UnlimitedBudget(),
-				OnRetry: func(_ context.Context, ev RetryEvent) { delays <- ev.Delay }})
+			p := New(Config{BaseDelay: time.Second, Jitter: NoJitter, clock: c, Budget: UnlimitedBudget(),
+				OnRetry: func(_ context.Context, ev Event) { delays <- ev.Delay }})
 			defer p.Close()
 			req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
 			done := roundTrip(client(p, s), req)
@@ -293,7 +293,7 @@ func TestHTTPCancelledBetweenAttemptsReturnsPromptly(t *testing.T) {
 	c := newFake()
 	r := &recorder{script: []int{503, 503}, header: http.Header{"Retry-After": {"20"}}}
 	s := serve(t, r)
-	p := New(Config{Clock: c})
+	p := New(Config{clock: c})
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
@@ -345,10 +345,10 @@ func TestHTTPNilResponseAndNilErrorIsTransportError(t *testing.T) {
 		attempts int
 	}{
 		{"retried", Config{}, http.MethodGet, 3},
-		{"own classify", Config{HTTP: HTTPConfig{Classify: func(context.Context, *http.Response, error) bulwark.Outcome {
+		{"own classify", Config{ClassifyHTTP: func(context.Context, *http.Response, error) bulwark.Outcome {
 			return bulwark.Failure
-		}}}, http.MethodGet, 3},
-		{"hedged", Config{Clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}, http.MethodGet, 3},
+		}}, http.MethodGet, 3},
+		{"hedged", Config{clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}, http.MethodGet, 3},
 		{"single attempt", Config{MaxAttempts: 1}, http.MethodGet, 1},
 		{"not retryable", Config{}, http.MethodPost, 1},
 	} {
