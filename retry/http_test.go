@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 )
 
 // recorder is a test server that records every request it gets and
@@ -366,4 +369,33 @@ func TestHTTPNilResponseAndNilErrorIsTransportError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The shared conformance suite, for the plain and the hedged RoundTripper.
+func TestRoundTripperConformance(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"plain":  {BaseDelay: time.Millisecond},
+		"hedged": {BaseDelay: time.Millisecond, Hedge: HedgeConfig{Delay: time.Millisecond, MaxInFlight: 3}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conformance.RoundTripper(t, conformance.Client{
+				Wrap: func(next http.RoundTripper) http.RoundTripper {
+					cfg.Budget = UnlimitedBudget()
+					return New(cfg).RoundTripper(next)
+				},
+			})
+		})
+	}
+}
+
+// retry's instruments follow the naming scheme, have units other than
+// "1" and explicit histogram buckets.
+func TestInstrumentsConformance(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	p := New(Config{Name: "conformance", BaseDelay: time.Millisecond, MaxAttempts: 2, Budget: UnlimitedBudget(), MeterProvider: mp})
+	defer p.Close()
+	p.Do(context.Background(), func(context.Context) error { return errBoom })
+	conformance.Instruments(t, reader)
 }
