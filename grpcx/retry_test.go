@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/retry"
 )
@@ -534,5 +535,30 @@ func TestRetryBridgeSet(t *testing.T) {
 	defer p.Close()
 	if bridge.RetryClassifier(p) != nil || !bridge.RetryHedging(p) {
 		t.Fatal("bridge reports a classifier or no hedging for a hedging policy with none")
+	}
+}
+
+// Issue 7 item 11 over gRPC: retry over a breaker per method; once the
+// breaker is open, a call returns at once (no attempt, no retry) with an
+// error matching breaker.ErrOpen whose code is still Unavailable.
+func TestRetryOverOpenBreakerFailsFast(t *testing.T) {
+	srv := &retryServer{fail: 1 << 30, code: codes.Unavailable}
+	set := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{ConsecutiveFailures: 3}})
+	defer set.Close()
+	var retries atomic.Int32
+	p := retry.New(retry.Config{BaseDelay: time.Millisecond, Budget: retry.UnlimitedBudget(),
+		OnRetry: func(context.Context, retry.Event) { retries.Add(1) }})
+	c := testpb.NewTestServiceClient(retryConn(t, srv, p, grpc.WithChainUnaryInterceptor(UnaryClientBreaker(set))))
+	if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("first call: %v, want the server's Unavailable", err)
+	}
+	retries.Store(0)
+	before, _ := srv.got()
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	after, _ := srv.got()
+	var ex *retry.ExhaustedError
+	if !errors.Is(err, breaker.ErrOpen) || status.Code(err) != codes.Unavailable || !errors.As(err, &ex) ||
+		ex.Reason != retry.ReasonRejected || retries.Load() != 0 || after != before {
+		t.Fatalf("call to an open breaker: %v (code %v), %d retries, %d calls reached the server", err, status.Code(err), retries.Load(), after-before)
 	}
 }

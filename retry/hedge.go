@@ -136,6 +136,9 @@ type hedgedCall[T any] struct {
 	results  chan hedgeResult[T] // capacity MaxInFlight: a report never blocks
 	flights  []flight            // the attempts in flight, at most MaxInFlight
 	launched int                 // attempts started so far
+	// inline holds the flights of the default MaxInFlight without an
+	// allocation of their own.
+	inline [DefaultMaxInFlight]flight
 
 	timer  clock.Timer
 	timerC <-chan time.Time // nil when the timer is not armed
@@ -161,7 +164,10 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 		ctx:     ctx,
 		start:   p.clock.Nanotime(),
 		results: make(chan hedgeResult[T], p.hedge.maxInFlight),
-		flights: make([]flight, 0, p.hedge.maxInFlight),
+	}
+	h.flights = h.inline[:0]
+	if p.hedge.maxInFlight > len(h.inline) {
+		h.flights = make([]flight, 0, p.hedge.maxInFlight)
 	}
 	p.calls.Add(1)
 	defer h.stopTimer()

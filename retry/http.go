@@ -213,8 +213,8 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			}
 			return t.send(r)
 		},
-		judge:   t.p.judgeHTTP,
-		discard: httpx.DrainClose,
+		judgeResult: t.p.judgeHTTP,
+		discard:     httpx.DrainClose,
 		giveUp: func(attempts int, reason Reason, resp *http.Response, err error) (*http.Response, error) {
 			if resp != nil {
 				return resp, nil

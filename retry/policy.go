@@ -234,20 +234,11 @@ func newErrExec(p *Policy, fn func(context.Context) error) *exec[struct{}] {
 	return &exec[struct{}]{
 		p:  p,
 		fn: func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) },
-		judge: func(ctx context.Context, v struct{}, err error) verdict {
-			return p.judgeErr(ctx, err)
-		},
 	}
 }
 
 func newCallExec[T any](p *Policy, fn func(context.Context) (T, error)) *exec[T] {
-	return &exec[T]{
-		p:  p,
-		fn: fn,
-		judge: func(ctx context.Context, v T, err error) verdict {
-			return p.judgeErr(ctx, err)
-		},
-	}
+	return &exec[T]{p: p, fn: fn}
 }
 
 // verdict is the judgement on one attempt's result.
@@ -284,9 +275,11 @@ func failed(err error) verdict {
 // exec runs the retries of one call. It is built only once the first
 // attempt has failed, so the success path never pays for it.
 type exec[T any] struct {
-	p     *Policy
-	fn    func(context.Context) (T, error)
-	judge func(context.Context, T, error) verdict
+	p  *Policy
+	fn func(context.Context) (T, error)
+	// judgeResult judges an attempt's result; nil means Policy.judgeErr
+	// (one closure fewer to allocate for Do and Call).
+	judgeResult func(context.Context, T, error) verdict
 	// discard releases a result that will not be returned (an HTTP
 	// response to drain and close); nil for none.
 	discard func(T)
@@ -302,6 +295,13 @@ type exec[T any] struct {
 
 	bo   backoff.BackOff
 	prev time.Duration
+}
+
+func (x *exec[T]) judge(ctx context.Context, v T, err error) verdict {
+	if x.judgeResult != nil {
+		return x.judgeResult(ctx, v, err)
+	}
+	return x.p.judgeErr(ctx, err)
 }
 
 func (x *exec[T]) drop(v T) {
