@@ -167,13 +167,20 @@ func withAttempt(ctx context.Context, n int) context.Context {
 //     *[ExhaustedError] wrapping the last error; errors.Is(err,
 //     ErrBudgetExhausted) holds when the budget stopped it, so a call
 //     fails fast with its own error when retries are throttled;
+//   - an error with a RetryAfter method (a layer below, such as an open
+//     breaker, rejected the attempt without running it) ends the call at
+//     once with an *[ExhaustedError] of Reason [ReasonRejected] that
+//     unwraps to it, unless Config.WaitRejected says to wait;
 //   - when ctx is done between attempts, Do returns at once: the last
 //     error if it already carries ctx's cause (fn returned ctx.Err()),
 //     else an error that matches both the cause and the last error.
 //
-// With hedging configured, attempts may run concurrently in goroutines;
-// Do returns only once every attempt it started has returned, so fn must
-// honour its context's cancellation.
+// With hedging configured, attempts may run concurrently in goroutines,
+// each under a context of its own; the losers' are cancelled with the
+// cause [bulwark.ErrSuperseded]. Do returns only once every attempt it
+// started has returned, so fn must honour its context's cancellation; a
+// panic in an attempt is raised again in Do's goroutine once the others
+// have returned.
 //
 // A nil ctx or a nil fn is the caller's bug: Do panics at once, before any
 // attempt, with a message naming the argument.
