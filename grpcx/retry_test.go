@@ -210,9 +210,17 @@ func TestRetryUnaryPushback(t *testing.T) {
 func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
 	srv := &retryServer{slowFirst: true, arrived: make(chan struct{}), cancelled: make(chan struct{})}
 	// The first attempt never answers until cancelled, so the hedge wins
-	// whatever the real time its delay takes.
+	// whatever the real time its delay takes; the hedge is sent only once
+	// the first attempt has reached the server, so the order is fixed.
 	p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
-	conn := retryConn(t, srv, p)
+	afterFirst := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if retry.Attempt(ctx) > 1 {
+			<-srv.arrived
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	conn := retryConn(t, srv, p, grpc.WithChainUnaryInterceptor(afterFirst))
 	// The caller's reply holds stale fields: the winner's reply must
 	// replace it whole, not be merged into it.
 	reply := &testpb.SimpleResponse{Username: "stale", OauthScope: "stale"}
