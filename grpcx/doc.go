@@ -14,6 +14,16 @@
 //			grpcx.UnaryClientBreaker(set),
 //		))
 //
+// # Retries
+//
+// [UnaryClientRetry] and [StreamClientRetry] follow gRPC's retry design
+// (gRFC A6): grpc-previous-rpc-attempts on every retry, the server's
+// grpc-retry-pushback-ms honoured, and a stream committed (never retried)
+// once response headers or a message arrive. Call options that write back
+// (grpc.Header, grpc.Trailer, grpc.Peer, grpc.OnFinish) see only the
+// attempt whose result the caller gets, once, even when attempts are
+// hedged.
+//
 // # Idempotency
 //
 // [UnaryServerIdempotency] gives unary methods the semantics of

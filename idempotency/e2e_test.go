@@ -44,8 +44,8 @@ func TestRetryWithAutomaticKeysRunsOnce(t *testing.T) {
 	a := &app{}
 	s := start(t, a, idempotency.Config{})
 	policy := retry.New(retry.Config{
-		NewBackOff: func() backoff.BackOff { return &backoff.ZeroBackOff{} },
-		HTTP:       retry.HTTPConfig{IdempotencyKey: true},
+		NewBackOff:     func() backoff.BackOff { return &backoff.ZeroBackOff{} },
+		IdempotencyKey: true,
 	})
 	defer policy.Close()
 	drop := &dropFirst{next: http.DefaultTransport}
