@@ -42,22 +42,10 @@ func (e *BreakerError) GRPCStatus() *status.Status {
 }
 
 // breakerOutcome judges a call guarded by b: the Set's Config.Classify if
-// set; otherwise a success for nil, a failure for an attempt cancelled
-// with the cause bulwark.ErrSuperseded (a hedge won: its endpoint was
-// slower than the hedge delay), neutral for a call whose own ctx was
-// cancelled (whatever the cause), and else [Classify]'s verdict on the
-// status code.
+// set, else [Classify].
 func breakerOutcome(b *breaker.Breaker, ctx context.Context, err error) bulwark.Outcome {
 	if c := bridge.BreakerClassifier(b); c != nil {
 		return c(ctx, err)
-	}
-	switch {
-	case err == nil:
-		return bulwark.Success
-	case outcome.Superseded(ctx):
-		return bulwark.Failure
-	case outcome.CallerCanceled(ctx, err):
-		return bulwark.Neutral
 	}
 	return Classify(ctx, err)
 }
