@@ -42,19 +42,19 @@ const keyedShards = 256
 // concurrent use; the zero Keyed is not usable, use [NewKeyed]. Close it
 // when discarding it.
 type Keyed struct {
-	g      gcra
-	pol    Policy
-	cfg    KeyedConfig
+	g   gcra
+	pol Policy
+	cfg KeyedConfig
 	// userKey is the KeyFunc the user set (nil if none): the client side
 	// then keys by URL host instead of ClientIP.
 	userKey func(*http.Request) string
-	idle   int64
-	clk    clock.Clock
-	seed   maphash.Seed
-	shards [keyedShards]atomic.Pointer[map[string]*keyEntry]
-	over   keyEntry // the overflow limiter
-	counts counts
-	tel    *instruments
+	idle    int64
+	clk     clock.Clock
+	seed    maphash.Seed
+	shards  [keyedShards]atomic.Pointer[map[string]*keyEntry]
+	over    keyEntry // the overflow limiter
+	counts  counts
+	tel     *instruments
 
 	// saturated is the Nanotime until which the set is known to be full
 	// with nothing to forget: new keys go to the overflow limiter
