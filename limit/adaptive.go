@@ -35,7 +35,7 @@ type Adaptive struct {
 	peak     atomic.Int64 // the most calls in flight seen in the window
 	winEnd   atomic.Int64 // Nanotime at which the current window closes
 	// probeStart is the Nanotime the current no-load measurement began, or
-	// 0 when none runs: calls started before it do not count.
+	// noProbe when none runs: calls started before it do not count.
 	probeStart atomic.Int64
 
 	cfg          AdaptiveConfig
@@ -82,8 +82,11 @@ func (a *Adaptive) startProbe(now int64) {
 	a.limit.Store(int64(a.cfg.MinLimit))
 	a.sum.Store(0)
 	a.n.Store(0)
-	a.probeStart.Store(max(now, 1))
+	a.probeStart.Store(now)
 }
+
+// noProbe is probeStart when no measurement runs: every call counts.
+const noProbe = math.MinInt64
 
 // Acquire takes a slot for one call if fewer than Limit calls are in
 // flight; see [ConcurrencyLimiter.Acquire]. It never blocks. A nil ctx
@@ -121,7 +124,7 @@ func (a *Adaptive) release(p Permit, o bulwark.Outcome) {
 	a.inflight.Add(-1)
 	now := a.clk.Nanotime()
 	if o == bulwark.Success {
-		if ps := a.probeStart.Load(); ps == 0 || p.start >= ps {
+		if p.start >= a.probeStart.Load() {
 			a.sum.Add(now - p.start)
 			a.n.Add(1)
 		}
@@ -137,13 +140,13 @@ func (a *Adaptive) update(now int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	peak := a.peak.Swap(a.inflight.Load())
-	if ps := a.probeStart.Load(); ps != 0 {
+	if ps := a.probeStart.Load(); ps != noProbe {
 		n := a.n.Load()
 		if n < int64(a.cfg.ProbeSamples) && (n == 0 || now-ps < 10*int64(a.cfg.Window)) {
 			return // keep measuring
 		}
 		a.minRTT = float64(a.sum.Swap(0)) / float64(a.n.Swap(0))
-		a.probeStart.Store(0)
+		a.probeStart.Store(noProbe)
 		a.nextProbe = now + int64(a.cfg.ProbeInterval)
 		a.limit.Store(int64(math.Round(a.est)))
 		return

@@ -102,6 +102,7 @@ func newKeyed(cfg KeyedConfig, clk clock.Clock) *Keyed {
 		k.idle = max(int64(DefaultIdleTimeout), g.tau)
 	}
 	k.over.tat.Store(emptyTAT)
+	k.saturated.Store(emptyTAT) // not saturated, whatever the clock reads (a synctest bubble's is before the process started)
 	k.lastSweep = clk.Nanotime()
 	for i := range k.shards {
 		m := map[string]*keyEntry{}
