@@ -18,7 +18,9 @@ var (
 
 // RejectedError is the error of a call a limiter did not admit.
 // errors.Is(err, ErrRateLimited) or errors.Is(err, ErrConcurrencyLimited)
-// tells which kind of limit it was; errors.As gives the wait.
+// tells which kind of limit it was; errors.As gives the wait. A
+// RejectedError built outside this package (such as a custom limiter's
+// &limit.RejectedError{Wait: d}) is a rate-limit rejection.
 type RejectedError struct {
 	// Wait is how long the caller would have had to wait to be admitted:
 	// for a rate limit, until the limiter admits the next call; for
@@ -31,10 +33,15 @@ type RejectedError struct {
 }
 
 // Error returns the sentinel's message, e.g. "limit: rate limit exceeded".
-func (e *RejectedError) Error() string { return e.sentinel.Error() }
+func (e *RejectedError) Error() string { return e.Unwrap().Error() }
 
 // Unwrap returns ErrRateLimited or ErrConcurrencyLimited.
-func (e *RejectedError) Unwrap() error { return e.sentinel }
+func (e *RejectedError) Unwrap() error {
+	if e.sentinel == nil {
+		return ErrRateLimited
+	}
+	return e.sentinel
+}
 
 // RetryAfter returns Wait: how long a caller should wait before trying
 // again (0 when unknown). HTTP adapters send it, rounded up to whole
