@@ -81,6 +81,17 @@ func (c RateConfig) Validate() error {
 	return v.Err()
 }
 
+// Interval returns the interval between calls c sets, defaults applied
+// and rounded to the nanosecond as the limiter rounds it.
+func (c RateConfig) Interval() time.Duration { return time.Duration(c.interval()) }
+
+// BurstSize returns the burst c sets, defaults applied.
+func (c RateConfig) BurstSize() int { return int(c.burst(c.interval())) }
+
+// Policy returns the limit c sets in the terms of the RateLimit-Policy
+// header field (see [Policy]).
+func (c RateConfig) Policy() Policy { return c.gcra().policy(c.name()) }
+
 // interval returns the configured interval between calls in ns.
 func (c RateConfig) interval() int64 {
 	switch {
