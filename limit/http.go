@@ -148,7 +148,7 @@ func sfString(s string) string {
 // Limiter with a Decide() Decision method), every response carries the
 // RateLimit and RateLimit-Policy fields (see [SetHeaders]) and a 429
 // carries Retry-After; the 429's body is the plain-text message of
-// ErrRateLimited.
+// ErrRateLimited. A nil l or next panics.
 func Handler(l Limiter, next http.Handler) http.Handler {
 	if l == nil || next == nil {
 		panic("limit: Handler called with a nil Limiter or next")
@@ -166,7 +166,7 @@ func (r *Rate) Handler(next http.Handler) http.Handler { return Handler(r, next)
 // through l under the key key(req), and answers the others 429 Too Many
 // Requests without running next. Every response carries the RateLimit and
 // RateLimit-Policy fields, and a 429 carries Retry-After (see
-// [SetHeaders]).
+// [SetHeaders]). A nil l, key or next panics.
 func KeyedHandler(l KeyedLimiter, key func(*http.Request) string, next http.Handler) http.Handler {
 	if l == nil || key == nil || next == nil {
 		panic("limit: KeyedHandler called with a nil KeyedLimiter, key or next")
@@ -202,7 +202,7 @@ func serveDecision(w http.ResponseWriter, r *http.Request, d Decision, known boo
 // gone). Responses are judged for an [Adaptive] limiter by its
 // ClassifyHTTP, or by bulwark's rules (5xx except 501, 408 and 429 are
 // failures; a request whose client went away is neutral); a panicking
-// handler is a failure, and the panic goes on.
+// handler is a failure, and the panic goes on. A nil c or next panics.
 func ConcurrencyHandler(c ConcurrencyLimiter, next http.Handler) http.Handler {
 	if c == nil || next == nil {
 		panic("limit: ConcurrencyHandler called with a nil ConcurrencyLimiter or next")
