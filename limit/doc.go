@@ -21,11 +21,23 @@
 //
 // This is the same limit as a token bucket of B tokens refilled at R per
 // second (golang.org/x/time/rate), but the state is one int64: Allow is
-// one atomic load and one compare-and-swap, with no lock and no
+// one atomic load and one read-modify-write (a compare-and-swap when the
+// limiter is idle, an atomic add while it is busy), with no lock and no
 // allocation, and a rejection is a load only. The distributed limiter in
 // limit/redisstore runs the same arithmetic in a Lua script on Redis's
 // clock, so a local and a distributed limit with the same Config admit
 // the same calls.
+//
+// # Fast limits
+//
+// A limit of 10,000 calls a second or more (with a burst of at least 8 per
+// processor) is split over one GCRA word per processor, each with its
+// share of the rate and the burst: a call tries its own processor's word
+// first, then the others, so cores calling at once do not fight over one
+// cache line, and one caller still gets the whole burst and the whole
+// rate. The bound holds exactly (at most Burst + w·Rate calls in any
+// window w); only the moments of admission may differ from a single
+// GCRA's, by a few intervals of a limit that fast.
 //
 // [Rate.Wait] reserves the caller's turn with the same compare-and-swap
 // (moving TAT even into the future), then sleeps until it; it fails at

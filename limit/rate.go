@@ -81,16 +81,33 @@ type gcra struct {
 // take decides one call at now against the TAT in p. Admitted, it
 // returns true and the debt (new TAT - now: Reset); rejected, false and
 // the wait until a call would be admitted.
+//
+// It is GCRA with one read-modify-write per admission: an idle limiter
+// (TAT in the past) is restarted from now with a compare-and-swap; a busy
+// one is advanced with an atomic add, and a call that finds its add went
+// past the tolerance (it lost the race for the last slot) takes it back.
+// Under contention this costs one cache-line transfer per call where a
+// compare-and-swap loop retries; it never admits more than the limit (a
+// transient add only makes others see the limiter fuller than it is).
 func (g gcra) take(p *atomic.Int64, now int64) (bool, int64) {
 	for {
 		tat := p.Load()
-		next := max(tat, now) + g.t
-		if d := next - now; d > g.tau {
-			return false, d - g.tau
+		if tat < now {
+			if p.CompareAndSwap(tat, now+g.t) {
+				return true, g.t
+			}
+			continue
 		}
-		if p.CompareAndSwap(tat, next) {
-			return true, next - now
+		if d := tat + g.t - now; d > g.tau {
+			return false, d - g.tau // full: reject without writing
 		}
+		next := p.Add(g.t)
+		d := next - now
+		if d <= g.tau {
+			return true, d
+		}
+		p.Add(-g.t)
+		return false, d - g.tau
 	}
 }
 
@@ -116,18 +133,46 @@ func (g gcra) policy(name string) Policy {
 // enough from MinInt64 that arithmetic on it cannot overflow.
 const emptyTAT = math.MinInt64 / 2
 
+// Sharding: a fast limit is split over per-P shards, so that goroutines on
+// different cores do not all write one cache line (on a 2-vCPU VM a
+// contended line costs more than the whole decision). Shard i holds rate
+// R/n and a share of the burst; a call tries its own P's shard, then the
+// others, so a single goroutine still gets the whole burst and the whole
+// rate. Sharding keeps GCRA's bound exactly — at most Burst + w·Rate calls
+// in any window w, the sum of the shards' bounds — but the moments at
+// which calls are admitted may differ from one GCRA's by the shards'
+// phases, up to n intervals of the whole limit. It is used only where
+// that is far below what anyone can observe: rates of at least
+// shardMinRate calls a second, with a burst of at least shardMinBurst per
+// shard.
+const (
+	shardMinRate  = 10000
+	shardMinBurst = 8
+	maxShards     = 16
+)
+
+type shard struct {
+	tat      atomic.Int64
+	admitted atomic.Int64 // calls Allow and Decide admitted here: on the line tat's write owns already
+	_        [stripe.CacheLine - 16]byte
+	g        gcra
+}
+
 // Rate is a local rate limiter: the GCRA algorithm (see the package doc)
-// on one atomic word, so [Rate.Allow] is one load and at most one
-// compare-and-swap, with no lock and no allocation. It admits calls at
+// on one atomic word, so [Rate.Allow] is one load and one
+// read-modify-write, with no lock and no allocation. It admits calls at
 // RateConfig.Rate per second on average, and up to RateConfig.Burst at
-// once after an idle period.
+// once after an idle period. A limit of 10,000 calls a second or more is
+// spread over one word per processor (see the package doc, "Fast
+// limits"), so that cores calling at once do not contend.
 //
 // A Rate is safe for concurrent use. Create it with [NewRate]; the zero
 // Rate is not usable. Close it when discarding it, to unregister its
 // metrics.
 type Rate struct {
-	tat    stripe.Int64 // the GCRA state, alone on its cache lines
-	g      gcra
+	shards []shard
+	mask   int
+	g      gcra // the whole limit
 	clk    clock.Clock
 	pol    Policy
 	counts counts
@@ -140,32 +185,89 @@ func NewRate(cfg RateConfig) *Rate {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	r := newRate(cfg, clock.Real)
+	r := newRate(cfg, clock.Real, stripe.Size())
 	r.tel = register(cfg.MeterProvider, "rate", cfg.name(), r.counts, nil, nil)
 	return r
 }
 
-func newRate(cfg RateConfig, clk clock.Clock) *Rate {
+// newRate builds a Rate on clk with up to n shards (a power of two).
+func newRate(cfg RateConfig, clk clock.Clock, n int) *Rate {
 	g := cfg.gcra()
-	r := &Rate{g: g, clk: clk, pol: g.policy(cfg.name()), counts: newCounts()}
-	r.tat.Store(emptyTAT)
+	burst := g.tau / g.t
+	n = min(n, maxShards)
+	for n > 1 && (g.t*int64(n) > int64(time.Second)/shardMinRate || burst < int64(n)*shardMinBurst) {
+		n >>= 1
+	}
+	r := &Rate{shards: make([]shard, n), mask: n - 1, g: g, clk: clk, pol: g.policy(cfg.name()), counts: newCounts()}
+	r.counts.more = func() int64 {
+		var sum int64
+		for i := range r.shards {
+			sum += r.shards[i].admitted.Load()
+		}
+		return sum
+	}
+	for i := range r.shards {
+		b := burst / int64(n)
+		if int64(i) < burst%int64(n) {
+			b++
+		}
+		r.shards[i].g = gcra{t: g.t * int64(n), tau: g.t * int64(n) * b}
+		r.shards[i].tat.Store(emptyTAT)
+	}
 	return r
+}
+
+// take decides and counts one call at now: on the caller's P's shard,
+// else on the first other shard that admits it. Rejected, it returns the
+// shortest wait.
+func (r *Rate) take(now int64) (ok bool, d int64, s *shard) {
+	if len(r.shards) == 1 {
+		s = &r.shards[0]
+		if ok, d = s.g.take(&s.tat, now); ok {
+			s.admitted.Add(1)
+		} else {
+			r.counts.rejected.Add(1)
+		}
+		return ok, d, s
+	}
+	i := stripe.Slot()
+	wait := int64(math.MaxInt64)
+	for j := range r.shards {
+		s = &r.shards[(i+j)&r.mask]
+		ok, d = s.g.take(&s.tat, now)
+		if ok {
+			s.admitted.Add(1)
+			return true, d, s
+		}
+		wait = min(wait, d)
+	}
+	r.counts.rejected.Add(1)
+	return false, wait, nil
 }
 
 // Allow reports whether one call may happen now, and if so counts it. It
 // never blocks.
 func (r *Rate) Allow() bool {
-	ok, _ := r.g.take(&r.tat.Int64, r.clk.Nanotime())
-	r.counts.record(ok)
+	ok, _, _ := r.take(r.clk.Nanotime())
 	return ok
 }
 
 // Decide is Allow with the details a client is told: how many calls
 // remain, and when a rejected call may try again. It never blocks.
 func (r *Rate) Decide() Decision {
-	d := r.g.decision(&r.tat.Int64, r.clk.Nanotime(), r.pol)
-	r.counts.record(d.Allowed)
-	return d
+	now := r.clk.Nanotime()
+	ok, d, _ := r.take(now)
+	dec := Decision{Allowed: ok, Policy: r.pol}
+	if !ok {
+		dec.RetryAfter = time.Duration(d)
+	}
+	for i := range r.shards {
+		s := &r.shards[i]
+		debt := max(0, s.tat.Load()-now)
+		dec.Remaining += max(0, (s.g.tau-debt)/s.g.t)
+		dec.Reset = max(dec.Reset, time.Duration(debt))
+	}
+	return dec
 }
 
 // Wait blocks until one call may happen and counts it. It reserves the
@@ -182,7 +284,18 @@ func (r *Rate) Wait(ctx context.Context) error {
 	if ctx == nil {
 		panic("limit: Rate.Wait called with a nil ctx")
 	}
-	return waitGCRA(ctx, r.g, &r.tat.Int64, r.clk.Nanotime(), r.clk, r.counts)
+	now := r.clk.Nanotime()
+	s := &r.shards[0]
+	if len(r.shards) > 1 { // the shard whose next turn comes first
+		best := int64(math.MaxInt64)
+		for i := range r.shards {
+			c := &r.shards[i]
+			if t := max(c.tat.Load(), now) + c.g.t - c.g.tau; t < best {
+				best, s = t, c
+			}
+		}
+	}
+	return waitGCRA(ctx, s.g, &s.tat, now, r.clk, r.counts)
 }
 
 // waitGCRA is Wait on the TAT in p.

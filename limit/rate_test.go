@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/clock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -116,7 +117,10 @@ func TestRateAccuracyOverASimulatedMinute(t *testing.T) {
 // Rate admits exactly the calls x/time/rate admits.
 func TestRateAgreesWithTokenBucket(t *testing.T) {
 	cfg := RateConfig{Rate: 50, Burst: 7}
-	r := newRate(cfg, nil)
+	r := newRate(cfg, nil, 4)
+	if len(r.shards) != 1 {
+		t.Fatalf("a limit of 50/s was split over %d shards", len(r.shards))
+	}
 	tb := rate.NewLimiter(50, 7)
 	rng := rand.New(rand.NewPCG(3, 4))
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -124,7 +128,7 @@ func TestRateAgreesWithTokenBucket(t *testing.T) {
 	mismatches := 0
 	for i := range 20000 {
 		now += int64(rng.ExpFloat64() * float64(10*time.Millisecond)) // bursts and lulls around the rate
-		ok, _ := r.g.take(&r.tat.Int64, now)
+		ok, _, _ := r.take(now)
 		if ok != tb.AllowN(base.Add(time.Duration(now)), 1) {
 			mismatches++
 			if mismatches < 5 {
@@ -231,6 +235,81 @@ func TestRateConcurrentCallsNeverPassTheBurst(t *testing.T) {
 		wg.Wait()
 		if n := admitted.Load(); n != 50 {
 			t.Fatalf("16 goroutines got %d calls admitted at one instant, want exactly the burst of 50", n)
+		}
+	})
+}
+
+// Many goroutines calling through a simulated 10 seconds never get more
+// than the limit admitted, and get nearly all of it (the add-and-take-back
+// path under contention loses no slot for good).
+func TestRateConcurrentAccuracy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRate(RateConfig{Rate: 1000, Burst: 20})
+		defer r.Close()
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 9))
+				for time.Since(start) < 10*time.Second {
+					if r.Allow() {
+						admitted.Add(1)
+					}
+					time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+				}
+			}()
+		}
+		wg.Wait()
+		max := int64(1000*10 + 20 + 2) // the limit over the run (which may overshoot 10s by a sleep)
+		if n := admitted.Load(); n > max || n < 9900 {
+			t.Fatalf("admitted %d over 10 simulated seconds at 1000/s, want at most %d and within 1%% of 10000", n, max)
+		}
+	})
+}
+
+// A fast limit split over shards keeps GCRA's bound: a single caller gets
+// the whole burst at once, and goroutines on every core together get the
+// whole rate and never more.
+func TestShardedRateKeepsTheBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRate(RateConfig{Rate: 1e5, Burst: 1000}, clock.Real, 4)
+		if len(r.shards) != 4 {
+			t.Fatalf("%d shards, want 4", len(r.shards))
+		}
+		n := 0
+		for r.Allow() {
+			n++
+		}
+		if n != 1000 {
+			t.Fatalf("one caller got %d calls at once, want the burst of 1000", n)
+		}
+		if d := r.Decide(); d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > 40*time.Microsecond {
+			t.Fatalf("Decide on the exhausted limit = %+v, want rejected for at most 4 intervals", d)
+		}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 1))
+				for time.Since(start) < time.Second {
+					if r.Allow() {
+						admitted.Add(1)
+					}
+					time.Sleep(time.Duration(rng.IntN(100)) * time.Microsecond)
+				}
+			}()
+		}
+		wg.Wait()
+		// The burst is spent: the bound over the second is the rate, plus
+		// the last sleep's overshoot (100µs: 10 calls) and one per shard.
+		if got, bound := admitted.Load(), int64(1e5+10+4); got > bound || got < 99000 {
+			t.Fatalf("admitted %d over a simulated second at 1e5/s, want within 1%% of 1e5 and at most %d", got, bound)
 		}
 	})
 }

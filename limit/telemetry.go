@@ -23,9 +23,12 @@ var (
 // per decision (striped per P), read at collection time.
 type counts struct {
 	admitted, rejected *stripe.Counter
+	// more, if set, adds admissions counted elsewhere (a Rate counts
+	// them next to its GCRA word, on the line it has just written).
+	more func() int64
 }
 
-func newCounts() counts { return counts{stripe.NewCounter(), stripe.NewCounter()} }
+func newCounts() counts { return counts{admitted: stripe.NewCounter(), rejected: stripe.NewCounter()} }
 
 func (c counts) record(ok bool) {
 	if ok {
@@ -72,7 +75,11 @@ func register(mp metric.MeterProvider, kind, name string, c counts, inflight, li
 		return in // the SDK has reported the error through otel.Handle; run without metrics
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(decisions, c.admitted.Sum(), admitted)
+		n := c.admitted.Sum()
+		if c.more != nil {
+			n += c.more()
+		}
+		o.ObserveInt64(decisions, n, admitted)
 		o.ObserveInt64(decisions, c.rejected.Sum(), rejected)
 		if inflight != nil {
 			o.ObserveInt64(inflightG, inflight(), baseOpt)
