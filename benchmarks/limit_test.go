@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,24 @@ var limitSaturatedCases = []limitCase{
 	}},
 }
 
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op: the CPU time the process spent per op. On a
+// machine shared with other work, wall-clock ns/op under RunParallel
+// depends on how many cores the benchmark got; CPU time per op does not
+// (a goroutine parked on a mutex costs none, one spinning on a contended
+// line does).
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
 func runLimitCases(b *testing.B, cases []limitCase) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -75,20 +94,24 @@ func runLimitCases(b *testing.B, cases []limitCase) {
 			defer done()
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := cpuTime()
 			for b.Loop() {
 				op()
 			}
+			reportCPU(b, start)
 		})
 		b.Run(c.name+"-parallel", func(b *testing.B) {
 			op, done := c.setup()
 			defer done()
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					op()
 				}
 			})
+			reportCPU(b, start)
 		})
 	}
 }
