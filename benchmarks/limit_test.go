@@ -173,6 +173,8 @@ func BenchmarkLimitKeyed(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
+				start := cpuTime()
+				defer func() { reportCPU(b, start) }()
 				if !parallel {
 					i := 0
 					for b.Loop() {
