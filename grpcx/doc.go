@@ -32,6 +32,17 @@
 // its stored reply; a key in progress answers Aborted with a
 // grpc-retry-pushback-ms trailer, which bulwark's retry honours.
 //
+// # Limits
+//
+// The limit interceptors admit calls through package limit's limiters:
+// [UnaryServerLimit] and [UnaryClientLimit] (and their Stream and Keyed
+// forms) take a limit.Limiter — a *limit.Rate or a golang.org/x/time/rate
+// *rate.Limiter — and reject with ResourceExhausted and a
+// grpc-retry-pushback-ms trailer; [UnaryServerConcurrency] and
+// [UnaryClientConcurrency] take a *limit.Bulkhead or a *limit.Adaptive
+// and reject with Unavailable. Rejected client calls never reach the
+// network. See [LimitError].
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,
