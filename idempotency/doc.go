@@ -53,7 +53,7 @@
 // so the client's retry runs the request again. A response stored while
 // the store fails is not replayed later: the claim then expires after
 // Lease, and a retry after that runs again (counted in
-// bulwark.idempotency.store_errors).
+// bulwark.idempotency.store.errors).
 //
 // # Stores
 //
@@ -74,6 +74,6 @@
 //
 // bulwark.idempotency.requests counts requests that carried a key, by
 // bulwark.idempotency.result (executed, replayed, conflict, mismatch,
-// invalid, store_error); bulwark.idempotency.store_errors counts store
+// invalid, store_error); bulwark.idempotency.store.errors counts store
 // operations that failed after a handler ran.
 package idempotency

@@ -94,7 +94,7 @@ type Request struct {
 // returns a Record with a status of 500 or more (unless
 // Config.StoreServerErrors), or panics (the panic goes on). If storing the
 // record fails after fn ran, Do still returns it; the claim then expires
-// after Lease, and is counted in bulwark.idempotency.store_errors.
+// after Lease, and is counted in bulwark.idempotency.store.errors.
 //
 // ctx and fn must not be nil: Do panics at once if either is.
 func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (*Record, error)) (rec *Record, replayed bool, err error) {

@@ -46,7 +46,7 @@ func newTelemetry(name string, mp metric.MeterProvider) *telemetryState {
 	m := telemetry.Meter(mp, pkg)
 	requests, err1 := m.Int64ObservableCounter(telemetry.Name(pkg, "requests"), metric.WithUnit("{request}"),
 		metric.WithDescription("Requests that carried an idempotency key, by result."))
-	storeErrs, err2 := m.Int64ObservableCounter(telemetry.Name(pkg, "store_errors"), metric.WithUnit("{error}"),
+	storeErrs, err2 := m.Int64ObservableCounter(telemetry.Name(pkg, "store.errors"), metric.WithUnit("{error}"),
 		metric.WithDescription("Store operations that failed after the request ran (renew, complete, release)."))
 	if err1 != nil || err2 != nil {
 		return t
