@@ -166,13 +166,21 @@ func (t *Timeout) expired(actx context.Context) bool {
 }
 
 // judge maps the error of a call made with actx, derived from ctx with its
-// own deadline: see Do.
+// own deadline: see Do. It counts the timeout.
 func (t *Timeout) judge(ctx, actx context.Context, err error) error {
+	return t.judgeOnce(ctx, actx, err, nil)
+}
+
+// judgeOnce is judge for a call that may report several errors (a
+// stream): it counts the timeout only if seen is nil or was false.
+func (t *Timeout) judgeOnce(ctx, actx context.Context, err error, seen *atomic.Bool) error {
 	switch {
 	case err == nil:
 		return nil
 	case t.expired(actx):
-		t.timedOut(ctx)
+		if seen == nil || !seen.Swap(true) {
+			t.timedOut(ctx)
+		}
 		if err == error(t.cause) {
 			return err
 		}
@@ -291,7 +299,7 @@ func init() {
 	bridge.TimeoutDerive = func(t any, ctx context.Context) (context.Context, context.CancelFunc) {
 		return t.(*Timeout).derive(ctx)
 	}
-	bridge.TimeoutJudge = func(t any, ctx, actx context.Context, err error) error {
-		return t.(*Timeout).judge(ctx, actx, err)
+	bridge.TimeoutJudge = func(t any, ctx, actx context.Context, err error, seen *atomic.Bool) error {
+		return t.(*Timeout).judgeOnce(ctx, actx, err, seen)
 	}
 }

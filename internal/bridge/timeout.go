@@ -1,6 +1,9 @@
 package bridge
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // Set by package timeout's init; used by grpcx's timeout interceptors. t is
 // a *timeout.Timeout.
@@ -12,6 +15,7 @@ var (
 	// TimeoutJudge maps the error of a call made with actx (from
 	// TimeoutDerive, with a non-nil cancel) as Timeout.Do does: a
 	// *timeout.TimeoutError when the Timeout's time ran out, the caller's
-	// error when ctx ended first, err otherwise. It counts the timeout.
-	TimeoutJudge func(t any, ctx, actx context.Context, err error) error
+	// error when ctx ended first, err otherwise. It counts the timeout,
+	// once per call when seen (shared by the call's errors) is not nil.
+	TimeoutJudge func(t any, ctx, actx context.Context, err error, seen *atomic.Bool) error
 )
