@@ -175,7 +175,7 @@ func TestTimeoutUnaryServerEnforcesAMaximum(t *testing.T) {
 	c := client(t, srv, []grpc.ServerOption{grpc.UnaryInterceptor(UnaryServerTimeout(to))})
 
 	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}) // no deadline
-	wantGRPCTimeout(t, err, false)                                      // the server's TimeoutError does not cross the wire
+	wantGRPCTimeout(t, err, false)                                       // the server's TimeoutError does not cross the wire
 	if left := <-srv.left; left <= 0 || left > 50*time.Millisecond {
 		t.Fatalf("handler had %v, want at most the 50ms maximum", left)
 	}
