@@ -3,14 +3,18 @@ package grpcx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -129,12 +133,12 @@ func TestTimeoutUnaryClientDefaultDeadline(t *testing.T) {
 	}
 
 	// A caller's deadline, even a longer one, is kept.
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	_, err = c.UnaryCall(ctx, &testpb.SimpleRequest{})
 	wantGRPCTimeout(t, err, false)
 	if left := <-srv.left; left <= 50*time.Millisecond {
-		t.Fatalf("server saw %v left, want the caller's 150ms deadline kept", left)
+		t.Fatalf("server saw %v left, want the caller's 500ms deadline kept", left)
 	}
 }
 
@@ -232,4 +236,28 @@ func TestTimeoutStreamServerEnforcesAMaximum(t *testing.T) {
 		t.Fatalf("handler's Send after the deadline = %v, want a TimeoutError", e)
 	}
 	wantGRPCTimeout(t, err, false)
+}
+
+// ExampleUnaryClientTimeout: a client whose calls carry no deadline gets
+// one, and a server caps what its handlers may take.
+func ExampleUnaryClientTimeout() {
+	clientLimit := timeout.New(timeout.Config{Timeout: 5 * time.Second})
+	defer clientLimit.Close()
+	serverMax := timeout.New(timeout.Config{Timeout: 20 * time.Millisecond})
+	defer serverMax.Close()
+
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(grpc.UnaryInterceptor(UnaryServerTimeout(serverMax)))
+	testpb.RegisterTestServiceServer(gs, newTimeoutServer(false)) // answers when its context ends
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, _ := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(UnaryClientTimeout(clientLimit)))
+	defer conn.Close()
+
+	_, err := testpb.NewTestServiceClient(conn).UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	fmt.Println(status.Code(err), "client's own limit:", errors.Is(err, timeout.ErrTimeout))
+	// Output: DeadlineExceeded client's own limit: false
 }
