@@ -3,40 +3,32 @@ package timeout
 import (
 	"strconv"
 	"time"
+
+	"github.com/bulwark-go/bulwark/internal/pushback"
 )
 
 // maxBudgetDigits bounds a budget header's value: 10 digits of
-// milliseconds is over 115 days, far past any timeout, and parsing it
-// cannot overflow.
+// milliseconds is over 115 days, and a longer value is malformed.
 const maxBudgetDigits = 10
-
-// maxBudgetMs is the largest budget that can be sent.
-const maxBudgetMs = 9_999_999_999
 
 // parseBudget parses a budget header's value: 1 to 10 ASCII digits, the
 // budget in whole milliseconds (leading zeros allowed, 0 meaning no time
-// left). Anything else (a sign, a unit, a fraction, spaces, an empty or
-// longer value) is malformed and reported with ok false.
+// left), read as [MaxTimeout] when larger. Anything else (a sign, a unit,
+// a fraction, spaces, an empty or longer value) is malformed and
+// reported with ok false. The digits are read by the same bounded parser
+// as gRPC's grpc-retry-pushback-ms, which has the same grammar.
 func parseBudget(v string) (d time.Duration, ok bool) {
-	if len(v) == 0 || len(v) > maxBudgetDigits {
+	if len(v) > maxBudgetDigits {
 		return 0, false
 	}
-	var ms int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		ms = ms*10 + int64(c-'0')
-	}
-	return time.Duration(ms) * time.Millisecond, true
+	d, ok = pushback.GRPC(v)
+	return min(d, MaxTimeout), ok
 }
 
 // formatBudget formats d as a budget header's value: whole milliseconds,
 // rounded down (a hop is never promised time its caller does not have),
-// 0 for a d under a millisecond or negative, at most maxBudgetMs.
+// 0 for a d under a millisecond or negative, at most MaxTimeout.
 func formatBudget(d time.Duration) string {
-	ms := int64(d / time.Millisecond)
-	ms = min(max(ms, 0), maxBudgetMs)
-	return strconv.FormatInt(ms, 10)
+	d = min(max(d, 0), MaxTimeout)
+	return strconv.FormatInt(int64(d/time.Millisecond), 10)
 }

@@ -13,6 +13,9 @@ import (
 const (
 	// DefaultTimeout is the default of Config.Timeout.
 	DefaultTimeout = 10 * time.Second
+	// MaxTimeout bounds Config.Timeout, and the budgets Handler reads
+	// (a larger one is read as MaxTimeout).
+	MaxTimeout = 24 * time.Hour
 	// DefaultHeader is the default of Config.Header.
 	DefaultHeader = "Request-Timeout-Ms"
 	// NoHeader, as Config.Header, turns deadline propagation off.
@@ -35,8 +38,8 @@ type Config struct {
 	// (RoundTripper) and each request (Handler). Default 10 s
 	// ([DefaultTimeout]): a safety net against calls that hang, shorter
 	// than Polly's 30 s and close to Envoy's 15 s route timeout; set it
-	// from the latency the caller can afford. A negative value is an
-	// error.
+	// from the latency the caller can afford. A negative value, or one
+	// past [MaxTimeout] (24 h), is an error.
 	Timeout time.Duration
 
 	// Abandon makes Do and Call return at the deadline even when fn
@@ -77,7 +80,7 @@ type Config struct {
 // (errors.Is(err, bulwark.ErrInvalidConfig)), or nil.
 func (c Config) Validate() error {
 	v := validate.New("timeout")
-	v.Duration("Timeout", c.Timeout, 0)
+	v.Duration("Timeout", c.Timeout, MaxTimeout)
 	v.Check(c.Header == "" || c.Header == NoHeader || (len(c.Header) <= MaxHeaderLen && isToken(c.Header)),
 		"Header", c.Header, `"" (default), "-" (off) or a header name (an RFC 9110 token) of at most 128 bytes`)
 	return v.Err()

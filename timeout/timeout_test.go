@@ -287,6 +287,7 @@ func TestNilArgumentsPanic(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{
 		{Timeout: -time.Second},
+		{Timeout: MaxTimeout + 1},
 		{Header: "Bad Header"},
 		{Header: "Bad:Header"},
 		{Header: "Ümlaut"},
@@ -306,7 +307,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Fatalf("New(%+v) recovered %v, want the ConfigError", c, got)
 		}
 	}
-	for _, c := range []Config{{}, {Timeout: time.Nanosecond}, {Header: NoHeader}, {Header: "x-budget_ms.v1"}} {
+	for _, c := range []Config{{}, {Timeout: time.Nanosecond}, {Timeout: MaxTimeout}, {Header: NoHeader}, {Header: "x-budget_ms.v1"}} {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Validate(%+v) = %v", c, err)
 		}
