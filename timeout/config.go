@@ -55,10 +55,11 @@ type Config struct {
 	// which for a function that honours its context is at the deadline.
 	// It costs no goroutine.
 	//
-	// Abandon applies to Do, Call and grpcx's unary server interceptor.
-	// RoundTripper and the other interceptors work through the context,
-	// which net/http and grpc-go honour; Handler answers at the deadline
-	// in any mode (see [Timeout.Handler]).
+	// Abandon applies to Do, Call, Handler (which then returns, and lets
+	// the server end the response, at the deadline: see
+	// [Timeout.Handler]) and grpcx's unary server interceptor.
+	// RoundTripper and the other gRPC interceptors always work through the
+	// context, which net/http and grpc-go honour.
 	Abandon bool
 
 	// Header is the HTTP request header that carries the time budget from

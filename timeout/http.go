@@ -121,41 +121,57 @@ func (b *body) Read(p []byte) (int, error) {
 // repeated header is ignored): next runs with a request context that ends
 // then, its cause a [*TimeoutError].
 //
-// next runs in the server's goroutine, as usual; nothing is buffered, and
-// http.Flusher, http.Hijacker (when the server's writer has it) and
-// http.ResponseController (through Unwrap) work as without the
-// middleware. When the time runs out:
+// Nothing is buffered, and http.Flusher, http.Hijacker (when the server's
+// writer has it) and http.ResponseController (through Unwrap) work as
+// without the middleware. next's header map is its own until it writes
+// its status: the middleware can answer in its place without sharing a
+// map with it. When the time runs out:
 //
-//   - If next has written nothing yet, the client gets at once 504
-//     Gateway Timeout, with a plain-text body naming the limit, a
-//     Content-Length and, over HTTP/1, Connection: close (the connection
-//     stays busy until next returns). next's later writes fail with
-//     [http.ErrHandlerTimeout], its WriteHeader calls are ignored, and
-//     the client never sees anything of them.
+//   - If next has written nothing yet, the client gets 504 Gateway
+//     Timeout at once, with a plain-text body naming the limit, a
+//     Content-Length and, over HTTP/1, Connection: close. next's later
+//     writes and flushes fail with [http.ErrHandlerTimeout], its
+//     WriteHeader calls and Hijack are refused, and the client never sees
+//     anything of them.
 //   - If next has already started its response (written a status or a
 //     byte, or flushed), that status stands; the context is cancelled, so
 //     a cooperative handler stops. Later writes and flushes fail with
-//     http.ErrHandlerTimeout, so that the response cannot grow past the
-//     deadline; if next tried to write after the deadline, its response
-//     is incomplete, and when next returns Handler panics with
-//     [http.ErrAbortHandler], which makes the server close the connection
-//     (HTTP/1) or reset the stream (HTTP/2), so the client sees an error,
-//     never a truncated body that looks complete. A response that next
-//     completed before the deadline, whenever it returns, is left alone.
-//   - If next returns without having written, after the deadline, the
+//     http.ErrHandlerTimeout, so the response cannot grow past the
+//     deadline. If next tried to write after the deadline, its response
+//     is incomplete, and Handler panics with [http.ErrAbortHandler], which
+//     makes the server close the connection (HTTP/1) or reset the stream
+//     (HTTP/2): the client sees an error, never a truncated body that
+//     looks complete. A response that next completed before the deadline
+//     is left alone, however late next returns.
+//   - If next returns after the deadline without having written, the
 //     client gets the 504 too.
+//
+// By default next runs in the server's goroutine, as usual, and Handler
+// returns when next does: the 504 reaches the client at the deadline, but
+// over HTTP/1 the connection stays busy (hence Connection: close), and
+// over HTTP/2 the stream ends, so the client's read of the 504's body
+// reaches EOF, only when next returns. With Config.Abandon, next runs in a
+// goroutine of its own, and Handler returns as soon as the response no
+// longer depends on next (the 504 written, or a refused write aborting a
+// started response), so the server ends the response at the deadline
+// even when next ignores its context. The abandoned next runs on, as in
+// Do: every use of its writer is refused, its request body is closed by
+// the server, a panic in it crashes the program, and it must not touch
+// the writer it may have reached through Unwrap. A panic in next before
+// the deadline reaches Handler's caller as a [*PanicError]
+// (http.ErrAbortHandler as it is).
 //
 // 504 and not 503: the request did not fail for want of capacity (limit
 // and degrade answer 503 for that) but ran out of time, most often waiting
 // for a dependency or because its caller's budget was spent; 504 is what
-// HTTP gateways answer then and what gRPC's DeadlineExceeded maps to.
-// No Retry-After is sent: a timeout says nothing of when to come back.
+// HTTP gateways answer then and what gRPC's DeadlineExceeded maps to. No
+// Retry-After is sent: a timeout says nothing of when to come back.
 //
 // A propagated budget of 0 (the caller has no time left) is answered 504
 // at once, without running next. A request whose client goes away is not
-// answered (its context is cancelled, with the client's cause).
-//
-// A panic in next goes on, with its stack, once the timer is stopped.
+// answered (its context is cancelled, with the client's cause). A panic in
+// next goes on (in the default mode with its own stack) once the timer is
+// stopped.
 func (t *Timeout) Handler(next http.Handler) http.Handler {
 	return &handler{t: t, next: next}
 }
@@ -187,6 +203,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tw.h == nil {
 		tw.h = make(http.Header)
 	}
+	if t.abandon {
+		tw.settled = make(chan struct{})
+	}
 	// A timer of our own rather than context.AfterFunc, which costs twice
 	// the allocations: it fires at the context's deadline (the parent's
 	// may be sooner), and expire waits for the context's own timer.
@@ -203,9 +222,52 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cancel()
 		}
 	}()
+	if t.abandon {
+		returned = true // serveAbandoning cleans up on every path
+		h.serveAbandoning(tw, r.WithContext(actx), timer, cancel)
+		return
+	}
 	h.next.ServeHTTP(tw.writer(), r.WithContext(actx))
 	returned = true
 	timer.Stop()
+	abort := tw.finish()
+	cancel()
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serveAbandoning runs next in a goroutine of its own (Config.Abandon) and
+// returns when next does, or as soon as the response is settled without
+// it: the 504 written, or a started response cut short by a refused write.
+func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *time.Timer, cancel context.CancelFunc) {
+	w := tw.writer()
+	c := new(call[struct{}])
+	c.start(h.t, r.Context(), func(context.Context) (struct{}, error) {
+		h.next.ServeHTTP(w, r)
+		return struct{}{}, nil
+	})
+	if !c.wait(h.t, tw.settled) { // next is abandoned; the writer refuses it from now on
+		timer.Stop()
+		tw.mu.Lock()
+		tw.finished = true
+		abort := tw.refused && !tw.answered
+		tw.mu.Unlock()
+		cancel()
+		if abort {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	timer.Stop()
+	if c.panicked {
+		tw.mu.Lock()
+		tw.finished = true
+		tw.countLocked()
+		tw.mu.Unlock()
+		cancel()
+		c.repanic()
+	}
 	abort := tw.finish()
 	cancel()
 	if abort {
@@ -232,8 +294,21 @@ type timeoutWriter struct {
 	answered    bool // the 504 was written
 	refused     bool // next tried to write after the time ran out
 	hijacked    bool
-	finished    bool // next returned (or panicked)
+	finished    bool // next returned (or panicked, or was abandoned)
 	counted     bool
+
+	// settled, with Config.Abandon, is closed once the response no
+	// longer depends on next: the 504 written, or a write refused.
+	settled     chan struct{}
+	settledDone bool
+}
+
+// settleLocked closes settled, once.
+func (tw *timeoutWriter) settleLocked() {
+	if tw.settled != nil && !tw.settledDone {
+		tw.settledDone = true
+		close(tw.settled)
+	}
 }
 
 func (tw *timeoutWriter) writer() http.ResponseWriter {
@@ -277,6 +352,7 @@ func (tw *timeoutWriter) timeOutLocked() {
 	if !tw.wroteHeader {
 		writeTimeout(tw.w, tw.r, context.Cause(tw.ctx).Error(), true)
 		tw.answered = true
+		tw.settleLocked()
 	}
 }
 
@@ -372,6 +448,7 @@ func (tw *timeoutWriter) Write(p []byte) (int, error) {
 	if tw.timedOutLocked() {
 		if len(p) > 0 {
 			tw.refused = true
+			tw.settleLocked()
 		}
 		return 0, http.ErrHandlerTimeout
 	}

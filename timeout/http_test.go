@@ -420,3 +420,116 @@ func TestHandlerClientGoneIsNotAnswered(t *testing.T) {
 			rec.Code, rec.Body, to.timeouts.Load())
 	}
 }
+
+// TestHandlerHeaderWritesRaceTheTimer: the handler writes its headers
+// while the timer answers 504. Under -race this guards that the two never
+// share a header map.
+func TestHandlerHeaderWritesRaceTheTimer(t *testing.T) {
+	to := mk(t, Config{Timeout: 5 * time.Millisecond})
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; r.Context().Err() == nil || i < 1000; i++ {
+			w.Header().Set("X-Busy", strconv.Itoa(i))
+			w.Header().Add("X-Many", "v")
+			if i%64 == 0 {
+				w.Header().Del("X-Many")
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})))
+	defer srv.Close()
+	for range 5 {
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Busy") != "" {
+			t.Fatalf("got %d %v, want the 504 without the handler's headers", resp.StatusCode, resp.Header)
+		}
+	}
+}
+
+func TestHandlerAbandonConformance(t *testing.T) {
+	conformance.Handler(t, conformance.Server{Wrap: func(next http.Handler) http.Handler {
+		return mk(t, Config{Timeout: 10 * time.Second, Abandon: true}).Handler(next)
+	}})
+}
+
+// served wraps h and closes the returned channel when ServeHTTP returns.
+func served(h http.Handler) (http.Handler, chan struct{}) {
+	ch := make(chan struct{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ch)
+		h.ServeHTTP(w, r)
+	}), ch
+}
+
+// TestHandlerAbandonReturnsAtTheDeadline: with Abandon, ServeHTTP returns
+// at the deadline while the handler, which ignores its context, still
+// runs; over HTTP/2 the client reads the whole 504 before the handler
+// ends.
+func TestHandlerAbandonReturnsAtTheDeadline(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		to := mk(t, Config{Timeout: 20 * time.Millisecond, Abandon: true})
+		release, lateErr := make(chan struct{}), make(chan error, 1)
+		h, returned := served(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-release
+			_, err := io.WriteString(w, "too late")
+			lateErr <- err
+		})))
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body) // to EOF, while the handler still runs
+		resp.Body.Close()
+		<-returned
+		if resp.StatusCode != http.StatusGatewayTimeout || err != nil || !strings.HasPrefix(string(body), "timeout: timed out") {
+			t.Fatalf("h2=%v: got %d %q, %v; want the whole 504", h2, resp.StatusCode, body, err)
+		}
+		if n := to.abandoned.Load(); n != 1 {
+			t.Fatalf("abandoned gauge %d while the handler runs, want 1", n)
+		}
+		close(release)
+		if e := <-lateErr; !errors.Is(e, http.ErrHandlerTimeout) {
+			t.Fatalf("the abandoned handler's write = %v, want http.ErrHandlerTimeout", e)
+		}
+		srv.Close()
+		if n := to.abandoned.Load(); n != 0 {
+			t.Fatalf("abandoned gauge %d once the handler returned, want 0", n)
+		}
+	}
+}
+
+// TestHandlerAbandonAbortsAStartedResponseAtOnce: a started response whose
+// handler writes after the deadline is aborted then, not when the handler
+// returns.
+func TestHandlerAbandonAbortsAStartedResponseAtOnce(t *testing.T) {
+	to := mk(t, Config{Timeout: 20 * time.Millisecond, Abandon: true})
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(finished)
+		io.WriteString(w, "partial\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		io.WriteString(w, "more\n") // refused: the response is cut here
+		<-release
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(release)
+	<-finished
+	if string(body) != "partial\n" || err == nil {
+		t.Fatalf("got %q, %v; want \"partial\\n\" then an error, before the handler returned", body, err)
+	}
+}

@@ -206,8 +206,8 @@ const (
 
 // call is one abandonable call. Its goroutine and its caller race to move
 // state out of running: the goroutine when fn returns or panics, the
-// caller when the context ends. Whoever wins decides: the caller takes
-// fn's result, or leaves without it.
+// caller when it stops waiting. Whoever wins decides: the caller takes
+// fn's result (or panic), or leaves without it.
 type call[T any] struct {
 	state    atomic.Uint32
 	done     chan struct{}
@@ -218,54 +218,47 @@ type call[T any] struct {
 	stack    []byte
 }
 
-// abandon runs fn in a goroutine of its own and returns when it does or
-// when actx ends, whichever comes first.
-func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if ctx.Err() != nil {
-		return zero, context.Cause(ctx)
-	}
-	actx, cancel := t.derive(ctx)
-	c := &call[T]{done: make(chan struct{})}
-	go c.run(t, actx, fn)
+// start runs fn(ctx) in a goroutine of its own.
+func (c *call[T]) start(t *Timeout, ctx context.Context, fn func(context.Context) (T, error)) {
+	c.done = make(chan struct{})
+	go c.run(t, ctx, fn)
+}
+
+// wait waits for fn to return, or for stop to close. It reports false if
+// it left without fn: fn is then abandoned, and counted in the gauge
+// until it returns.
+func (c *call[T]) wait(t *Timeout, stop <-chan struct{}) bool {
 	select {
 	case <-c.done:
-	case <-actx.Done():
+		return true
+	case <-stop:
 		t.abandoned.Add(1) // before the CAS, so the goroutine's -1 comes after it
 		if c.state.CompareAndSwap(running, abandoned) {
-			err := context.Cause(ctx)
-			if cancel != nil && t.expired(actx) {
-				t.timedOut(ctx)
-				err = &TimeoutError{Limit: t.limit}
-			}
-			if cancel != nil {
-				cancel()
-			}
-			return zero, err
+			return false
 		}
 		t.abandoned.Add(-1)
 		<-c.done // fn has just finished: its result wins
+		return true
 	}
-	if c.panicked {
-		if cancel != nil {
-			cancel()
-		}
-		if c.pv == nil { // fn called runtime.Goexit
-			runtime.Goexit()
-		}
-		panic(&PanicError{Value: c.pv, Stack: c.stack})
-	}
-	err := c.err
-	if cancel != nil {
-		err = t.judge(ctx, actx, err)
-		cancel()
-	} else if err != nil && ctx.Err() != nil {
-		err = callerErr(ctx, err)
-	}
-	return c.v, err
 }
 
-func (c *call[T]) run(t *Timeout, actx context.Context, fn func(context.Context) (T, error)) {
+// repanic re-raises, in the caller's goroutine, a panic of fn that the
+// caller waited for: http.ErrAbortHandler as it is (net/http knows it), a
+// runtime.Goexit as a Goexit, anything else as a *PanicError carrying
+// fn's stack.
+func (c *call[T]) repanic() {
+	switch {
+	case !c.panicked:
+		return
+	case c.pv == nil: // fn called runtime.Goexit
+		runtime.Goexit()
+	case c.pv == http.ErrAbortHandler:
+		panic(c.pv)
+	}
+	panic(&PanicError{Value: c.pv, Stack: c.stack})
+}
+
+func (c *call[T]) run(t *Timeout, ctx context.Context, fn func(context.Context) (T, error)) {
 	returned := false
 	defer func() {
 		if returned {
@@ -285,7 +278,7 @@ func (c *call[T]) run(t *Timeout, actx context.Context, fn func(context.Context)
 		}
 		close(c.done)
 	}()
-	v, err := fn(actx)
+	v, err := fn(ctx)
 	returned = true
 	if !c.state.CompareAndSwap(running, finished) {
 		t.abandoned.Add(-1) // abandoned: the result is discarded
@@ -293,6 +286,43 @@ func (c *call[T]) run(t *Timeout, actx context.Context, fn func(context.Context)
 	}
 	c.v, c.err = v, err
 	close(c.done)
+}
+
+// abandon runs fn in a goroutine of its own and returns when it does or
+// when actx ends, whichever comes first.
+func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if ctx.Err() != nil {
+		return zero, context.Cause(ctx)
+	}
+	actx, cancel := t.derive(ctx)
+	c := new(call[T])
+	c.start(t, actx, fn)
+	if !c.wait(t, actx.Done()) {
+		err := context.Cause(ctx)
+		if cancel != nil {
+			if t.expired(actx) {
+				t.timedOut(ctx)
+				err = &TimeoutError{Limit: t.limit}
+			}
+			cancel()
+		}
+		return zero, err
+	}
+	if c.panicked {
+		if cancel != nil {
+			cancel()
+		}
+		c.repanic()
+	}
+	err := c.err
+	if cancel != nil {
+		err = t.judge(ctx, actx, err)
+		cancel()
+	} else if err != nil && ctx.Err() != nil {
+		err = callerErr(ctx, err)
+	}
+	return c.v, err
 }
 
 func init() {
