@@ -10,7 +10,8 @@ import (
 // ErrTimeout is matched, with [errors.Is], by every error that reports a
 // call, attempt or request whose time ran out: a [*TimeoutError]. It is
 // never matched when the caller's own context ended first; Do, Call and
-// RoundTripper then return the caller's error (see [context.Cause]).
+// RoundTripper then return the caller's error (see [context.Cause]),
+// which matches ErrTimeout only if it is itself an outer Timeout's.
 var ErrTimeout = errors.New("timeout: time ran out")
 
 // TimeoutError reports that a [Timeout] ran out of time. It matches both

@@ -106,7 +106,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF && b.t.expired(b.actx) {
 		if !b.seen {
 			b.seen = true
-			b.t.timedOut(b.actx)
+			b.t.timedOut(b.actx, b.t.limit)
 		}
 		if err != error(b.t.cause) {
 			err = &TimeoutError{Limit: b.t.limit, Err: err}
@@ -194,7 +194,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cause := &TimeoutError{Limit: limit}
 	ctx := r.Context()
 	if limit <= 0 {
-		t.timedOut(ctx)
+		t.timedOut(ctx, 0)
 		writeTimeout(w, r, cause.Error(), false)
 		return
 	}
@@ -361,7 +361,7 @@ func (tw *timeoutWriter) timeOutLocked() {
 func (tw *timeoutWriter) countLocked() {
 	if !tw.counted && tw.ctx.Err() != nil && context.Cause(tw.ctx) == error(tw.cause) {
 		tw.counted = true
-		tw.t.timedOut(tw.r.Context())
+		tw.t.timedOut(tw.r.Context(), tw.cause.Limit)
 	}
 }
 

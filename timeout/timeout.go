@@ -179,7 +179,7 @@ func (t *Timeout) judgeOnce(ctx, actx context.Context, err error, seen *atomic.B
 		return nil
 	case t.expired(actx):
 		if seen == nil || !seen.Swap(true) {
-			t.timedOut(ctx)
+			t.timedOut(ctx, t.limit)
 		}
 		if err == error(t.cause) {
 			return err
@@ -192,9 +192,9 @@ func (t *Timeout) judgeOnce(ctx, actx context.Context, err error, seen *atomic.B
 }
 
 // timedOut counts a timeout and tells the caller's span.
-func (t *Timeout) timedOut(ctx context.Context) {
+func (t *Timeout) timedOut(ctx context.Context, limit time.Duration) {
 	t.timeouts.Add(1)
-	t.tel.event(ctx, t.limit)
+	t.tel.event(ctx, limit)
 }
 
 // The states of an abandonable call.
@@ -302,7 +302,7 @@ func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T
 		err := context.Cause(ctx)
 		if cancel != nil {
 			if t.expired(actx) {
-				t.timedOut(ctx)
+				t.timedOut(ctx, t.limit)
 				err = &TimeoutError{Limit: t.limit}
 			}
 			cancel()

@@ -265,7 +265,6 @@ func TestNilArgumentsPanic(t *testing.T) {
 	to := mk(t, Config{})
 	fn := func(context.Context) error { return nil }
 	fnv := func(context.Context) (int, error) { return 0, nil }
-	//nolint:staticcheck // nil ctx on purpose
 	for name, call := range map[string]func(){
 		"Do nil ctx":   func() { _ = to.Do(nil, fn) },
 		"Do nil fn":    func() { _ = to.Do(context.Background(), nil) },
