@@ -533,3 +533,56 @@ func TestHandlerAbandonAbortsAStartedResponseAtOnce(t *testing.T) {
 		t.Fatalf("got %q, %v; want \"partial\\n\" then an error, before the handler returned", body, err)
 	}
 }
+
+// TestBudgetCrossesAHop: a client's per-attempt limit becomes the next
+// hop's request deadline, through the header, over real servers.
+func TestBudgetCrossesAHop(t *testing.T) {
+	left := make(chan time.Duration, 1)
+	server := mk(t, Config{Timeout: time.Hour})
+	srv := httptest.NewServer(server.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dl, _ := r.Context().Deadline()
+		left <- time.Until(dl)
+	})))
+	defer srv.Close()
+	resp, err := client(t, mk(t, Config{Timeout: 300 * time.Millisecond})).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if d := <-left; d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("the next hop had %v, want at most the caller's 300ms", d)
+	}
+}
+
+// FuzzHandlerBudget: whatever the budget header holds, the handler runs
+// (or is answered 504 for a budget of 0) with no more than its own limit,
+// and nothing panics.
+func FuzzHandlerBudget(f *testing.F) {
+	for _, s := range []string{"0", "1", "250", "86400001", "9999999999", "-5", "1e3", " 7", "", "\x00"} {
+		f.Add(s)
+	}
+	to := New(Config{Timeout: time.Second})
+	defer to.Close()
+	f.Fuzz(func(t *testing.T, v string) {
+		var left time.Duration
+		ran := false
+		h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+			dl, _ := r.Context().Deadline()
+			left = time.Until(dl)
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header["Request-Timeout-Ms"] = []string{v}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		d, ok := parseBudget(v)
+		switch {
+		case ok && d == 0:
+			if ran || rec.Code != http.StatusGatewayTimeout {
+				t.Fatalf("budget %q: ran %v, code %d; want 504 without running", v, ran, rec.Code)
+			}
+		case !ran || left > time.Second || (ok && left > d):
+			t.Fatalf("budget %q: ran %v with %v left", v, ran, left)
+		}
+	})
+}
