@@ -67,7 +67,7 @@ func ExampleTimeout_RoundTripper() {
 	}))
 	defer srv.Close()
 
-	perAttempt := timeout.New(timeout.Config{Timeout: 50 * time.Millisecond})
+	perAttempt := timeout.New(timeout.Config{Timeout: 200 * time.Millisecond})
 	defer perAttempt.Close()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

@@ -65,7 +65,7 @@ func TestRoundTripperCoversTheBody(t *testing.T) {
 		<-r.Context().Done() // the rest never comes
 	}))
 	defer srv.Close()
-	to := mk(t, Config{Timeout: 50 * time.Millisecond})
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
 	resp, err := client(t, to).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestRoundTripperCoversTheBody(t *testing.T) {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 	_, err = io.ReadAll(br)
-	wantTimeout(t, err, 50*time.Millisecond)
+	wantTimeout(t, err, 200*time.Millisecond)
 	if n := to.timeouts.Load(); n != 1 {
 		t.Fatalf("timeouts = %d, want 1", n)
 	}
@@ -326,7 +326,7 @@ func TestHandlerIgnoringContextAndWritingOn(t *testing.T) {
 // more, has its response aborted: the client sees an error, not a short
 // body that looks complete.
 func TestHandlerStartedResponseIsAbortedNotTruncated(t *testing.T) {
-	to := mk(t, Config{Timeout: 20 * time.Millisecond})
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
 	var lateErr atomic.Value
 	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "partial\n")
@@ -353,7 +353,7 @@ func TestHandlerStartedResponseIsAbortedNotTruncated(t *testing.T) {
 // TestHandlerCompletedResponseIsKept: a response the handler finished
 // before the deadline stands, however late the handler returns.
 func TestHandlerCompletedResponseIsKept(t *testing.T) {
-	to := mk(t, Config{Timeout: 20 * time.Millisecond})
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
 	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Sum")
 		io.WriteString(w, "whole\n")
@@ -509,7 +509,7 @@ func TestHandlerAbandonReturnsAtTheDeadline(t *testing.T) {
 // handler writes after the deadline is aborted then, not when the handler
 // returns.
 func TestHandlerAbandonAbortsAStartedResponseAtOnce(t *testing.T) {
-	to := mk(t, Config{Timeout: 20 * time.Millisecond, Abandon: true})
+	to := mk(t, Config{Timeout: 200 * time.Millisecond, Abandon: true})
 	release := make(chan struct{})
 	finished := make(chan struct{})
 	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
