@@ -63,6 +63,19 @@ func newTimeoutServer(ignore bool) *timeoutServer {
 		left: make(chan time.Duration, 16), sendErr: make(chan error, 16)}
 }
 
+// seen returns the time the next call had left when it reached the
+// handler, failing the test if no call arrives within a bound.
+func (s *timeoutServer) seen(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-s.left:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never reached the handler")
+		return 0
+	}
+}
+
 func (s *timeoutServer) report(ctx context.Context) {
 	if dl, ok := ctx.Deadline(); ok {
 		s.left <- time.Until(dl)
@@ -123,22 +136,22 @@ func wantGRPCTimeout(t *testing.T, err error, ours bool) {
 
 func TestTimeoutUnaryClientDefaultDeadline(t *testing.T) {
 	srv := newTimeoutServer(false)
-	to := newT(t, timeout.Config{Timeout: 50 * time.Millisecond})
+	to := newT(t, timeout.Config{Timeout: 300 * time.Millisecond})
 	c := client(t, srv, nil, grpc.WithUnaryInterceptor(UnaryClientTimeout(to)))
 
 	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	wantGRPCTimeout(t, err, true)
-	if left := <-srv.left; left <= 0 || left > 50*time.Millisecond {
-		t.Fatalf("server saw %v left, want the 50ms default deadline", left)
+	if left := srv.seen(t); left <= 0 || left > 300*time.Millisecond {
+		t.Fatalf("server saw %v left, want the 300ms default deadline", left)
 	}
 
 	// A caller's deadline, even a longer one, is kept.
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err = c.UnaryCall(ctx, &testpb.SimpleRequest{})
 	wantGRPCTimeout(t, err, false)
-	if left := <-srv.left; left <= 50*time.Millisecond {
-		t.Fatalf("server saw %v left, want the caller's 500ms deadline kept", left)
+	if left := srv.seen(t); left <= 300*time.Millisecond {
+		t.Fatalf("server saw %v left, want the caller's 1s deadline kept", left)
 	}
 }
 
@@ -168,7 +181,7 @@ func TestTimeoutStreamClientDefaultDeadline(t *testing.T) {
 	if got := timeouts(t, rd); got != 1 {
 		t.Fatalf("bulwark.timeout.timeouts = %d, want 1 for one stream", got)
 	}
-	if left := <-srv.left; left <= 0 || left > 200*time.Millisecond {
+	if left := srv.seen(t); left <= 0 || left > 200*time.Millisecond {
 		t.Fatalf("server saw %v left, want the 200ms default deadline", left)
 	}
 }
@@ -180,20 +193,20 @@ func TestTimeoutUnaryServerEnforcesAMaximum(t *testing.T) {
 
 	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}) // no deadline
 	wantGRPCTimeout(t, err, false)                                       // the server's TimeoutError does not cross the wire
-	if left := <-srv.left; left <= 0 || left > 50*time.Millisecond {
+	if left := srv.seen(t); left <= 0 || left > 50*time.Millisecond {
 		t.Fatalf("handler had %v, want at most the 50ms maximum", left)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	_, err = c.UnaryCall(ctx, &testpb.SimpleRequest{}) // a longer deadline is cut
 	wantGRPCTimeout(t, err, false)
-	if left := <-srv.left; left <= 0 || left > 50*time.Millisecond {
+	if left := srv.seen(t); left <= 0 || left > 50*time.Millisecond {
 		t.Fatalf("handler had %v, want at most the 50ms maximum", left)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, _ = c.UnaryCall(ctx, &testpb.SimpleRequest{}) // a shorter one is kept
-	if left := <-srv.left; left <= 0 || left > 20*time.Millisecond {
+	if left := srv.seen(t); left <= 0 || left > 20*time.Millisecond {
 		t.Fatalf("handler had %v, want the client's shorter 20ms", left)
 	}
 	if err := to.Close(); err != nil {
@@ -221,7 +234,7 @@ func TestTimeoutStreamServerEnforcesAMaximum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left := <-srv.left; left <= 0 || left > 30*time.Millisecond {
+	if left := srv.seen(t); left <= 0 || left > 30*time.Millisecond {
 		t.Fatalf("handler had %v, want at most the 30ms maximum", left)
 	}
 	for {

@@ -86,7 +86,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if resp != nil && resp.Body != nil {
-		resp.Body = &body{ReadCloser: resp.Body, t: t, actx: actx}
+		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}
 	}
 	httpx.CancelOnClose(resp, cancel)
 	return resp, nil
@@ -96,14 +96,14 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // a *TimeoutError.
 type body struct {
 	io.ReadCloser
-	t    *Timeout
-	actx context.Context
-	seen bool
+	t         *Timeout
+	ctx, actx context.Context
+	seen      bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.t.expired(b.actx) {
+	if err != nil && err != io.EOF && b.t.expired(b.ctx, b.actx) {
 		if !b.seen {
 			b.seen = true
 			b.t.timedOut(b.actx, b.t.limit)

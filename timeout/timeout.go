@@ -159,10 +159,19 @@ func (t *Timeout) derive(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeoutCause(ctx, t.limit, t.cause)
 }
 
-// expired reports whether actx, a context derive made, ended because this
-// Timeout's time ran out (not because its parent ended).
-func (t *Timeout) expired(actx context.Context) bool {
-	return actx.Err() != nil && context.Cause(actx) == error(t.cause)
+// expired reports whether actx, a context derive made from ctx (with its
+// own deadline), ended because this Timeout's time ran out, not because
+// ctx ended. A deadline that has passed counts even when the context's
+// timer has not fired yet, or when the context was cancelled since by its
+// own cancel func: code that checks the deadline against the clock
+// (grpc-go does) can fail with DeadlineExceeded first, and a stream's end
+// (grpc.OnFinish) may cancel it before its error is judged.
+func (t *Timeout) expired(ctx, actx context.Context) bool {
+	if actx.Err() != nil && context.Cause(actx) == error(t.cause) {
+		return true
+	}
+	dl, ok := actx.Deadline()
+	return ok && ctx.Err() == nil && !clock.Real.Now().Before(dl)
 }
 
 // judge maps the error of a call made with actx, derived from ctx with its
@@ -177,7 +186,7 @@ func (t *Timeout) judgeOnce(ctx, actx context.Context, err error, seen *atomic.B
 	switch {
 	case err == nil:
 		return nil
-	case t.expired(actx):
+	case t.expired(ctx, actx):
 		if seen == nil || !seen.Swap(true) {
 			t.timedOut(ctx, t.limit)
 		}
@@ -301,7 +310,7 @@ func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T
 	if !c.wait(t, actx.Done()) {
 		err := context.Cause(ctx)
 		if cancel != nil {
-			if t.expired(actx) {
+			if t.expired(ctx, actx) {
 				t.timedOut(ctx, t.limit)
 				err = &TimeoutError{Limit: t.limit}
 			}
