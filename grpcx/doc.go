@@ -43,6 +43,12 @@
 // and reject with Unavailable. Rejected client calls never reach the
 // network. See [LimitError].
 //
+// Timeouts: [UnaryClientTimeout] and [StreamClientTimeout] give calls
+// made without a deadline the limit of a *timeout.Timeout;
+// [UnaryServerTimeout] and [StreamServerTimeout] enforce it as a maximum
+// over the client's deadline. A timeout of the Timeout's own keeps its
+// DeadlineExceeded code and matches timeout.ErrTimeout.
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,

@@ -1,0 +1,105 @@
+package timeout
+
+import (
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwark-go/bulwark/internal/validate"
+)
+
+// Defaults, see [Config].
+const (
+	// DefaultTimeout is the default of Config.Timeout.
+	DefaultTimeout = 10 * time.Second
+	// MaxTimeout bounds Config.Timeout, and the budgets Handler reads
+	// (a larger one is read as MaxTimeout).
+	MaxTimeout = 24 * time.Hour
+	// DefaultHeader is the default of Config.Header.
+	DefaultHeader = "Request-Timeout-Ms"
+	// NoHeader, as Config.Header, turns deadline propagation off.
+	NoHeader = "-"
+	// MaxHeaderLen bounds the length of Config.Header.
+	MaxHeaderLen = 128
+)
+
+// Config configures a [Timeout]. The zero Config is useful: a 10 s limit,
+// cooperative (fn runs in the caller's goroutine with a context that ends
+// at the deadline), and the time budget propagated in the
+// Request-Timeout-Ms header. [New] copies the Config; changing it
+// afterwards has no effect.
+type Config struct {
+	// Name names the Timeout in telemetry (the bulwark.name attribute).
+	// Default "".
+	Name string
+
+	// Timeout is the time limit of each call (Do, Call), each attempt
+	// (RoundTripper) and each request (Handler). Default 10 s
+	// ([DefaultTimeout]): a safety net against calls that hang, shorter
+	// than Polly's 30 s and close to Envoy's 15 s route timeout; set it
+	// from the latency the caller can afford. A negative value, or one
+	// past [MaxTimeout] (24 h), is an error.
+	Timeout time.Duration
+
+	// Abandon makes Do and Call return at the deadline even when fn
+	// ignores its context: fn runs in a goroutine of its own, and at the
+	// deadline (or when the caller's context ends) the call returns
+	// without waiting for it. The abandoned fn runs on until it returns;
+	// its result is discarded; a panic in it after abandonment crashes
+	// the program, as a panic in any goroutine does (see the package
+	// doc). It costs a goroutine and a few allocations per call.
+	//
+	// Default false, cooperative: fn runs in the caller's goroutine with a
+	// context that ends at the deadline, and Do returns when fn does,
+	// which for a function that honours its context is at the deadline.
+	// It costs no goroutine.
+	//
+	// Abandon applies to Do, Call, Handler (which then returns, and lets
+	// the server end the response, at the deadline: see
+	// [Timeout.Handler]) and grpcx's unary server interceptor.
+	// RoundTripper and the other gRPC interceptors always work through the
+	// context, which net/http and grpc-go honour.
+	Abandon bool
+
+	// Header is the HTTP request header that carries the time budget from
+	// one hop to the next: RoundTripper sends the time its attempt has
+	// left, and Handler applies the budget it receives. The value is the
+	// budget in whole milliseconds, 1 to 10 ASCII digits and nothing else
+	// (see the package doc). Default "Request-Timeout-Ms"
+	// ([DefaultHeader]). [NoHeader] ("-") turns propagation off: nothing
+	// is sent and the header is ignored. Otherwise it must be a valid
+	// header name (an RFC 9110 token) of at most [MaxHeaderLen] bytes.
+	Header string
+
+	// MeterProvider receives the Timeout's metrics; nil means the global
+	// provider.
+	MeterProvider metric.MeterProvider
+}
+
+// Validate reports the first bad value of c as a *bulwark.ConfigError
+// (errors.Is(err, bulwark.ErrInvalidConfig)), or nil.
+func (c Config) Validate() error {
+	v := validate.New("timeout")
+	v.Duration("Timeout", c.Timeout, MaxTimeout)
+	v.Check(c.Header == "" || c.Header == NoHeader || (len(c.Header) <= MaxHeaderLen && isToken(c.Header)),
+		"Header", c.Header, `"" (default), "-" (off) or a header name (an RFC 9110 token) of at most 128 bytes`)
+	return v.Err()
+}
+
+// isToken reports whether s is an RFC 9110 token (tchar+).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

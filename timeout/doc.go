@@ -1,0 +1,138 @@
+// Package timeout bounds how long a call, an HTTP attempt or an HTTP
+// request may take, tells a timeout apart from the caller's own
+// cancellation, and propagates the time budget from one hop to the next.
+//
+//	t := timeout.New(timeout.Config{Name: "inventory", Timeout: 300 * time.Millisecond})
+//	defer t.Close()
+//	err := t.Do(ctx, func(ctx context.Context) error { return call(ctx) })
+//	if errors.Is(err, timeout.ErrTimeout) { ... our limit, not the caller's ... }
+//	item, err := timeout.Call(ctx, t, func(ctx context.Context) (Item, error) { ... })
+//	client := &http.Client{Transport: t.RoundTripper(nil)} // per attempt, body included
+//	handler := t.Handler(mux)                              // 504 at the deadline
+//
+// gRPC interceptors built on a Timeout are in package grpcx.
+//
+// # Errors
+//
+// When a Timeout's own time runs out, the error is a [*TimeoutError]: it
+// matches [ErrTimeout] and [context.DeadlineExceeded] under errors.Is,
+// carries the limit that ran out, and unwraps to the function's (or the
+// transport's) own error, if any. Inside the call, context.Cause(ctx) is a
+// *TimeoutError too, so a function can tell why its context ended. When
+// the caller's context ends first (cancelled, or its own, earlier deadline
+// passed) the error is the caller's, whatever its cause, and never matches
+// ErrTimeout: a caller's cancellation is not a timeout of the dependency,
+// and package bulwark's classification counts it as neither success nor
+// failure.
+//
+// # Two modes
+//
+// Cooperative (the default): fn runs in the caller's goroutine with a
+// context that ends at the deadline, and Do returns when fn does. Almost
+// every Go function that blocks honours its context, and then Do returns
+// at the deadline; a function that ignores it keeps the caller waiting
+// (failsafe-go and resilience4j-style executors behave the same). It
+// costs no goroutine. When the caller's context has a deadline no later
+// than the Timeout's, fn runs with the caller's context itself and Do
+// allocates nothing; otherwise the one allocation source is
+// context.WithTimeoutCause (4 allocations, 272 bytes, in Go 1.26),
+// which no cancellable context can avoid without being pooled and reused
+// while a goroutine fn started may still hold it.
+//
+// Abandoning (Config.Abandon): fn runs in a goroutine of its own, and Do
+// returns at the deadline, or as soon as the caller's context ends, even
+// when fn ignores its context. What becomes of the abandoned fn:
+//
+//   - it runs on until it returns (nothing can stop a goroutine); its
+//     context is done, so anything it calls that honours contexts fails
+//     fast;
+//   - its result is discarded; the bulwark.timeout.abandoned_calls gauge
+//     counts abandoned functions still running, so a dependency that
+//     hangs shows up as a growing number, not as a silent leak of
+//     goroutines;
+//   - once it returns, its goroutine ends: no goroutine outlives the
+//     function;
+//   - a panic in it before the caller gave up is re-raised in the caller
+//     as a [*PanicError] carrying the value and the stack of fn's
+//     goroutine; a panic after abandonment has nobody left to receive it
+//     and crashes the program with its own stack, as a panic in any
+//     goroutine does (golang.org/x/sync/singleflight does the same):
+//     swallowing it would hide a bug, and no caller could recover it.
+//
+// Use it for functions that cannot be cancelled (legacy clients, cgo,
+// blocking syscalls) and whose callers must not wait past the deadline.
+// It costs a goroutine and 8 allocations (Call; 9 for Do), about 650
+// bytes, per call: measured in benchmarks/, about 3 times the
+// cooperative mode's time. Handler honours Abandon too (see
+// [Timeout.Handler]).
+//
+// # HTTP
+//
+// [Timeout.RoundTripper] bounds each request it sends, response body
+// included: the attempt's context lives until the body is closed or the
+// time runs out, and a Read cut short by the deadline fails with a
+// *TimeoutError. In the recommended client stack it sits under retry and
+// lb (a per-attempt timeout, so the breaker of a slow endpoint counts its
+// timeouts), over the transport.
+//
+// [Timeout.Handler] gives each request the smaller of its own limit and
+// the propagated budget, answers 504 Gateway Timeout at the deadline if
+// the handler has written nothing yet, and refuses the handler's writes
+// after it, without buffering the response (http.TimeoutHandler keeps
+// the whole response in memory and hides http.Flusher) and without a data
+// race on the ResponseWriter. See its doc for a handler that had already
+// started writing, and for what Abandon changes. In the recommended
+// server stack it sits under health, degrade and limit, over the
+// handler.
+//
+// # Deadline propagation
+//
+// RoundTripper sends, in the request header Config.Header (default
+// Request-Timeout-Ms), the time the attempt has left: the smaller of
+// Config.Timeout and the time to the request context's deadline. Handler
+// reads it and applies the smaller of it and its own limit, so the next
+// hop gives up when its caller has. The value is relative (no clock is
+// shared between hosts), in whole milliseconds, rounded down:
+//
+//	Request-Timeout-Ms = 1*10DIGIT   ; ASCII digits only, leading zeros allowed
+//
+// 0 means no time left (Handler answers 504 without running the
+// handler); a value over 24 h ([MaxTimeout]) is read as 24 h. Anything else (a sign, a unit, a fraction, whitespace, more
+// than 10 digits, an empty value) is malformed, and a malformed or
+// repeated header is ignored: the server's own limit applies. A budget
+// can only shorten the server's limit, never extend it, so a client gains
+// nothing by lying. The name has no X- prefix (RFC 6648) and says its
+// unit; it is configurable, and "-" turns propagation off. gRPC needs
+// none of this: grpc-go propagates the deadline in grpc-timeout.
+//
+// # Defaults
+//
+//	field     default              why
+//	Timeout   10 s                 a safety net for calls that hang; Polly 30 s, Envoy routes 15 s
+//	Abandon   false (cooperative)  no goroutine per call; Go functions honour contexts
+//	Header    Request-Timeout-Ms   milliseconds, as Envoy's x-envoy-expected-rq-timeout-ms
+//
+// # Telemetry
+//
+// Meter "github.com/bulwark-go/bulwark/timeout", observable instruments
+// read from the Timeout's counters at collection time, with attribute
+// bulwark.name = Config.Name:
+//
+//	bulwark.timeout.timeouts         counter         {call}  calls, attempts and requests that timed out
+//	bulwark.timeout.abandoned_calls  up-down counter {call}  abandoned functions still running
+//
+// A timeout adds the span event "bulwark.timeout.timed_out" (attribute
+// bulwark.timeout.limit, in seconds) to the caller's recording span. The
+// success path pays nothing for telemetry. Close unregisters the
+// callbacks.
+//
+// # Migrating
+//
+// From context.WithTimeout around a call: Do does the same, with an error
+// that tells the timeout from the caller's cancellation and a counter of
+// timeouts. From failsafe-go's timeout policy: Do in cooperative mode
+// behaves as failsafe's executor with a context does, and Abandon returns
+// at the deadline where failsafe waits for the function. From
+// http.TimeoutHandler: Handler answers 504 (not 503) and streams (no
+// buffering), and honours the propagated budget.
+package timeout

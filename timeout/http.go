@@ -1,0 +1,496 @@
+package timeout
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/httpx"
+	"github.com/bulwark-go/bulwark/internal/outcome"
+)
+
+// RoundTripper returns an [http.RoundTripper] that gives each request it
+// sends through next (nil means [http.DefaultTransport]) Config.Timeout to
+// complete, response body included: the attempt's context lives until the
+// caller closes the body or the time runs out, whichever comes first. Put
+// it under a retry layer and it is a per-attempt timeout; above one, a
+// per-call timeout.
+//
+// When the request's own context has an earlier deadline, that deadline
+// is the one that counts and nothing is derived. Otherwise, once the time
+// runs out:
+//
+//   - before the response headers arrive, RoundTrip returns a
+//     [*TimeoutError] (errors.Is ErrTimeout and context.DeadlineExceeded;
+//     through an http.Client, a *url.Error whose Timeout() is true and
+//     which errors.Is still matches);
+//   - while the caller reads the body, Read returns a *TimeoutError.
+//
+// A request cancelled by its caller fails with the caller's error, never
+// ErrTimeout.
+//
+// Unless Config.Header is "-", the request is sent with the header
+// (default Request-Timeout-Ms) set to the time it has left, in whole
+// milliseconds rounded down: the smaller of Config.Timeout and the time to
+// the request's deadline. The caller's request is never modified: the
+// header is set on a clone (net/http's contract), and a header of that
+// name the caller set is replaced in the clone.
+func (t *Timeout) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &roundTripper{t: t, next: next}
+}
+
+type roundTripper struct {
+	t    *Timeout
+	next http.RoundTripper
+}
+
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	t := rt.t
+	ctx := req.Context()
+	now := clock.Real.Now()
+	deadline := now.Add(t.limit)
+	actx := ctx
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
+		deadline = dl
+	} else {
+		actx, cancel = context.WithDeadlineCause(ctx, deadline, t.cause)
+	}
+	out := req
+	switch {
+	case t.header != "":
+		out = req.Clone(actx)
+		out.Header.Set(t.header, formatBudget(deadline.Sub(now)))
+	case cancel != nil:
+		out = req.WithContext(actx)
+	}
+	if cancel == nil {
+		return rt.next.RoundTrip(out)
+	}
+	returned := false
+	defer outcome.OnAbort(&returned, cancel)
+	resp, err := rt.next.RoundTrip(out)
+	returned = true
+	if err != nil {
+		err = t.judge(ctx, actx, err)
+		cancel()
+		return nil, err
+	}
+	if resp != nil && resp.Body != nil {
+		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}
+	}
+	httpx.CancelOnClose(resp, cancel)
+	return resp, nil
+}
+
+// body turns the error of a Read cut short by the attempt's deadline into
+// a *TimeoutError.
+type body struct {
+	io.ReadCloser
+	t         *Timeout
+	ctx, actx context.Context
+	seen      bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.t.expired(b.ctx, b.actx) {
+		if !b.seen {
+			b.seen = true
+			b.t.timedOut(b.actx, b.t.limit)
+		}
+		if err != error(b.t.cause) {
+			err = &TimeoutError{Limit: b.t.limit, Err: err}
+		}
+	}
+	return n, err
+}
+
+// Handler returns server-side middleware that gives each request the
+// smaller of Config.Timeout and the budget its caller propagated in
+// Config.Header (see the package doc for the format; a malformed or
+// repeated header is ignored): next runs with a request context that ends
+// then, its cause a [*TimeoutError].
+//
+// Nothing is buffered, and http.Flusher, http.Hijacker (when the server's
+// writer has it) and http.ResponseController (through Unwrap) work as
+// without the middleware. next's header map is its own until it writes
+// its status: the middleware can answer in its place without sharing a
+// map with it. When the time runs out:
+//
+//   - If next has written nothing yet, the client gets 504 Gateway
+//     Timeout at once, with a plain-text body naming the limit, a
+//     Content-Length and, over HTTP/1, Connection: close. next's later
+//     writes and flushes fail with [http.ErrHandlerTimeout], its
+//     WriteHeader calls and Hijack are refused, and the client never sees
+//     anything of them.
+//   - If next has already started its response (written a status or a
+//     byte, or flushed), that status stands; the context is cancelled, so
+//     a cooperative handler stops. Later writes and flushes fail with
+//     http.ErrHandlerTimeout, so the response cannot grow past the
+//     deadline. If next tried to write after the deadline, its response
+//     is incomplete, and Handler panics with [http.ErrAbortHandler], which
+//     makes the server close the connection (HTTP/1) or reset the stream
+//     (HTTP/2): the client sees an error, never a truncated body that
+//     looks complete. A response that next completed before the deadline
+//     is left alone, however late next returns.
+//   - If next returns after the deadline without having written, the
+//     client gets the 504 too.
+//
+// By default next runs in the server's goroutine, as usual, and Handler
+// returns when next does: the 504 reaches the client at the deadline, but
+// over HTTP/1 the connection stays busy (hence Connection: close), and
+// over HTTP/2 the stream ends, so the client's read of the 504's body
+// reaches EOF, only when next returns. With Config.Abandon, next runs in a
+// goroutine of its own, and Handler returns as soon as the response no
+// longer depends on next (the 504 written, or a refused write aborting a
+// started response), so the server ends the response at the deadline
+// even when next ignores its context. The abandoned next runs on, as in
+// Do: every use of its writer is refused, its request body is closed by
+// the server, a panic in it crashes the program, and it must not touch
+// the writer it may have reached through Unwrap. A panic in next before
+// the deadline reaches Handler's caller as a [*PanicError]
+// (http.ErrAbortHandler as it is).
+//
+// 504 and not 503: the request did not fail for want of capacity (limit
+// and degrade answer 503 for that) but ran out of time, most often waiting
+// for a dependency or because its caller's budget was spent; 504 is what
+// HTTP gateways answer then and what gRPC's DeadlineExceeded maps to. No
+// Retry-After is sent: a timeout says nothing of when to come back.
+//
+// A propagated budget of 0 (the caller has no time left) is answered 504
+// at once, without running next. A request whose client goes away is not
+// answered (its context is cancelled, with the client's cause). A panic in
+// next goes on (in the default mode with its own stack) once the timer is
+// stopped.
+func (t *Timeout) Handler(next http.Handler) http.Handler {
+	return &handler{t: t, next: next}
+}
+
+type handler struct {
+	t    *Timeout
+	next http.Handler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := h.t
+	limit := t.limit
+	if t.header != "" {
+		if vs := r.Header[t.header]; len(vs) == 1 {
+			if b, ok := parseBudget(vs[0]); ok && b < limit {
+				limit = b
+			}
+		}
+	}
+	cause := &TimeoutError{Limit: limit}
+	ctx := r.Context()
+	if limit <= 0 {
+		t.timedOut(ctx, 0)
+		writeTimeout(w, r, cause.Error(), false)
+		return
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, limit, cause)
+	tw := &timeoutWriter{t: t, w: w, r: r, ctx: actx, cause: cause, h: w.Header().Clone()}
+	if tw.h == nil {
+		tw.h = make(http.Header)
+	}
+	if t.abandon {
+		tw.settled = make(chan struct{})
+	}
+	// A timer of our own rather than context.AfterFunc, which costs twice
+	// the allocations: it fires at the context's deadline (the parent's
+	// may be sooner), and expire waits for the context's own timer.
+	dl, _ := actx.Deadline()
+	timer := time.AfterFunc(dl.Sub(clock.Real.Now()), tw.expire)
+	returned := false
+	defer func() {
+		if !returned { // a panic (or Goexit) in next: it goes on
+			timer.Stop()
+			tw.mu.Lock()
+			tw.finished = true
+			tw.countLocked()
+			tw.mu.Unlock()
+			cancel()
+		}
+	}()
+	if t.abandon {
+		returned = true // serveAbandoning cleans up on every path
+		h.serveAbandoning(tw, r.WithContext(actx), timer, cancel)
+		return
+	}
+	h.next.ServeHTTP(tw.writer(), r.WithContext(actx))
+	returned = true
+	timer.Stop()
+	abort := tw.finish()
+	cancel()
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serveAbandoning runs next in a goroutine of its own (Config.Abandon) and
+// returns when next does, or as soon as the response is settled without
+// it: the 504 written, or a started response cut short by a refused write.
+func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *time.Timer, cancel context.CancelFunc) {
+	w := tw.writer()
+	c := new(call[struct{}])
+	c.start(h.t, r.Context(), func(context.Context) (struct{}, error) {
+		h.next.ServeHTTP(w, r)
+		return struct{}{}, nil
+	})
+	if !c.wait(h.t, tw.settled) { // next is abandoned; the writer refuses it from now on
+		timer.Stop()
+		tw.mu.Lock()
+		tw.finished = true
+		abort := tw.refused && !tw.answered
+		tw.mu.Unlock()
+		cancel()
+		if abort {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	timer.Stop()
+	if c.panicked {
+		tw.mu.Lock()
+		tw.finished = true
+		tw.countLocked()
+		tw.mu.Unlock()
+		cancel()
+		c.repanic()
+	}
+	abort := tw.finish()
+	cancel()
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// timeoutWriter is the ResponseWriter next gets. Every use of the server's
+// writer, by next or by the timer, holds mu, so the timer can answer 504
+// while next runs without a data race. next's headers live in a map of its
+// own (h), copied to the server's writer when next commits its response,
+// so the timer never touches a map next may be writing.
+type timeoutWriter struct {
+	t     *Timeout
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	cause *TimeoutError
+	h     http.Header
+
+	mu          sync.Mutex
+	wroteHeader bool // next committed its response (status, byte or flush)
+	timedOut    bool // the time ran out: next's writes are refused
+	answered    bool // the 504 was written
+	refused     bool // next tried to write after the time ran out
+	hijacked    bool
+	finished    bool // next returned (or panicked, or was abandoned)
+	counted     bool
+
+	// settled, with Config.Abandon, is closed once the response no
+	// longer depends on next: the 504 written, or a write refused.
+	settled     chan struct{}
+	settledDone bool
+}
+
+// settleLocked closes settled, once.
+func (tw *timeoutWriter) settleLocked() {
+	if tw.settled != nil && !tw.settledDone {
+		tw.settledDone = true
+		close(tw.settled)
+	}
+}
+
+func (tw *timeoutWriter) writer() http.ResponseWriter {
+	if _, ok := tw.w.(http.Hijacker); ok {
+		return hijackWriter{tw}
+	}
+	return tw
+}
+
+// expire runs at the request's deadline.
+func (tw *timeoutWriter) expire() {
+	<-tw.ctx.Done() // the context's own timer fires at the same instant
+	if tw.ctx.Err() != context.DeadlineExceeded {
+		return // the client went away: there is nobody to answer
+	}
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.finished || tw.hijacked {
+		return
+	}
+	tw.timedOutLocked()
+}
+
+// timedOutLocked reports whether the time has run out, acting on it
+// first if the deadline has passed but the timer has not run yet: a
+// handler woken by its context's end must not get a write in before the
+// timer's goroutine.
+func (tw *timeoutWriter) timedOutLocked() bool {
+	if !tw.timedOut && tw.ctx.Err() == context.DeadlineExceeded {
+		tw.timeOutLocked()
+	}
+	return tw.timedOut
+}
+
+func (tw *timeoutWriter) timeOutLocked() {
+	if tw.timedOut {
+		return
+	}
+	tw.timedOut = true
+	tw.countLocked()
+	if !tw.wroteHeader {
+		writeTimeout(tw.w, tw.r, context.Cause(tw.ctx).Error(), true)
+		tw.answered = true
+		tw.settleLocked()
+	}
+}
+
+// countLocked counts the request as timed out if its own deadline passed
+// (not its parent's).
+func (tw *timeoutWriter) countLocked() {
+	if !tw.counted && tw.ctx.Err() != nil && context.Cause(tw.ctx) == error(tw.cause) {
+		tw.counted = true
+		tw.t.timedOut(tw.r.Context(), tw.cause.Limit)
+	}
+}
+
+// finish runs when next has returned; it reports whether the response
+// must be aborted.
+func (tw *timeoutWriter) finish() (abort bool) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	tw.finished = true
+	if tw.hijacked {
+		return false
+	}
+	tw.timedOutLocked() // the deadline may have passed without the timer having run yet
+	if !tw.answered {
+		copyHeader(tw.w.Header(), tw.h) // trailers, or the headers of an empty response
+	}
+	return tw.refused && !tw.answered
+}
+
+// writeTimeout answers 504 with msg as a plain-text body.
+func writeTimeout(w http.ResponseWriter, r *http.Request, msg string, closeConn bool) {
+	h := w.Header()
+	h.Del("Content-Encoding")
+	h.Del("Content-Range")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	body := msg + "\n"
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if closeConn && r.ProtoMajor < 2 {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(http.StatusGatewayTimeout)
+	_, _ = io.WriteString(w, body)
+	_ = http.NewResponseController(w).Flush()
+}
+
+// copyHeader makes dst hold exactly src's fields.
+func copyHeader(dst, src http.Header) {
+	for k := range dst {
+		if _, ok := src[k]; !ok {
+			delete(dst, k)
+		}
+	}
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+// commitLocked sends next's headers on with its first status, byte or
+// flush.
+func (tw *timeoutWriter) commitLocked() {
+	if !tw.wroteHeader {
+		copyHeader(tw.w.Header(), tw.h)
+		tw.wroteHeader = true
+	}
+}
+
+// Header returns next's own header map.
+func (tw *timeoutWriter) Header() http.Header { return tw.h }
+
+// WriteHeader passes code on, unless the time has run out.
+func (tw *timeoutWriter) WriteHeader(code int) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.hijacked || tw.timedOutLocked() {
+		return
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		copyHeader(tw.w.Header(), tw.h) // informational: the final status is still to come
+	} else {
+		tw.commitLocked()
+	}
+	tw.w.WriteHeader(code)
+}
+
+// Write passes p on, or fails with http.ErrHandlerTimeout once the time
+// has run out.
+func (tw *timeoutWriter) Write(p []byte) (int, error) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if tw.timedOutLocked() {
+		if len(p) > 0 {
+			tw.refused = true
+			tw.settleLocked()
+		}
+		return 0, http.ErrHandlerTimeout
+	}
+	tw.commitLocked()
+	return tw.w.Write(p)
+}
+
+// Flush sends buffered data to the client, as http.Flusher asks.
+func (tw *timeoutWriter) Flush() { _ = tw.FlushError() }
+
+// FlushError is Flush reporting an error, the form http.ResponseController
+// prefers: http.ErrHandlerTimeout once the time has run out.
+func (tw *timeoutWriter) FlushError() error {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.hijacked {
+		return http.ErrHijacked
+	}
+	if tw.timedOutLocked() {
+		return http.ErrHandlerTimeout
+	}
+	tw.commitLocked()
+	return http.NewResponseController(tw.w).Flush()
+}
+
+// Unwrap returns the server's writer, for http.ResponseController.
+func (tw *timeoutWriter) Unwrap() http.ResponseWriter { return tw.w }
+
+type hijackWriter struct{ *timeoutWriter }
+
+// Hijack passes the hijack on, unless the time has run out; once hijacked,
+// the connection is next's and the timer leaves it alone.
+func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	tw := hw.timeoutWriter
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if tw.timedOutLocked() {
+		return nil, nil, http.ErrHandlerTimeout
+	}
+	c, rw, err := tw.w.(http.Hijacker).Hijack()
+	if err == nil {
+		tw.hijacked = true
+	}
+	return c, rw, err
+}

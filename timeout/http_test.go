@@ -1,0 +1,585 @@
+package timeout
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bulwark-go/bulwark/internal/conformance"
+)
+
+func TestRoundTripperConformance(t *testing.T) {
+	conformance.RoundTripper(t, conformance.Client{Wrap: func(next http.RoundTripper) http.RoundTripper {
+		return mk(t, Config{Timeout: 10 * time.Second}).RoundTripper(next)
+	}})
+}
+
+func TestHandlerConformance(t *testing.T) {
+	conformance.Handler(t, conformance.Server{Wrap: func(next http.Handler) http.Handler {
+		return mk(t, Config{Timeout: 10 * time.Second}).Handler(next)
+	}})
+}
+
+// client returns an http.Client through to's RoundTripper over its own
+// transport, closed when the test ends.
+func client(t *testing.T, to *Timeout) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: to.RoundTripper(tr)}
+}
+
+func TestRoundTripperTimesOutBeforeHeaders(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until the client gives up
+	}))
+	defer srv.Close()
+	to := mk(t, Config{Timeout: 20 * time.Millisecond})
+	_, err := client(t, to).Get(srv.URL)
+	wantTimeout(t, err, 20*time.Millisecond)
+	if ue := (interface{ Timeout() bool })(nil); !errors.As(err, &ue) || !ue.Timeout() {
+		t.Fatalf("err %v: Timeout() is not true", err)
+	}
+	if n := to.timeouts.Load(); n != 1 {
+		t.Fatalf("timeouts = %d, want 1", n)
+	}
+}
+
+// TestRoundTripperCoversTheBody guards the difference from
+// http.Client.Timeout-less per-attempt contexts cancelled when RoundTrip
+// returns: the time limit holds while the caller reads the body, and a
+// Read cut short by it fails with a TimeoutError.
+func TestRoundTripperCoversTheBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "head\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the rest never comes
+	}))
+	defer srv.Close()
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
+	resp, err := client(t, to).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); line != "head\n" || err != nil {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	_, err = io.ReadAll(br)
+	wantTimeout(t, err, 200*time.Millisecond)
+	if n := to.timeouts.Load(); n != 1 {
+		t.Fatalf("timeouts = %d, want 1", n)
+	}
+}
+
+func TestRoundTripperBodyCloseEndsTheAttempt(t *testing.T) {
+	gone := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "head\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(gone)
+	}))
+	defer srv.Close()
+	to := mk(t, Config{Timeout: time.Hour})
+	resp, err := client(t, to).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // the attempt's context ends here, long before its hour
+	<-gone
+	if n := to.timeouts.Load(); n != 0 {
+		t.Fatalf("timeouts = %d after a close, want 0", n)
+	}
+}
+
+func TestRoundTripperCallerCancellationIsTheCallers(t *testing.T) {
+	arrived := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	to := mk(t, Config{Timeout: time.Hour})
+	userLeft := errors.New("user left")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { <-arrived; cancel(userLeft) }()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	_, err := client(t, to).Do(req)
+	if err == nil || errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want the caller's cancellation, not ErrTimeout", err)
+	}
+	if !errors.Is(err, userLeft) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the caller's cause", err)
+	}
+	if n := to.timeouts.Load(); n != 0 {
+		t.Fatalf("timeouts = %d, want 0", n)
+	}
+}
+
+func TestRoundTripperPropagatesTheBudget(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Join(r.Header.Values("Request-Timeout-Ms"), ","))
+	}))
+	defer srv.Close()
+	get := func(to *Timeout, ctx context.Context) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		req.Header.Set("Request-Timeout-Ms", "999999") // the caller's own value is replaced
+		resp, err := client(t, to).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if req.Header.Get("Request-Timeout-Ms") != "999999" {
+			t.Fatal("the caller's request was modified")
+		}
+		return string(b)
+	}
+	budget := func(s string) time.Duration {
+		d, ok := parseBudget(s)
+		if !ok {
+			t.Fatalf("sent a malformed budget %q", s)
+		}
+		return d
+	}
+	// Own limit the smaller.
+	if d := budget(get(mk(t, Config{Timeout: 3 * time.Second}), context.Background())); d <= 0 || d > 3*time.Second {
+		t.Fatalf("budget %v, want in (0, 3s]", d)
+	}
+	// The caller's deadline the smaller.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if d := budget(get(mk(t, Config{Timeout: time.Hour}), ctx)); d <= 0 || d > 2*time.Second {
+		t.Fatalf("budget %v, want in (0, 2s]", d)
+	}
+	// Off.
+	if got := get(mk(t, Config{Header: NoHeader}), context.Background()); got != "999999" {
+		t.Fatalf("with NoHeader the server saw %q, want the caller's header untouched", got)
+	}
+}
+
+func TestBudgetFormatIsExact(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second:            "0",
+		999 * time.Microsecond:  "0",
+		time.Millisecond:        "1",
+		1999 * time.Microsecond: "1",
+		10 * time.Second:        "10000",
+		1 << 62:                 "86400000",
+	} {
+		if got := formatBudget(d); got != want {
+			t.Errorf("formatBudget(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for s, want := range map[string]time.Duration{"0": 0, "00": 0, "250": 250 * time.Millisecond, "86400000": MaxTimeout, "9999999999": MaxTimeout} {
+		if d, ok := parseBudget(s); !ok || d != want {
+			t.Errorf("parseBudget(%q) = %v, %v; want %v", s, d, ok, want)
+		}
+	}
+	for _, s := range []string{"", "-1", "+1", "1.5", "10ms", " 5", "5 ", "1e3", "0x10", "12345678901", "٣"} {
+		if d, ok := parseBudget(s); ok {
+			t.Errorf("parseBudget(%q) = %v, accepted a malformed value", s, d)
+		}
+	}
+}
+
+func FuzzParseBudget(f *testing.F) {
+	for _, s := range []string{"0", "250", "9999999999", "12345678901", "-1", "1.5", " 5", "10ms", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseBudget(s)
+		if !ok {
+			return
+		}
+		if len(s) < 1 || len(s) > maxBudgetDigits || strings.TrimLeft(s, "0123456789") != "" {
+			t.Fatalf("accepted %q", s)
+		}
+		if d < 0 || d%time.Millisecond != 0 {
+			t.Fatalf("parseBudget(%q) = %v", s, d)
+		}
+		n, _ := strconv.ParseInt(s, 10, 64)
+		if formatBudget(d) != strconv.FormatInt(min(n, int64(MaxTimeout/time.Millisecond)), 10) {
+			t.Fatalf("round trip of %q gave %q", s, formatBudget(d))
+		}
+	})
+}
+
+// handlerDeadline serves one request with header value hv (none if empty)
+// through to's Handler inside a synctest bubble and returns how long the
+// handler's context had, and the status.
+func handlerDeadline(t *testing.T, cfg Config, hv []string) (left time.Duration, code int, ran bool) {
+	synctest.Test(t, func(t *testing.T) {
+		to := mk(t, cfg)
+		h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+			dl, _ := r.Context().Deadline()
+			left = time.Until(dl)
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		for _, v := range hv {
+			req.Header.Add("Request-Timeout-Ms", v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		code = rec.Code
+	})
+	return left, code, ran
+}
+
+func TestHandlerAppliesThePropagatedBudget(t *testing.T) {
+	cfg := Config{Timeout: time.Second}
+	if left, code, _ := handlerDeadline(t, cfg, []string{"250"}); left != 250*time.Millisecond || code != 200 {
+		t.Fatalf("budget 250: handler had %v (code %d), want 250ms", left, code)
+	}
+	if left, _, _ := handlerDeadline(t, cfg, []string{"5000"}); left != time.Second {
+		t.Fatalf("budget 5000: handler had %v, want its own 1s (a budget never extends it)", left)
+	}
+	for _, bad := range [][]string{{"-1"}, {"1.5"}, {"250ms"}, {" 250"}, {"12345678901"}, {""}, {"100", "200"}} {
+		if left, _, _ := handlerDeadline(t, cfg, bad); left != time.Second {
+			t.Fatalf("malformed budget %q: handler had %v, want its own 1s", bad, left)
+		}
+	}
+	if _, _, ran := handlerDeadline(t, Config{Timeout: time.Second, Header: NoHeader}, []string{"1"}); !ran {
+		t.Fatal("NoHeader: the handler did not run")
+	}
+	if left, _, _ := handlerDeadline(t, Config{Timeout: time.Second, Header: NoHeader}, []string{"1"}); left != time.Second {
+		t.Fatalf("NoHeader: handler had %v, want 1s (the header ignored)", left)
+	}
+	if _, code, ran := handlerDeadline(t, cfg, []string{"0"}); ran || code != http.StatusGatewayTimeout {
+		t.Fatalf("budget 0: ran %v, code %d; want 504 without running the handler", ran, code)
+	}
+}
+
+// TestHandlerIgnoringContextAndWritingOn: the handler ignores its context
+// and keeps writing long after the deadline. The client gets a 504 at the
+// deadline, never a 200; every late write is refused (so nothing piles up
+// in memory); -race finds no race between the timer and the handler.
+func TestHandlerIgnoringContextAndWritingOn(t *testing.T) {
+	release := make(chan struct{})
+	type result struct {
+		refused, accepted int
+		lastErr           error
+	}
+	done := make(chan result, 1)
+	to := mk(t, Config{Timeout: 20 * time.Millisecond})
+	chunk := make([]byte, 64<<10)
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // ignores r.Context()
+		var res result
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		for i := range 4096 { // 256 MiB if anything kept it
+			w.Header().Set("X-Late", strconv.Itoa(i))
+			w.WriteHeader(http.StatusOK)
+			if _, err := w.Write(chunk); err != nil {
+				res.refused++
+				res.lastErr = err
+			} else {
+				res.accepted++
+			}
+			w.(http.Flusher).Flush()
+		}
+		runtime.ReadMemStats(&ms1)
+		if grew := int64(ms1.HeapAlloc) - int64(ms0.HeapAlloc); grew > 32<<20 {
+			res.accepted = -1 // memory grew with the refused writes
+		}
+		done <- res
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body) // complete before the handler even starts writing
+	resp.Body.Close()
+	close(release)
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "timeout: timed out after 20ms") {
+		t.Fatalf("got %d %q, want 504 with the timeout message", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-Late") != "" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("504 headers %v", resp.Header)
+	}
+	res := <-done
+	if res.accepted != 0 || res.refused != 4096 || !errors.Is(res.lastErr, http.ErrHandlerTimeout) {
+		t.Fatalf("late writes: %+v, want every one refused with http.ErrHandlerTimeout and no memory growth", res)
+	}
+	if n := to.timeouts.Load(); n != 1 {
+		t.Fatalf("timeouts = %d, want 1", n)
+	}
+}
+
+// TestHandlerStartedResponseIsAbortedNotTruncated: a handler that had
+// started its response when the time ran out, and then tried to write
+// more, has its response aborted: the client sees an error, not a short
+// body that looks complete.
+func TestHandlerStartedResponseIsAbortedNotTruncated(t *testing.T) {
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
+	var lateErr atomic.Value
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		_, err := io.WriteString(w, "more\n")
+		lateErr.Store(err)
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "partial\n" || err == nil {
+		t.Fatalf("got %d %q, %v; want 200 \"partial\\n\" then a read error", resp.StatusCode, body, err)
+	}
+	if e, _ := lateErr.Load().(error); !errors.Is(e, http.ErrHandlerTimeout) {
+		t.Fatalf("late write error %v, want http.ErrHandlerTimeout", e)
+	}
+}
+
+// TestHandlerCompletedResponseIsKept: a response the handler finished
+// before the deadline stands, however late the handler returns.
+func TestHandlerCompletedResponseIsKept(t *testing.T) {
+	to := mk(t, Config{Timeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "whole\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()          // slow cleanup past the deadline
+		w.Header().Set("X-Sum", "42") // a trailer is still sent
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "whole\n" || err != nil {
+		t.Fatalf("got %d %q, %v; want the whole 200 response", resp.StatusCode, body, err)
+	}
+	if resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("trailer %v, want X-Sum: 42", resp.Trailer)
+	}
+}
+
+func TestHandlerReturningEmptyAfterDeadlineGets504(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := mk(t, Config{Timeout: 100 * time.Millisecond})
+		h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(200 * time.Millisecond) // ignores its context, writes nothing
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Code != http.StatusGatewayTimeout || rec.Header().Get("Connection") != "close" {
+			t.Fatalf("got %d %v, want 504 with Connection: close", rec.Code, rec.Header())
+		}
+	})
+}
+
+func TestHandlerHeadersWithoutBodyAreSent(t *testing.T) {
+	to := mk(t, Config{})
+	h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Only", "1")
+		if w.Header().Get("X-Outer") != "o" {
+			t.Error("the handler does not see headers set by outer middleware")
+		}
+	}))
+	rec := httptest.NewRecorder()
+	rec.Header().Set("X-Outer", "o")
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != 200 || rec.Header().Get("X-Only") != "1" || rec.Header().Get("X-Outer") != "o" {
+		t.Fatalf("got %d %v", rec.Code, rec.Header())
+	}
+}
+
+func TestHandlerClientGoneIsNotAnswered(t *testing.T) {
+	to := mk(t, Config{Timeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel()
+		<-r.Context().Done()
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil))
+	if rec.Code != 200 || rec.Body.Len() != 0 || to.timeouts.Load() != 0 {
+		t.Fatalf("client gone: code %d body %q timeouts %d; want nothing written, nothing counted",
+			rec.Code, rec.Body, to.timeouts.Load())
+	}
+}
+
+// TestHandlerHeaderWritesRaceTheTimer: the handler writes its headers
+// while the timer answers 504. Under -race this guards that the two never
+// share a header map.
+func TestHandlerHeaderWritesRaceTheTimer(t *testing.T) {
+	to := mk(t, Config{Timeout: 5 * time.Millisecond})
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; r.Context().Err() == nil || i < 1000; i++ {
+			w.Header().Set("X-Busy", strconv.Itoa(i))
+			w.Header().Add("X-Many", "v")
+			if i%64 == 0 {
+				w.Header().Del("X-Many")
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})))
+	defer srv.Close()
+	for range 5 {
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Busy") != "" {
+			t.Fatalf("got %d %v, want the 504 without the handler's headers", resp.StatusCode, resp.Header)
+		}
+	}
+}
+
+func TestHandlerAbandonConformance(t *testing.T) {
+	conformance.Handler(t, conformance.Server{Wrap: func(next http.Handler) http.Handler {
+		return mk(t, Config{Timeout: 10 * time.Second, Abandon: true}).Handler(next)
+	}})
+}
+
+// served wraps h and closes the returned channel when ServeHTTP returns.
+func served(h http.Handler) (http.Handler, chan struct{}) {
+	ch := make(chan struct{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ch)
+		h.ServeHTTP(w, r)
+	}), ch
+}
+
+// TestHandlerAbandonReturnsAtTheDeadline: with Abandon, ServeHTTP returns
+// at the deadline while the handler, which ignores its context, still
+// runs; over HTTP/2 the client reads the whole 504 before the handler
+// ends.
+func TestHandlerAbandonReturnsAtTheDeadline(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		to := mk(t, Config{Timeout: 20 * time.Millisecond, Abandon: true})
+		release, lateErr := make(chan struct{}), make(chan error, 1)
+		h, returned := served(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-release
+			_, err := io.WriteString(w, "too late")
+			lateErr <- err
+		})))
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body) // to EOF, while the handler still runs
+		resp.Body.Close()
+		<-returned
+		if resp.StatusCode != http.StatusGatewayTimeout || err != nil || !strings.HasPrefix(string(body), "timeout: timed out") {
+			t.Fatalf("h2=%v: got %d %q, %v; want the whole 504", h2, resp.StatusCode, body, err)
+		}
+		if n := to.abandoned.Load(); n != 1 {
+			t.Fatalf("abandoned gauge %d while the handler runs, want 1", n)
+		}
+		close(release)
+		if e := <-lateErr; !errors.Is(e, http.ErrHandlerTimeout) {
+			t.Fatalf("the abandoned handler's write = %v, want http.ErrHandlerTimeout", e)
+		}
+		srv.Close() // (the gauge's return to 0 is TestAbandonReturnsAtTheDeadline's, under synctest)
+	}
+}
+
+// TestHandlerAbandonAbortsAStartedResponseAtOnce: a started response whose
+// handler writes after the deadline is aborted then, not when the handler
+// returns.
+func TestHandlerAbandonAbortsAStartedResponseAtOnce(t *testing.T) {
+	to := mk(t, Config{Timeout: 200 * time.Millisecond, Abandon: true})
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(finished)
+		io.WriteString(w, "partial\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		io.WriteString(w, "more\n") // refused: the response is cut here
+		<-release
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(release)
+	<-finished
+	if string(body) != "partial\n" || err == nil {
+		t.Fatalf("got %q, %v; want \"partial\\n\" then an error, before the handler returned", body, err)
+	}
+}
+
+// TestBudgetCrossesAHop: a client's per-attempt limit becomes the next
+// hop's request deadline, through the header, over real servers.
+func TestBudgetCrossesAHop(t *testing.T) {
+	left := make(chan time.Duration, 1)
+	server := mk(t, Config{Timeout: time.Hour})
+	srv := httptest.NewServer(server.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dl, _ := r.Context().Deadline()
+		left <- time.Until(dl)
+	})))
+	defer srv.Close()
+	resp, err := client(t, mk(t, Config{Timeout: 300 * time.Millisecond})).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if d := <-left; d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("the next hop had %v, want at most the caller's 300ms", d)
+	}
+}
+
+// FuzzHandlerBudget: whatever the budget header holds, the handler runs
+// (or is answered 504 for a budget of 0) with no more than its own limit,
+// and nothing panics.
+func FuzzHandlerBudget(f *testing.F) {
+	for _, s := range []string{"0", "1", "250", "86400001", "9999999999", "-5", "1e3", " 7", "", "\x00"} {
+		f.Add(s)
+	}
+	to := New(Config{Timeout: time.Second})
+	defer to.Close()
+	f.Fuzz(func(t *testing.T, v string) {
+		var left time.Duration
+		ran := false
+		h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+			dl, _ := r.Context().Deadline()
+			left = time.Until(dl)
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header["Request-Timeout-Ms"] = []string{v}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		d, ok := parseBudget(v)
+		switch {
+		case ok && d == 0:
+			if ran || rec.Code != http.StatusGatewayTimeout {
+				t.Fatalf("budget %q: ran %v, code %d; want 504 without running", v, ran, rec.Code)
+			}
+		case !ran || left > time.Second || (ok && left > d):
+			t.Fatalf("budget %q: ran %v with %v left", v, ran, left)
+		}
+	})
+}
