@@ -23,10 +23,14 @@ const MaxKeyLength = 1024
 //
 // Leading and trailing spaces and tabs (optional whitespace) are ignored.
 // Anything else is malformed: an empty key, a key longer than maxLen
-// bytes, a parameter (;...), a list (,), a non-ASCII or control byte, an
+// bytes (after unescaping; a maxLen outside [1, MaxKeyLength] means
+// MaxKeyLength, so no key longer than MaxKeyLength is ever accepted), a parameter (;...), a list (,), a non-ASCII or control byte, an
 // unterminated string or a bad escape. A bare value and the same value
 // quoted are the same key.
 func ParseKey(value string, maxLen int) (string, error) {
+	if maxLen <= 0 || maxLen > MaxKeyLength {
+		maxLen = MaxKeyLength
+	}
 	v := strings.Trim(value, " \t")
 	if v == "" {
 		return "", malformed("empty key")

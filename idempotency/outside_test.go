@@ -1085,3 +1085,20 @@ func TestOutsideHandlerWritesNothing(t *testing.T) {
 		t.Fatalf("%d %q runs %d", r.status, r.body, runs.Load())
 	}
 }
+
+// ParseKey's maxLen is capped by MaxKeyLength, as its doc says: "no key
+// longer than this is ever accepted".
+func TestParseKeyNeverAcceptsMoreThanMaxKeyLength(t *testing.T) {
+	long := strings.Repeat("k", idempotency.MaxKeyLength+1)
+	for _, maxLen := range []int{idempotency.MaxKeyLength + 1, 1 << 20, 0, -1} {
+		if _, err := idempotency.ParseKey(long, maxLen); !errors.Is(err, idempotency.ErrKeyMalformed) {
+			t.Errorf("ParseKey(%d bytes, %d): %v, want ErrKeyMalformed", len(long), maxLen, err)
+		}
+		if _, err := idempotency.ParseKey(`"`+long+`"`, maxLen); !errors.Is(err, idempotency.ErrKeyMalformed) {
+			t.Errorf("ParseKey(quoted %d bytes, %d): %v, want ErrKeyMalformed", len(long), maxLen, err)
+		}
+	}
+	if _, err := idempotency.ParseKey(long[1:], 0); err != nil {
+		t.Errorf("ParseKey(MaxKeyLength bytes, 0): %v", err)
+	}
+}
