@@ -49,8 +49,9 @@
 // # What is not stored
 //
 // A 5xx answer (unless Config.StoreServerErrors), a panic, a response
-// larger than MaxResponseBytes and a hijacked connection release the key,
-// so the client's retry runs the request again. A response stored while
+// larger than MaxResponseBytes, a hijacked connection and a handler that
+// returns without writing anything after its client went away release the
+// key, so the client's retry runs the request again. A response stored while
 // the store fails is not replayed later: the claim then expires after
 // Lease, and a retry after that runs again (counted in
 // bulwark.idempotency.store_errors).

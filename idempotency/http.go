@@ -46,7 +46,9 @@ const ReplayedHeader = "Idempotent-Replayed"
 // A response is not stored, and the key is released so that a retry runs
 // again, when its status is 500 or more (unless Config.StoreServerErrors),
 // when its body exceeds MaxResponseBytes, when the handler hijacks the
-// connection, or when it panics (the panic goes on). The writer next gets
+// connection, when it panics (the panic goes on), or when the client went
+// away (the request's context is done) and the handler returned without
+// writing anything (the implicit empty 200 is not a response to replay). The writer next gets
 // keeps http.Flusher, http.Hijacker (where the server's has it) and
 // Unwrap for http.ResponseController.
 func (k *Keeper) Handler(next http.Handler) http.Handler {
@@ -86,6 +88,11 @@ func (k *Keeper) Handler(next http.Handler) http.Handler {
 		rec, replayed, err := k.Do(r.Context(), req, func(ctx context.Context) (*Record, error) {
 			c := &capture{ResponseWriter: w, max: k.s.maxResp, keep: k.s.replayHeaders}
 			next.ServeHTTP(c.writer(), r)
+			if c.code == 0 && ctx.Err() != nil {
+				// The client went away and the handler returned without
+				// answering: the implicit 200 is nobody's response.
+				return nil, nil
+			}
 			return c.record(), nil
 		})
 		switch {

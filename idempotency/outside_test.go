@@ -1102,3 +1102,40 @@ func TestParseKeyNeverAcceptsMoreThanMaxKeyLength(t *testing.T) {
 		t.Errorf("ParseKey(MaxKeyLength bytes, 0): %v", err)
 	}
 }
+
+// A client that goes away, after which the handler returns without
+// answering: net/http would send an implicit 200 with no body that nobody
+// wrote; it must not be stored and replayed as if the request had succeeded.
+func TestClientGoneWithoutAnswerReleasesTheKey(t *testing.T) {
+	in := make(chan struct{})
+	var runs atomic.Int64
+	s := xstart(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if runs.Add(1) == 1 {
+			in <- struct{}{}
+			<-r.Context().Done() // e.g. a database call cancelled, rolled back
+			return
+		}
+		w.WriteHeader(201)
+		io.WriteString(w, "created")
+	}), idempotency.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.URL, strings.NewReader("x"))
+		req.Header.Set(key, "k")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-in
+	cancel()
+	<-errc
+	<-s.done
+	r := xdo(t, "POST", s.URL, "x", key, "k")
+	if r.status != 201 || r.body != "created" || runs.Load() != 2 {
+		t.Fatalf("retry after the client went away: %d %q (replayed %q), runs %d",
+			r.status, r.body, r.header.Get(idempotency.ReplayedHeader), runs.Load())
+	}
+}
