@@ -36,12 +36,15 @@ const ReplayedHeader = "Idempotent-Replayed"
 //	same key, different payload         422 Unprocessable Content
 //	key missing and Config.Required     400 Bad Request
 //	key malformed, or header repeated   400 Bad Request
-//	body over MaxRequestBytes           413 Content Too Large
+//	body over MaxRequestBytes (or over  413 Content Too Large
+//	an outer http.MaxBytesReader)
+//	body unreadable (cut, bad framing)  400 Bad Request, problem type "about:blank"
 //	store unreachable (Redis down)      503 Service Unavailable, Retry-After: 1; next does not run
 //
 // Error answers are RFC 9457 problem details (application/problem+json)
 // whose "type" is the address of the matching sentinel's documentation
-// (e.g. https://pkg.go.dev/github.com/bulwark-go/bulwark/idempotency#ErrMismatch).
+// (e.g. https://pkg.go.dev/github.com/bulwark-go/bulwark/idempotency#ErrMismatch),
+// except for an unreadable body, which no sentinel names ("about:blank").
 //
 // A response is not stored, and the key is released so that a retry runs
 // again, when its status is 500 or more (unless Config.StoreServerErrors),
@@ -122,6 +125,10 @@ func readBody(r *http.Request, max int) ([]byte, error) {
 		return nil, ErrTooLarge
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	var tooLarge *http.MaxBytesError // an outer http.MaxBytesReader's limit
+	if errors.As(err, &tooLarge) {
+		return nil, ErrTooLarge
+	}
 	if err != nil {
 		return nil, errors.Join(errReadBody, err)
 	}

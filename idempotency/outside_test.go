@@ -1139,3 +1139,21 @@ func TestClientGoneWithoutAnswerReleasesTheKey(t *testing.T) {
 			r.status, r.body, r.header.Get(idempotency.ReplayedHeader), runs.Load())
 	}
 }
+
+// An http.MaxBytesReader set by an outer middleware, smaller than
+// MaxRequestBytes, is a body too large: 413, as for MaxRequestBytes.
+func TestOuterMaxBytesReaderIs413(t *testing.T) {
+	o := &orders{}
+	k := idempotency.New(idempotency.Config{})
+	defer k.Close()
+	inner := k.Handler(o)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 8)
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	xproblem(t, xdo(t, "POST", srv.URL, strings.Repeat("x", 9), key, "k"), 413, "ErrTooLarge")
+	if o.runs.Load() != 0 {
+		t.Fatal("the handler ran")
+	}
+}
