@@ -73,8 +73,11 @@
 //
 // # Telemetry
 //
-// bulwark.idempotency.requests counts requests that carried a key, by
-// bulwark.idempotency.result (executed, replayed, conflict, mismatch,
-// invalid, store_error); bulwark.idempotency.store_errors counts store
-// operations that failed after a handler ran.
+// bulwark.idempotency.requests counts the requests the Keeper judged (those
+// of Config.Methods that carried a key, and those refused for lacking one
+// under Config.Required), by bulwark.idempotency.result: executed, replayed,
+// conflict (409), mismatch (422), invalid (400 and 413), store_error (503). A
+// request whose caller gave up before the store answered is not counted.
+// bulwark.idempotency.store_errors counts store operations that failed after
+// a handler ran (renew, complete, release).
 package idempotency

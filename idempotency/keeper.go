@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -110,7 +111,9 @@ func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (
 	for {
 		c, err := k.claim(ctx, key, req.Fingerprint)
 		if err != nil {
-			k.telem.count(resultStoreError)
+			if errors.Is(err, ErrStoreUnavailable) { // not the caller giving up
+				k.telem.count(resultStoreError)
+			}
 			return nil, false, err
 		}
 		switch c.State {

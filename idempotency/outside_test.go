@@ -1157,3 +1157,33 @@ func TestOuterMaxBytesReaderIs413(t *testing.T) {
 		t.Fatal("the handler ran")
 	}
 }
+
+// A caller that gave up is not a store failure: it is not counted as
+// store_error (nor as anything else).
+func TestCancelledCallerIsNotCountedAsStoreError(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	k := idempotency.New(idempotency.Config{MeterProvider: mp})
+	defer k.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	k.Do(ctx, idempotency.Request{Key: "k"}, func(context.Context) (*idempotency.Record, error) {
+		return &idempotency.Record{Status: 200}, nil
+	})
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "bulwark.idempotency.requests" {
+				for _, dp := range sum.DataPoints {
+					if res, _ := dp.Attributes.Value("bulwark.idempotency.result"); dp.Value != 0 {
+						t.Errorf("a cancelled caller counted as %s", res.AsString())
+					}
+				}
+			}
+		}
+	}
+}
