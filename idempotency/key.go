@@ -82,10 +82,13 @@ func parseString(v string, maxLen int) (string, error) {
 
 // isBareChar reports whether c may appear in a bare key: an RFC 9110 tchar,
 // ':' or '/'.
-func isBareChar(c byte) bool {
+func isBareChar(c byte) bool { return isTchar(c) || c == ':' || c == '/' }
+
+// isTchar reports whether c is an RFC 9110 tchar.
+func isTchar(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		return true
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~:/", c) >= 0
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

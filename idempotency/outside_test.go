@@ -928,23 +928,28 @@ func TestOutsideCloseIdempotent(t *testing.T) {
 
 func TestOutsideConfigValidate(t *testing.T) {
 	bad := map[string]idempotency.Config{
-		"MaxKeyLength<0":      {MaxKeyLength: -1},
-		"MaxKeyLength>Max":    {MaxKeyLength: idempotency.MaxKeyLength + 1},
-		"MaxRequestBytes<0":   {MaxRequestBytes: -1},
-		"MaxRequestBytes>Max": {MaxRequestBytes: idempotency.MaxMaxRequestBytes + 1},
-		"MaxResponseBytes<0":  {MaxResponseBytes: -1},
-		"MaxResponseBytes>M":  {MaxResponseBytes: idempotency.MaxMaxResponseBytes + 1},
-		"Retention<0":         {Retention: -1},
-		"Retention>Max":       {Retention: idempotency.MaxRetention + 1},
-		"Lease<0":             {Lease: -1},
-		"Lease>Max":           {Lease: idempotency.MaxLease + 1},
-		"Wait<0":              {Wait: -1},
-		"Wait>Max":            {Wait: idempotency.MaxWait + 1},
-		"StoreTimeout<0":      {StoreTimeout: -1},
-		"StoreTimeout huge":   {StoreTimeout: 1 << 62},
-		"Header bad":          {Header: "Bad Header"},
-		"Header colon":        {Header: "Bad:Header"},
-		"Methods empty name":  {Methods: []string{""}},
+		"MaxKeyLength<0":       {MaxKeyLength: -1},
+		"MaxKeyLength>Max":     {MaxKeyLength: idempotency.MaxKeyLength + 1},
+		"MaxRequestBytes<0":    {MaxRequestBytes: -1},
+		"MaxRequestBytes>Max":  {MaxRequestBytes: idempotency.MaxMaxRequestBytes + 1},
+		"MaxResponseBytes<0":   {MaxResponseBytes: -1},
+		"MaxResponseBytes>M":   {MaxResponseBytes: idempotency.MaxMaxResponseBytes + 1},
+		"Retention<0":          {Retention: -1},
+		"Retention>Max":        {Retention: idempotency.MaxRetention + 1},
+		"Lease<0":              {Lease: -1},
+		"Lease>Max":            {Lease: idempotency.MaxLease + 1},
+		"Wait<0":               {Wait: -1},
+		"Wait>Max":             {Wait: idempotency.MaxWait + 1},
+		"StoreTimeout<0":       {StoreTimeout: -1},
+		"StoreTimeout huge":    {StoreTimeout: 1 << 62},
+		"Header bad":           {Header: "Bad Header"},
+		"Header colon":         {Header: "Bad:Header"},
+		"Lease tiny":           {Lease: 2},
+		"Lease under MinLease": {Lease: idempotency.MinLease - 1},
+		"Methods bad":          {Methods: []string{"PO ST"}},
+		"ReplayHeaders bad":    {ReplayHeaders: []string{"a b"}},
+		"StoreTimeout>Max":     {StoreTimeout: idempotency.MaxStoreTimeout + 1},
+		"Methods empty name":   {Methods: []string{""}},
 	}
 	for name, cfg := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -972,7 +977,11 @@ func TestOutsideConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := idempotency.Config{MaxKeyLength: idempotency.MaxKeyLength, MaxRequestBytes: idempotency.MaxMaxRequestBytes,
-		MaxResponseBytes: idempotency.MaxMaxResponseBytes, Retention: idempotency.MaxRetention, Lease: idempotency.MaxLease, Wait: idempotency.MaxWait}
+		MaxResponseBytes: idempotency.MaxMaxResponseBytes, Retention: idempotency.MaxRetention, Lease: idempotency.MaxLease, Wait: idempotency.MaxWait,
+		StoreTimeout: idempotency.MaxStoreTimeout, Methods: []string{"POST", "M-SEARCH"}, ReplayHeaders: []string{"content-type", "X-A"}}
+	if err := (idempotency.Config{Lease: idempotency.MinLease}).Validate(); err != nil {
+		t.Fatalf("MinLease is allowed: %v", err)
+	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("the documented bounds are allowed: %v", err)
 	}
