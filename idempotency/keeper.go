@@ -93,7 +93,10 @@ type Request struct {
 // fn's record is not stored, and the key is released so that a retry runs
 // fn again, when fn returns an error (Do returns it), returns a nil Record,
 // returns a Record with a status of 500 or more (unless
-// Config.StoreServerErrors), or panics (the panic goes on). If storing the
+// Config.StoreServerErrors), a Body longer than Config.MaxResponseBytes, a
+// Status outside [0, 999] or a Header of more than 1024 names or 1024
+// values for one name (Do still returns the Record), or panics (the panic
+// goes on). If storing the
 // record fails after fn ran, Do still returns it; the claim then expires
 // after Lease, and is counted in bulwark.idempotency.store_errors.
 //
@@ -188,7 +191,7 @@ func (k *Keeper) run(ctx context.Context, key, token, fp string, fn func(context
 	close(stop)
 	wg.Wait()
 
-	if err != nil || rec == nil || (rec.Status >= 500 && !k.s.store5xx) {
+	if err != nil || rec == nil || (rec.Status >= 500 && !k.s.store5xx) || !k.storable(rec) {
 		k.release(ctx, key, token)
 		return rec, err
 	}
@@ -199,6 +202,21 @@ func (k *Keeper) run(ctx context.Context, key, token, fp string, fn func(context
 		k.telem.storeError()
 	}
 	return rec, nil
+}
+
+// storable reports whether rec may be stored: its body fits
+// MaxResponseBytes and UnmarshalRecord can read it back (a record it cannot
+// read would make the key unusable until it expired).
+func (k *Keeper) storable(rec *Record) bool {
+	if len(rec.Body) > k.s.maxResp || rec.Status < 0 || rec.Status > maxRecordStatus || len(rec.Header) > maxRecordHeaders {
+		return false
+	}
+	for _, vs := range rec.Header {
+		if len(vs) > maxRecordValues {
+			return false
+		}
+	}
+	return true
 }
 
 // afterCtx is the context of a store operation made after fn ran: it

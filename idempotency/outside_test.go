@@ -1196,3 +1196,42 @@ func TestCancelledCallerIsNotCountedAsStoreError(t *testing.T) {
 		}
 	}
 }
+
+// Keeper.Do holds a record to the bounds the Handler does: a Body over
+// MaxResponseBytes is not stored (the key is released), and neither is a
+// record the stores could not read back.
+func TestDoStoresOnlyRecordsWithinBounds(t *testing.T) {
+	k := idempotency.New(idempotency.Config{MaxResponseBytes: 10})
+	defer k.Close()
+	tooMany := http.Header{}
+	for i := range 1025 {
+		tooMany.Set(fmt.Sprint("X-", i), "v")
+	}
+	for name, rec := range map[string]idempotency.Record{
+		"body over MaxResponseBytes": {Status: 200, Body: []byte("01234567890")},
+		"status over 999":            {Status: 1000},
+		"negative status":            {Status: -1},
+		"1025 header names":          {Status: 200, Header: tooMany},
+		"1025 values":                {Status: 200, Header: http.Header{"X": make([]string, 1025)}},
+	} {
+		runs := 0
+		fn := func(context.Context) (*idempotency.Record, error) { runs++; r := rec; return &r, nil }
+		req := idempotency.Request{Key: name}
+		if got, _, err := k.Do(context.Background(), req, fn); err != nil || got == nil {
+			t.Fatalf("%s: %v %v", name, got, err)
+		}
+		if _, replayed, err := k.Do(context.Background(), req, fn); err != nil || replayed || runs != 2 {
+			t.Errorf("%s: stored (replayed %v, err %v, runs %d), want the key released", name, replayed, err, runs)
+		}
+	}
+	// exactly MaxResponseBytes is stored
+	runs := 0
+	fn := func(context.Context) (*idempotency.Record, error) {
+		runs++
+		return &idempotency.Record{Status: 200, Body: []byte("0123456789")}, nil
+	}
+	k.Do(context.Background(), idempotency.Request{Key: "fits"}, fn)
+	if _, replayed, _ := k.Do(context.Background(), idempotency.Request{Key: "fits"}, fn); !replayed || runs != 1 {
+		t.Fatalf("a body of MaxResponseBytes not stored")
+	}
+}

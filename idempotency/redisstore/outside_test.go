@@ -216,3 +216,25 @@ func TestOutsideRedisConfig(t *testing.T) {
 		redisstore.New(h.Client, redisstore.Config{Prefix: "{x}"})
 	}()
 }
+
+// A record that UnmarshalRecord cannot read back is never written to Redis:
+// it would make its key answer 503 until Retention ran out.
+func TestOutsideRedisUnreadableRecordNotStored(t *testing.T) {
+	h := redistest.NewMiniredis(t)
+	k := idempotency.New(idempotency.Config{Store: redisstore.New(h.Client, redisstore.Config{Prefix: h.Prefix})})
+	defer k.Close()
+	hdr := http.Header{}
+	for i := range 1025 {
+		hdr.Set(fmt.Sprint("X-", i), "v")
+	}
+	runs := 0
+	fn := func(context.Context) (*idempotency.Record, error) {
+		runs++
+		return &idempotency.Record{Status: 200, Header: hdr}, nil
+	}
+	req := idempotency.Request{Key: "k"}
+	k.Do(context.Background(), req, fn)
+	if _, _, err := k.Do(context.Background(), req, fn); err != nil || runs != 2 {
+		t.Fatalf("after a record with 1025 headers: %v, runs %d; want the key released", err, runs)
+	}
+}
