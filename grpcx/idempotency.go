@@ -57,7 +57,10 @@ func WithIdempotencyScope(scope func(ctx context.Context) string) IdempotencyOpt
 //     Unknown) is stored and replayed to later calls with the same key and
 //     request, with the response header "idempotent-replayed: true". The
 //     response metadata the handler set (grpc.SetHeader, SendHeader,
-//     SetTrailer) is stored with it and replayed.
+//     SetTrailer) is stored with it and replayed. A failure code releases
+//     the key whatever Config.StoreServerErrors says, and so does a reply
+//     whose marshalled form is larger than Config.MaxResponseBytes: the
+//     next call with the key runs the handler again.
 //   - The same key with a different request (method or message): codes.InvalidArgument.
 //   - The same key still in progress: codes.Aborted, with a
 //     grpc-retry-pushback-ms trailer, which bulwark's retry honours.

@@ -157,3 +157,17 @@ func TestIdempotencyOutsideScopeOption(t *testing.T) {
 		t.Fatalf("scopes: %v %v %v", a, b, a2)
 	}
 }
+
+// A reply larger than MaxResponseBytes is not stored: the next call runs.
+func TestIdempotencyOutsideLargeReplyNotStored(t *testing.T) {
+	srv := &metaServer{}
+	c := outsideClient(t, srv, idempotency.Config{MaxResponseBytes: 8})
+	for range 2 {
+		if _, err := c.UnaryCall(withKey("big"), &testpb.SimpleRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.runs.Load() != 2 {
+		t.Fatalf("runs %d, want 2 (a reply over MaxResponseBytes is not stored)", srv.runs.Load())
+	}
+}
