@@ -219,6 +219,7 @@ type capture struct {
 	body     []byte
 	overflow bool
 	hijacked bool
+	flushed  bool
 }
 
 func (c *capture) writer() http.ResponseWriter {
@@ -272,19 +273,38 @@ func (c *capture) ReadFrom(src io.Reader) (int64, error) {
 
 type writeOnly struct{ io.Writer }
 
-func (c *capture) Flush() {
-	if c.code == 0 {
-		c.WriteHeader(http.StatusOK)
-	}
-	http.NewResponseController(c.ResponseWriter).Flush()
-}
+func (c *capture) Flush() { c.FlushError() }
 
 // FlushError is Flush reporting an error, for http.ResponseController.
 func (c *capture) FlushError() error {
 	if c.code == 0 {
 		c.WriteHeader(http.StatusOK)
 	}
+	c.noteFirstFlush()
 	return http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+// noteFirstFlush keeps, at the first flush, the Content-Type that net/http
+// then settles by sniffing what was written so far (none if nothing was),
+// so that the replay, whose body is written at once, carries the same one
+// rather than one sniffed from the whole body.
+func (c *capture) noteFirstFlush() {
+	if c.flushed {
+		return
+	}
+	c.flushed = true
+	h := c.ResponseWriter.Header()
+	if _, typed := h["Content-Type"]; typed || c.overflow || c.header == nil ||
+		h.Get("Content-Encoding") != "" || h.Get("Transfer-Encoding") != "" ||
+		(c.keep != nil && !slices.Contains(c.keep, "Content-Type")) ||
+		c.code == http.StatusNoContent || c.code == http.StatusNotModified {
+		return
+	}
+	if len(c.body) == 0 {
+		c.header["Content-Type"] = nil // present and empty: no sniffing on replay
+		return
+	}
+	c.header["Content-Type"] = []string{http.DetectContentType(c.body)}
 }
 
 func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }

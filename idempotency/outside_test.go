@@ -1235,3 +1235,32 @@ func TestDoStoresOnlyRecordsWithinBounds(t *testing.T) {
 		t.Fatalf("a body of MaxResponseBytes not stored")
 	}
 }
+
+// A handler that flushes before it has written 512 bytes, without setting
+// Content-Type: net/http sniffs the type from what was written before the
+// flush (or sends none if nothing was), and the replay carries that same
+// Content-Type, not one sniffed from the whole body.
+func TestReplayKeepsTheContentTypeSniffedAtTheFirstFlush(t *testing.T) {
+	for name, parts := range map[string][2]string{
+		"text then binary":   {"abc", "\x00\x01\x02"},
+		"nothing then text":  {"", "hello"},
+		"html then anything": {"<html>", "\x00"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := xstart(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, parts[0])
+				w.(http.Flusher).Flush()
+				io.WriteString(w, parts[1])
+			}), idempotency.Config{})
+			a := xdo(t, "POST", s.URL, "x", key, "k")
+			<-s.done
+			b := xdo(t, "POST", s.URL, "x", key, "k")
+			if b.header.Get(idempotency.ReplayedHeader) != "true" || b.body != a.body {
+				t.Fatalf("not replayed: %q", b.body)
+			}
+			if fmt.Sprint(a.header.Values("Content-Type")) != fmt.Sprint(b.header.Values("Content-Type")) {
+				t.Fatalf("Content-Type %q, replayed %q", a.header.Values("Content-Type"), b.header.Values("Content-Type"))
+			}
+		})
+	}
+}
