@@ -52,8 +52,8 @@ const ReplayedHeader = "Idempotent-Replayed"
 // connection, when it panics (the panic goes on), or when the client went
 // away (the request's context is done) and the handler returned without
 // writing anything (the implicit empty 200 is not a response to replay). The writer next gets
-// keeps http.Flusher, http.Hijacker (where the server's has it) and
-// Unwrap for http.ResponseController.
+// keeps http.Flusher, http.Hijacker (where the writer it wraps, or one
+// down its Unwrap chain, has it) and Unwrap for http.ResponseController.
 func (k *Keeper) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(k.s.methods, r.Method) {
@@ -222,9 +222,20 @@ type capture struct {
 	flushed  bool
 }
 
+// writer is the writer next gets: with a Hijack method that marks the
+// response hijacked if a writer down the Unwrap chain can hijack (so that
+// http.ResponseController, which stops at the first Hijack it finds, never
+// hijacks past the capture), without one otherwise.
 func (c *capture) writer() http.ResponseWriter {
-	if _, ok := c.ResponseWriter.(http.Hijacker); ok {
-		return hijackCapture{c}
+	for w := c.ResponseWriter; w != nil; {
+		if _, ok := w.(http.Hijacker); ok {
+			return hijackCapture{c}
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
 	return c
 }
@@ -323,7 +334,7 @@ func (c *capture) record() *Record {
 type hijackCapture struct{ *capture }
 
 func (h hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := h.ResponseWriter.(http.Hijacker).Hijack()
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err == nil {
 		h.hijacked = true
 	}

@@ -1264,3 +1264,52 @@ func TestReplayKeepsTheContentTypeSniffedAtTheFirstFlush(t *testing.T) {
 		})
 	}
 }
+
+// unwrapOnly is an outer middleware's writer in the modern style: it
+// implements no optional interface, only Unwrap, for http.ResponseController.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (u unwrapOnly) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// A handler that hijacks the connection is not stored (the key is
+// released), whether it hijacks through http.Hijacker or through
+// http.ResponseController past an outer writer that only has Unwrap.
+func TestHijackReleasesTheKeyThroughResponseController(t *testing.T) {
+	for _, outer := range []bool{false, true} {
+		t.Run(fmt.Sprint("unwrap-only outer writer=", outer), func(t *testing.T) {
+			var runs atomic.Int64
+			k := idempotency.New(idempotency.Config{})
+			defer k.Close()
+			mw := k.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if runs.Add(1) == 1 {
+					conn, rw, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						t.Errorf("Hijack: %v", err)
+						return
+					}
+					rw.WriteString("HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw")
+					rw.Flush()
+					conn.Close()
+					return
+				}
+				io.WriteString(w, "ran again")
+			}))
+			done := make(chan struct{}, 2)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() { done <- struct{}{} }()
+				if outer {
+					w = unwrapOnly{w}
+				}
+				mw.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			if r := xdo(t, "POST", srv.URL, "x", key, "k"); r.status != 202 || r.body != "raw" {
+				t.Fatalf("hijacked answer: %d %q", r.status, r.body)
+			}
+			<-done
+			if r := xdo(t, "POST", srv.URL, "x", key, "k"); r.body != "ran again" || runs.Load() != 2 {
+				t.Fatalf("after a hijack: %d %q (replayed %q), runs %d", r.status, r.body, r.header.Get(idempotency.ReplayedHeader), runs.Load())
+			}
+		})
+	}
+}
