@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"slices"
@@ -242,12 +243,13 @@ func DefaultFingerprint(r *http.Request, body []byte) string {
 }
 
 // StoreKey derives the key a record is stored under from the caller's
-// scope and the Idempotency-Key: the hex SHA-256 of both, so that stored
-// keys have a fixed size and reveal neither the credentials nor the key.
+// scope and the Idempotency-Key: the hex SHA-256 of both (the scope
+// length-prefixed, so that no two pairs share a key), so that stored keys
+// have a fixed size and reveal neither the credentials nor the key.
 func StoreKey(scope, key string) string {
 	h := sha256.New()
+	h.Write(binary.AppendUvarint(nil, uint64(len(scope))))
 	h.Write([]byte(scope))
-	h.Write([]byte{0})
 	h.Write([]byte(key))
 	return hex.EncodeToString(h.Sum(nil))
 }

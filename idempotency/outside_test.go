@@ -1313,3 +1313,17 @@ func TestHijackReleasesTheKeyThroughResponseController(t *testing.T) {
 		})
 	}
 }
+
+// StoreKey separates scope and key unambiguously, whatever bytes they hold
+// (Keeper.Do takes any strings; a custom Scope may return any).
+func TestStoreKeyScopeAndKeyNeverCollide(t *testing.T) {
+	pairs := [][2]string{{"a\x00", "b"}, {"a", "\x00b"}, {"a\x00\x00", ""}, {"", "a\x00\x00"}, {"a", "\x00\x00"}}
+	seen := map[string][2]string{}
+	for _, p := range pairs {
+		k := idempotency.StoreKey(p[0], p[1])
+		if q, dup := seen[k]; dup {
+			t.Fatalf("StoreKey(%q, %q) == StoreKey(%q, %q)", p[0], p[1], q[0], q[1])
+		}
+		seen[k] = p
+	}
+}
