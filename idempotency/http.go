@@ -189,10 +189,6 @@ func writeProblem(w http.ResponseWriter, err error, retryAfter time.Duration) {
 			break
 		}
 	}
-	if errors.Is(err, ErrStoreFull) {
-		p.Type, p.Title = ProblemTypeBase+"ErrStoreUnavailable", "Idempotency store unavailable"
-		retryAfter = time.Second
-	}
 	b, _ := json.Marshal(p)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
