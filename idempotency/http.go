@@ -31,7 +31,7 @@ const ReplayedHeader = "Idempotent-Replayed"
 //	first request with the key          next runs; its response is sent and stored
 //	same key and payload, completed     the stored response: status, headers, body, byte
 //	                                    for byte, plus "Idempotent-Replayed: true"
-//	same key, still in progress         409 Conflict, Retry-After (or, with Config.Wait,
+//	same key, still in progress         409 Conflict, Retry-After: 1 (or, with Config.Wait,
 //	                                    the first response once it is stored)
 //	same key, different payload         422 Unprocessable Content
 //	key missing and Config.Required     400 Bad Request

@@ -89,6 +89,8 @@ type Request struct {
 //   - If the store cannot be reached to claim the key, Do returns an error
 //     matching ErrStoreUnavailable and does not run fn: fn never runs
 //     twice because a store was down.
+//   - If ctx is done before the key is claimed (or while waiting, with
+//     Config.Wait), Do returns context.Cause(ctx) and does not run fn.
 //
 // fn's record is not stored, and the key is released so that a retry runs
 // fn again, when fn returns an error (Do returns it), returns a nil Record,
