@@ -89,7 +89,8 @@ type Config struct {
 	// names, RFC 9110 tokens, in any case).
 	// Default nil: every header the handler set except Set-Cookie, Date
 	// and the hop-by-hop headers (Connection, Keep-Alive, Transfer-Encoding,
-	// Trailer, Upgrade, Proxy-*); Content-Length is recomputed.
+	// Trailer, Upgrade, Proxy-*); Content-Length is recomputed. Trailers
+	// are not stored: a replay has none.
 	ReplayHeaders []string
 	// StoreTimeout bounds each store operation; the caller's context
 	// bounds it too. Default 1 s, at most MaxStoreTimeout.
