@@ -1318,3 +1318,43 @@ func TestStoreKeyScopeAndKeyNeverCollide(t *testing.T) {
 		seen[k] = p
 	}
 }
+
+// Over HTTP/2 (no Hijacker, lower-case header names on the wire): the same
+// replay, and a streamed response flushes through the middleware.
+func TestOutsideHTTP2(t *testing.T) {
+	k := idempotency.New(idempotency.Config{})
+	defer k.Close()
+	var runs atomic.Int64
+	srv := httptest.NewUnstartedServer(k.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs.Add(1)
+		if _, ok := w.(http.Hijacker); ok {
+			t.Error("an HTTP/2 writer offers Hijack")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "part 1;")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush over HTTP/2: %v", err)
+		}
+		io.WriteString(w, "part 2")
+	})))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c := srv.Client()
+	send := func() (*http.Response, string) {
+		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("x"))
+		req.Header.Set(key, `"h2-key"`)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	a, ab := send()
+	b, bb := send()
+	if a.ProtoMajor != 2 || ab != "part 1;part 2" || bb != ab || b.Header.Get(idempotency.ReplayedHeader) != "true" || runs.Load() != 1 {
+		t.Fatalf("HTTP/%d: %q then %q (replayed %q), runs %d", a.ProtoMajor, ab, bb, b.Header.Get(idempotency.ReplayedHeader), runs.Load())
+	}
+}
