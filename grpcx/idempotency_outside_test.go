@@ -171,3 +171,39 @@ func TestIdempotencyOutsideLargeReplyNotStored(t *testing.T) {
 		t.Fatalf("runs %d, want 2 (a reply over MaxResponseBytes is not stored)", srv.runs.Load())
 	}
 }
+
+type panicServer struct {
+	testpb.UnimplementedTestServiceServer
+	runs atomic.Int64
+}
+
+func (s *panicServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if s.runs.Add(1) == 1 {
+		panic("boom")
+	}
+	return &testpb.SimpleResponse{Username: "second"}, nil
+}
+
+// A handler that panics releases the key (the panic goes on, here to a
+// recovering interceptor outside): the next call with the key runs.
+func TestIdempotencyOutsidePanicReleases(t *testing.T) {
+	k := idempotency.New(idempotency.Config{})
+	t.Cleanup(func() { k.Close() })
+	recoverer := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (reply any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = status.Errorf(codes.Internal, "panic: %v", p)
+			}
+		}()
+		return h(ctx, req)
+	}
+	srv := &panicServer{}
+	c := client(t, srv, []grpc.ServerOption{grpc.ChainUnaryInterceptor(recoverer, UnaryServerIdempotency(k))})
+	if _, err := c.UnaryCall(withKey("p"), &testpb.SimpleRequest{}); status.Code(err) != codes.Internal {
+		t.Fatalf("panicking call: %v", err)
+	}
+	r, err := c.UnaryCall(withKey("p"), &testpb.SimpleRequest{})
+	if err != nil || r.GetUsername() != "second" || srv.runs.Load() != 2 {
+		t.Fatalf("after a panic: %v %v, runs %d", r, err, srv.runs.Load())
+	}
+}
