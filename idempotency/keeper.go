@@ -121,15 +121,18 @@ func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (
 			}
 			return nil, false, err
 		}
-		switch c.State {
-		case Completed:
+		switch {
+		case c.State == Completed && c.Record == nil, c.State < Claimed || c.State > Completed:
+			k.telem.count(resultStoreError)
+			return nil, false, fmt.Errorf("%w: store returned claim state %v with record %v", ErrStoreUnavailable, c.State, c.Record != nil)
+		case c.State == Completed:
 			if mismatch(req.Fingerprint, c.Fingerprint) {
 				k.telem.count(resultMismatch)
 				return nil, false, ErrMismatch
 			}
 			k.telem.count(resultReplayed)
 			return c.Record, true, nil
-		case InProgress:
+		case c.State == InProgress:
 			if mismatch(req.Fingerprint, c.Fingerprint) {
 				k.telem.count(resultMismatch)
 				return nil, false, ErrMismatch
@@ -144,13 +147,10 @@ func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (
 			}
 			poll = min(2*poll, 250*time.Millisecond)
 			continue
-		case Claimed:
+		default: // Claimed
 			k.telem.count(resultExecuted)
 			rec, err := k.run(ctx, key, c.Token, req.Fingerprint, fn)
 			return rec, false, err
-		default:
-			k.telem.count(resultStoreError)
-			return nil, false, fmt.Errorf("%w: store returned claim state %d", ErrStoreUnavailable, c.State)
 		}
 	}
 }

@@ -1358,3 +1358,23 @@ func TestOutsideHTTP2(t *testing.T) {
 		t.Fatalf("HTTP/%d: %q then %q (replayed %q), runs %d", a.ProtoMajor, ab, bb, b.Header.Get(idempotency.ReplayedHeader), runs.Load())
 	}
 }
+
+// brokenStore answers every Claim with a Completed claim without a record.
+type brokenStore struct{ *idempotency.MemoryStore }
+
+func (brokenStore) Claim(context.Context, string, string, time.Duration) (idempotency.Claim, error) {
+	return idempotency.Claim{State: idempotency.Completed}, nil
+}
+
+// A Store that breaks its contract (Completed without a Record) gets the
+// Handler's 503, never a nil-pointer panic in the replay.
+func TestStoreCompletedWithoutRecordIs503(t *testing.T) {
+	m := idempotency.NewMemoryStore(idempotency.MemoryConfig{})
+	defer m.Close()
+	o := &orders{}
+	s := xstart(t, o, idempotency.Config{Store: brokenStore{m}})
+	xproblem(t, xdo(t, "POST", s.URL, "x", key, "k"), 503, "ErrStoreUnavailable")
+	if o.runs.Load() != 0 {
+		t.Fatal("the handler ran")
+	}
+}
