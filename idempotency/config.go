@@ -27,9 +27,9 @@ type Config struct {
 	Store Store
 
 	// Methods are the request methods the Handler applies to, as they
-	// appear on the wire (upper-case tokens such as "PUT"). Default POST
-	// and PATCH, the draft's non-idempotent methods. Other requests pass
-	// through untouched.
+	// appear on the wire (upper-case tokens such as "PUT"). Default (nil)
+	// POST and PATCH, the draft's non-idempotent methods; an empty non-nil
+	// list applies to no method. Other requests pass through untouched.
 	Methods []string
 	// Required, if true, answers 400 to a request of one of Methods that has
 	// no Idempotency-Key. Default false: such a request runs as if the
@@ -86,11 +86,11 @@ type Config struct {
 	// retry runs the request again (a panic always releases it).
 	StoreServerErrors bool
 	// ReplayHeaders names the response headers stored and replayed (field
-	// names, RFC 9110 tokens, in any case).
-	// Default nil: every header the handler set except Set-Cookie, Date
-	// and the hop-by-hop headers (Connection, Keep-Alive, Transfer-Encoding,
-	// Trailer, Upgrade, Proxy-*); Content-Length is recomputed. Trailers
-	// are not stored: a replay has none.
+	// names, RFC 9110 tokens, in any case). Default nil (or empty): every
+	// header the handler set except Set-Cookie, Date and the hop-by-hop
+	// headers (Connection, Keep-Alive, Transfer-Encoding, Trailer, Upgrade,
+	// Proxy-*). Content-Length is always recomputed. Trailers are not
+	// stored: a replay has none.
 	ReplayHeaders []string
 	// StoreTimeout bounds each store operation; the caller's context
 	// bounds it too. Default 1 s, at most MaxStoreTimeout.

@@ -1378,3 +1378,20 @@ func TestStoreCompletedWithoutRecordIs503(t *testing.T) {
 		t.Fatal("the handler ran")
 	}
 }
+
+// Empty, non-nil lists do what the Config's doc says: Methods applies to no
+// method; ReplayHeaders, like nil, keeps the default rule.
+func TestOutsideEmptyLists(t *testing.T) {
+	o := &orders{}
+	s := xstart(t, o, idempotency.Config{Methods: []string{}, ReplayHeaders: []string{}})
+	xdo(t, "POST", s.URL, "x", key, "k")
+	xdo(t, "POST", s.URL, "x", key, "k")
+	if o.runs.Load() != 2 {
+		t.Fatalf("Methods: []string{}: runs %d, want 2 (no method applies)", o.runs.Load())
+	}
+	s2 := xstart(t, o, idempotency.Config{ReplayHeaders: []string{}})
+	xdo(t, "POST", s2.URL, "x", key, "k")
+	if r := xdo(t, "POST", s2.URL, "x", key, "k"); r.header.Get("Location") == "" || r.header.Get(idempotency.ReplayedHeader) != "true" {
+		t.Fatalf("ReplayHeaders: []string{}: %v", r.header)
+	}
+}
