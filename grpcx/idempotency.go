@@ -49,7 +49,11 @@ func WithIdempotencyScope(scope func(ctx context.Context) string) IdempotencyOpt
 // UnaryServerIdempotency gives unary methods the semantics of
 // [idempotency.Keeper.Handler], keyed by the "idempotency-key" metadata
 // entry (parsed by idempotency.ParseKey). Calls without the entry pass
-// through untouched.
+// through untouched, whatever Config.Required says: the Keeper's
+// HTTP-only settings (Methods, Required, Header, Scope, Fingerprint,
+// MaxRequestBytes, ReplayHeaders) do not apply; the scope comes from
+// [WithIdempotencyScope] and the fingerprint is the full method name and
+// the request message, deterministically marshalled.
 //
 //   - The first call with a key runs the handler; its reply (or its error
 //     status, unless the code is one bulwark counts as a server failure:
