@@ -5,7 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -45,13 +49,22 @@ func WithIdempotencyScope(scope func(ctx context.Context) string) IdempotencyOpt
 // UnaryServerIdempotency gives unary methods the semantics of
 // [idempotency.Keeper.Handler], keyed by the "idempotency-key" metadata
 // entry (parsed by idempotency.ParseKey). Calls without the entry pass
-// through untouched.
+// through untouched, whatever Config.Required says: the Keeper's
+// HTTP-only settings (Methods, Required, Header, Scope, Fingerprint,
+// MaxRequestBytes, ReplayHeaders) do not apply; the scope comes from
+// [WithIdempotencyScope] and the fingerprint is the full method name and
+// the request message, deterministically marshalled.
 //
 //   - The first call with a key runs the handler; its reply (or its error
 //     status, unless the code is one bulwark counts as a server failure:
 //     Unavailable, DeadlineExceeded, ResourceExhausted, Aborted, Internal,
 //     Unknown) is stored and replayed to later calls with the same key and
-//     request, with the response header "idempotent-replayed: true".
+//     request, with the response header "idempotent-replayed: true". The
+//     response metadata the handler set (grpc.SetHeader, SendHeader,
+//     SetTrailer) is stored with it and replayed. A failure code releases
+//     the key whatever Config.StoreServerErrors says, and so does a reply
+//     whose marshalled form is larger than Config.MaxResponseBytes: the
+//     next call with the key runs the handler again.
 //   - The same key with a different request (method or message): codes.InvalidArgument.
 //   - The same key still in progress: codes.Aborted, with a
 //     grpc-retry-pushback-ms trailer, which bulwark's retry honours.
@@ -88,20 +101,110 @@ func UnaryServerIdempotency(k *idempotency.Keeper, opts ...IdempotencyOption) gr
 		rec, replayed, err := k.Do(ctx, idempotency.Request{Scope: o.scope(ctx), Key: key, Fingerprint: fp},
 			func(ctx context.Context) (*idempotency.Record, error) {
 				var herr error
+				md := captureMetadata(&ctx)
 				reply, herr = handler(ctx, req)
-				return recordOf(reply, herr)
+				rec, err := recordOf(reply, herr)
+				if rec != nil && md != nil {
+					rec.Header = md.record()
+				}
+				return rec, err
 			})
 		switch {
 		case err != nil:
 			return nil, idempotencyStatus(ctx, err)
 		case replayed:
-			grpc.SetHeader(ctx, metadata.Pairs("idempotent-replayed", "true"))
+			header, trailer := replayMetadata(rec)
+			grpc.SetHeader(ctx, metadata.Join(header, metadata.Pairs("idempotent-replayed", "true")))
+			if len(trailer) > 0 {
+				grpc.SetTrailer(ctx, trailer)
+			}
 			return replyOf(rec)
 		case rec != nil && rec.Status != int(codes.OK):
 			return replyOf(rec) // the handler's own error, stored
 		}
 		return reply, nil
 	}
+}
+
+// mdCapture passes a handler's response metadata (grpc.SetHeader,
+// SendHeader, SetTrailer) through to the call's stream while keeping a copy
+// to store with the reply.
+type mdCapture struct {
+	grpc.ServerTransportStream
+	mu      sync.Mutex
+	header  metadata.MD
+	trailer metadata.MD
+}
+
+// captureMetadata puts an mdCapture into *ctx, or returns nil if *ctx has
+// no stream (the interceptor was called outside a server).
+func captureMetadata(ctx *context.Context) *mdCapture {
+	sts := grpc.ServerTransportStreamFromContext(*ctx)
+	if sts == nil {
+		return nil
+	}
+	c := &mdCapture{ServerTransportStream: sts}
+	*ctx = grpc.NewContextWithServerTransportStream(*ctx, c)
+	return c
+}
+
+func (c *mdCapture) keep(dst *metadata.MD, md metadata.MD, err error) error {
+	if err == nil {
+		c.mu.Lock()
+		*dst = metadata.Join(*dst, md)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *mdCapture) SetHeader(md metadata.MD) error {
+	return c.keep(&c.header, md, c.ServerTransportStream.SetHeader(md))
+}
+
+func (c *mdCapture) SendHeader(md metadata.MD) error {
+	return c.keep(&c.header, md, c.ServerTransportStream.SendHeader(md))
+}
+
+func (c *mdCapture) SetTrailer(md metadata.MD) error {
+	return c.keep(&c.trailer, md, c.ServerTransportStream.SetTrailer(md))
+}
+
+// trailerPrefix marks a trailer entry in a Record's Header; metadata keys
+// never hold a ':', so it cannot clash with a header entry.
+const trailerPrefix = "trailer:"
+
+// record returns the captured metadata as a Record's Header: header
+// entries under their names, trailer entries under trailerPrefix + name.
+func (c *mdCapture) record() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.header)+len(c.trailer) == 0 {
+		return nil
+	}
+	h := make(http.Header, len(c.header)+len(c.trailer))
+	for k, vs := range c.header {
+		h[k] = slices.Clone(vs)
+	}
+	for k, vs := range c.trailer {
+		h[trailerPrefix+k] = slices.Clone(vs)
+	}
+	return h
+}
+
+// replayMetadata splits a Record's Header back into header and trailer.
+func replayMetadata(rec *idempotency.Record) (header, trailer metadata.MD) {
+	header = metadata.MD{}
+	for k, vs := range rec.Header {
+		if name, ok := strings.CutPrefix(k, trailerPrefix); ok {
+			if trailer == nil {
+				trailer = metadata.MD{}
+			}
+			trailer[name] = slices.Clone(vs)
+		} else {
+			header[k] = slices.Clone(vs)
+		}
+	}
+	return header, trailer
 }
 
 func authorizationScope(ctx context.Context) string {

@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"net/http"
 	"slices"
@@ -25,16 +26,17 @@ type Config struct {
 	// on another instance is recognised.
 	Store Store
 
-	// Methods are the request methods the Handler applies to. Default POST
-	// and PATCH, the draft's non-idempotent methods. Other requests pass
-	// through untouched.
+	// Methods are the request methods the Handler applies to, as they
+	// appear on the wire (upper-case tokens such as "PUT"). Default (nil)
+	// POST and PATCH, the draft's non-idempotent methods; an empty non-nil
+	// list applies to no method. Other requests pass through untouched.
 	Methods []string
 	// Required, if true, answers 400 to a request of one of Methods that has
 	// no Idempotency-Key. Default false: such a request runs as if the
 	// middleware were not there.
 	Required bool
-	// Header is the request header carrying the key. Default
-	// "Idempotency-Key".
+	// Header is the request header carrying the key, a field name (an
+	// RFC 9110 token). Default "Idempotency-Key".
 	Header string
 	// MaxKeyLength bounds a key's length in bytes, in [1, MaxKeyLength].
 	// Default 255, as Stripe's API does.
@@ -71,23 +73,27 @@ type Config struct {
 	// Lease is how long a claim on a key lives without renewal. While the
 	// request runs, the lease is renewed every Lease/3, so a long request
 	// keeps its claim; if the instance dies, the key is free again after
-	// at most Lease. Default 10 s.
+	// at most Lease. Default 10 s, in [MinLease, MaxLease]: a shorter lease
+	// would expire before its renewal reaches the store.
 	Lease time.Duration
 	// Wait, if positive, makes a request whose key is in progress wait up
 	// to Wait for the first request to finish and then replays its
-	// response. Default 0: answer 409 Conflict with Retry-After at once.
+	// response (or runs, if the first request released the key). Default 0:
+	// answer 409 Conflict with Retry-After at once. At most MaxWait.
 	Wait time.Duration
 	// StoreServerErrors, if true, stores and replays 5xx responses like any
 	// other. Default false: a 5xx answer releases the key, so the client's
 	// retry runs the request again (a panic always releases it).
 	StoreServerErrors bool
-	// ReplayHeaders names the response headers stored and replayed.
-	// Default nil: every header the handler set except Set-Cookie, Date
-	// and the hop-by-hop headers (Connection, Keep-Alive, Transfer-Encoding,
-	// Trailer, Upgrade, Proxy-*); Content-Length is recomputed.
+	// ReplayHeaders names the response headers stored and replayed (field
+	// names, RFC 9110 tokens, in any case). Default nil (or empty): every
+	// header the handler set except Set-Cookie, Date and the hop-by-hop
+	// headers (Connection, Keep-Alive, Transfer-Encoding, Trailer, Upgrade,
+	// Proxy-*). Content-Length is always recomputed. Trailers are not
+	// stored: a replay has none.
 	ReplayHeaders []string
 	// StoreTimeout bounds each store operation; the caller's context
-	// bounds it too. Default 1 s.
+	// bounds it too. Default 1 s, at most MaxStoreTimeout.
 	StoreTimeout time.Duration
 
 	// MeterProvider receives the metrics; nil means the global provider.
@@ -109,8 +115,10 @@ const (
 	MaxMaxRequestBytes  = 64 << 20
 	MaxMaxResponseBytes = 64 << 20
 	MaxRetention        = 30 * 24 * time.Hour
+	MinLease            = 10 * time.Millisecond
 	MaxLease            = time.Hour
 	MaxWait             = time.Minute
+	MaxStoreTimeout     = time.Minute
 )
 
 // DefaultMethods are the methods the Handler applies to by default.
@@ -124,14 +132,30 @@ func (c Config) Validate() error {
 	v.Size("MaxResponseBytes", c.MaxResponseBytes, MaxMaxResponseBytes)
 	v.Duration("Retention", c.Retention, MaxRetention)
 	v.Duration("Lease", c.Lease, MaxLease)
+	v.Check(c.Lease == 0 || c.Lease >= MinLease, "Lease", c.Lease, "0 (the default) or in [MinLease, MaxLease] = [10ms, 1h]")
 	v.Duration("Wait", c.Wait, MaxWait)
-	v.Duration("StoreTimeout", c.StoreTimeout, time.Minute)
+	v.Duration("StoreTimeout", c.StoreTimeout, MaxStoreTimeout)
 	for _, m := range c.Methods {
-		v.Check(m != "" && strings.ToUpper(m) == m, "Methods", m, "upper-case method names")
+		v.Check(isToken(m) && strings.ToUpper(m) == m, "Methods", m, "upper-case method names (RFC 9110 tokens)")
 	}
-	v.Check(c.Header == "" || http.CanonicalHeaderKey(c.Header) != "" && !strings.ContainsAny(c.Header, " :\r\n"),
-		"Header", c.Header, "a header field name")
+	v.Check(c.Header == "" || isToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
+	for _, h := range c.ReplayHeaders {
+		v.Check(isToken(h), "ReplayHeaders", h, "header field names (RFC 9110 tokens)")
+	}
 	return v.Err()
+}
+
+// isToken reports whether s is an RFC 9110 token: one or more tchars.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // settings is a resolved Config.
@@ -220,12 +244,13 @@ func DefaultFingerprint(r *http.Request, body []byte) string {
 }
 
 // StoreKey derives the key a record is stored under from the caller's
-// scope and the Idempotency-Key: the hex SHA-256 of both, so that stored
-// keys have a fixed size and reveal neither the credentials nor the key.
+// scope and the Idempotency-Key: the hex SHA-256 of both (the scope
+// length-prefixed, so that no two pairs share a key), so that stored keys
+// have a fixed size and reveal neither the credentials nor the key.
 func StoreKey(scope, key string) string {
 	h := sha256.New()
+	h.Write(binary.AppendUvarint(nil, uint64(len(scope))))
 	h.Write([]byte(scope))
-	h.Write([]byte{0})
 	h.Write([]byte(key))
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -49,8 +49,9 @@
 // # What is not stored
 //
 // A 5xx answer (unless Config.StoreServerErrors), a panic, a response
-// larger than MaxResponseBytes and a hijacked connection release the key,
-// so the client's retry runs the request again. A response stored while
+// larger than MaxResponseBytes, a hijacked connection and a handler that
+// returns without writing anything after its client went away release the
+// key, so the client's retry runs the request again. A response stored while
 // the store fails is not replayed later: the claim then expires after
 // Lease, and a retry after that runs again (counted in
 // bulwark.idempotency.store.errors).
@@ -72,8 +73,11 @@
 //
 // # Telemetry
 //
-// bulwark.idempotency.requests counts requests that carried a key, by
-// bulwark.idempotency.result (executed, replayed, conflict, mismatch,
-// invalid, store_error); bulwark.idempotency.store.errors counts store
-// operations that failed after a handler ran.
+// bulwark.idempotency.requests counts the requests the Keeper judged (those
+// of Config.Methods that carried a key, and those refused for lacking one
+// under Config.Required), by bulwark.idempotency.result: executed, replayed,
+// conflict (409), mismatch (422), invalid (400 and 413), store_error (503). A
+// request whose caller gave up before the store answered is not counted.
+// bulwark.idempotency.store.errors counts store operations that failed after
+// a handler ran (renew, complete, release).
 package idempotency

@@ -26,8 +26,8 @@ var (
 	// timeout). The request is not run, so it can never run twice. HTTP 503
 	// with Retry-After. The error wraps the store's error.
 	ErrStoreUnavailable = errors.New("idempotency: store unavailable")
-	// ErrTooLarge: the request body is larger than Config.MaxRequestBytes.
-	// HTTP 413.
+	// ErrTooLarge: the request body is larger than Config.MaxRequestBytes
+	// (or than an outer http.MaxBytesReader allows). HTTP 413.
 	ErrTooLarge = errors.New("idempotency: request body too large to fingerprint")
 	// ErrLostClaim is returned by a Store's Renew, Complete and Release when
 	// the claim named by the token is no longer held (its lease expired
@@ -35,7 +35,8 @@ var (
 	// released).
 	ErrLostClaim = errors.New("idempotency: claim no longer held")
 	// ErrStoreFull is returned by a MemoryStore's Claim when it holds
-	// MaxKeys live records and none has expired. The Handler answers it
+	// MaxKeys live records and none has expired. Keeper.Do returns it
+	// wrapped in an ErrStoreUnavailable error, so the Handler answers it
 	// like ErrStoreUnavailable.
 	ErrStoreFull = errors.New("idempotency: store full")
 )
@@ -45,7 +46,8 @@ func malformed(reason string) error { return fmt.Errorf("%w: %s", ErrKeyMalforme
 // InProgressError is the error for a key whose first request is still
 // running. It matches [ErrInProgress].
 type InProgressError struct {
-	// Wait is the suggested wait before trying again.
+	// Wait is the suggested wait before trying again: one second, or
+	// Config.Lease if shorter.
 	Wait time.Duration
 }
 

@@ -31,24 +31,29 @@ const ReplayedHeader = "Idempotent-Replayed"
 //	first request with the key          next runs; its response is sent and stored
 //	same key and payload, completed     the stored response: status, headers, body, byte
 //	                                    for byte, plus "Idempotent-Replayed: true"
-//	same key, still in progress         409 Conflict, Retry-After (or, with Config.Wait,
+//	same key, still in progress         409 Conflict, Retry-After: 1 (or, with Config.Wait,
 //	                                    the first response once it is stored)
 //	same key, different payload         422 Unprocessable Content
 //	key missing and Config.Required     400 Bad Request
 //	key malformed, or header repeated   400 Bad Request
-//	body over MaxRequestBytes           413 Content Too Large
+//	body over MaxRequestBytes (or over  413 Content Too Large
+//	an outer http.MaxBytesReader)
+//	body unreadable (cut, bad framing)  400 Bad Request, problem type "about:blank"
 //	store unreachable (Redis down)      503 Service Unavailable, Retry-After: 1; next does not run
 //
 // Error answers are RFC 9457 problem details (application/problem+json)
 // whose "type" is the address of the matching sentinel's documentation
-// (e.g. https://pkg.go.dev/github.com/bulwark-go/bulwark/idempotency#ErrMismatch).
+// (e.g. https://pkg.go.dev/github.com/bulwark-go/bulwark/idempotency#ErrMismatch),
+// except for an unreadable body, which no sentinel names ("about:blank").
 //
 // A response is not stored, and the key is released so that a retry runs
 // again, when its status is 500 or more (unless Config.StoreServerErrors),
 // when its body exceeds MaxResponseBytes, when the handler hijacks the
-// connection, or when it panics (the panic goes on). The writer next gets
-// keeps http.Flusher, http.Hijacker (where the server's has it) and
-// Unwrap for http.ResponseController.
+// connection, when it panics (the panic goes on), or when the client went
+// away (the request's context is done) and the handler returned without
+// writing anything (the implicit empty 200 is not a response to replay). The writer next gets
+// keeps http.Flusher, http.Hijacker (where the writer it wraps, or one
+// down its Unwrap chain, has it) and Unwrap for http.ResponseController.
 func (k *Keeper) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(k.s.methods, r.Method) {
@@ -86,6 +91,11 @@ func (k *Keeper) Handler(next http.Handler) http.Handler {
 		rec, replayed, err := k.Do(r.Context(), req, func(ctx context.Context) (*Record, error) {
 			c := &capture{ResponseWriter: w, max: k.s.maxResp, keep: k.s.replayHeaders}
 			next.ServeHTTP(c.writer(), r)
+			if c.code == 0 && ctx.Err() != nil {
+				// The client went away and the handler returned without
+				// answering: the implicit 200 is nobody's response.
+				return nil, nil
+			}
 			return c.record(), nil
 		})
 		switch {
@@ -115,6 +125,10 @@ func readBody(r *http.Request, max int) ([]byte, error) {
 		return nil, ErrTooLarge
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	var tooLarge *http.MaxBytesError // an outer http.MaxBytesReader's limit
+	if errors.As(err, &tooLarge) {
+		return nil, ErrTooLarge
+	}
 	if err != nil {
 		return nil, errors.Join(errReadBody, err)
 	}
@@ -175,10 +189,6 @@ func writeProblem(w http.ResponseWriter, err error, retryAfter time.Duration) {
 			break
 		}
 	}
-	if errors.Is(err, ErrStoreFull) {
-		p.Type, p.Title = ProblemTypeBase+"ErrStoreUnavailable", "Idempotency store unavailable"
-		retryAfter = time.Second
-	}
 	b, _ := json.Marshal(p)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -205,11 +215,23 @@ type capture struct {
 	body     []byte
 	overflow bool
 	hijacked bool
+	flushed  bool
 }
 
+// writer is the writer next gets: with a Hijack method that marks the
+// response hijacked if a writer down the Unwrap chain can hijack (so that
+// http.ResponseController, which stops at the first Hijack it finds, never
+// hijacks past the capture), without one otherwise.
 func (c *capture) writer() http.ResponseWriter {
-	if _, ok := c.ResponseWriter.(http.Hijacker); ok {
-		return hijackCapture{c}
+	for w := c.ResponseWriter; w != nil; {
+		if _, ok := w.(http.Hijacker); ok {
+			return hijackCapture{c}
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
 	return c
 }
@@ -258,19 +280,38 @@ func (c *capture) ReadFrom(src io.Reader) (int64, error) {
 
 type writeOnly struct{ io.Writer }
 
-func (c *capture) Flush() {
-	if c.code == 0 {
-		c.WriteHeader(http.StatusOK)
-	}
-	http.NewResponseController(c.ResponseWriter).Flush()
-}
+func (c *capture) Flush() { c.FlushError() }
 
 // FlushError is Flush reporting an error, for http.ResponseController.
 func (c *capture) FlushError() error {
 	if c.code == 0 {
 		c.WriteHeader(http.StatusOK)
 	}
+	c.noteFirstFlush()
 	return http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+// noteFirstFlush keeps, at the first flush, the Content-Type that net/http
+// then settles by sniffing what was written so far (none if nothing was),
+// so that the replay, whose body is written at once, carries the same one
+// rather than one sniffed from the whole body.
+func (c *capture) noteFirstFlush() {
+	if c.flushed {
+		return
+	}
+	c.flushed = true
+	h := c.ResponseWriter.Header()
+	if _, typed := h["Content-Type"]; typed || c.overflow || c.header == nil ||
+		h.Get("Content-Encoding") != "" || h.Get("Transfer-Encoding") != "" ||
+		(c.keep != nil && !slices.Contains(c.keep, "Content-Type")) ||
+		c.code == http.StatusNoContent || c.code == http.StatusNotModified {
+		return
+	}
+	if len(c.body) == 0 {
+		c.header["Content-Type"] = nil // present and empty: no sniffing on replay
+		return
+	}
+	c.header["Content-Type"] = []string{http.DetectContentType(c.body)}
 }
 
 func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }
@@ -289,7 +330,7 @@ func (c *capture) record() *Record {
 type hijackCapture struct{ *capture }
 
 func (h hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := h.ResponseWriter.(http.Hijacker).Hijack()
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err == nil {
 		h.hijacked = true
 	}

@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -88,11 +89,16 @@ type Request struct {
 //   - If the store cannot be reached to claim the key, Do returns an error
 //     matching ErrStoreUnavailable and does not run fn: fn never runs
 //     twice because a store was down.
+//   - If ctx is done before the key is claimed (or while waiting, with
+//     Config.Wait), Do returns context.Cause(ctx) and does not run fn.
 //
 // fn's record is not stored, and the key is released so that a retry runs
 // fn again, when fn returns an error (Do returns it), returns a nil Record,
 // returns a Record with a status of 500 or more (unless
-// Config.StoreServerErrors), or panics (the panic goes on). If storing the
+// Config.StoreServerErrors), a Body longer than Config.MaxResponseBytes, a
+// Status outside [0, 999] or a Header of more than 1024 names or 1024
+// values for one name (Do still returns the Record), or panics (the panic
+// goes on). If storing the
 // record fails after fn ran, Do still returns it; the claim then expires
 // after Lease, and is counted in bulwark.idempotency.store.errors.
 //
@@ -110,18 +116,23 @@ func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (
 	for {
 		c, err := k.claim(ctx, key, req.Fingerprint)
 		if err != nil {
-			k.telem.count(resultStoreError)
+			if errors.Is(err, ErrStoreUnavailable) { // not the caller giving up
+				k.telem.count(resultStoreError)
+			}
 			return nil, false, err
 		}
-		switch c.State {
-		case Completed:
+		switch {
+		case c.State == Completed && c.Record == nil, c.State < Claimed || c.State > Completed:
+			k.telem.count(resultStoreError)
+			return nil, false, fmt.Errorf("%w: store returned claim state %v with record %v", ErrStoreUnavailable, c.State, c.Record != nil)
+		case c.State == Completed:
 			if mismatch(req.Fingerprint, c.Fingerprint) {
 				k.telem.count(resultMismatch)
 				return nil, false, ErrMismatch
 			}
 			k.telem.count(resultReplayed)
 			return c.Record, true, nil
-		case InProgress:
+		case c.State == InProgress:
 			if mismatch(req.Fingerprint, c.Fingerprint) {
 				k.telem.count(resultMismatch)
 				return nil, false, ErrMismatch
@@ -136,13 +147,10 @@ func (k *Keeper) Do(ctx context.Context, req Request, fn func(context.Context) (
 			}
 			poll = min(2*poll, 250*time.Millisecond)
 			continue
-		case Claimed:
+		default: // Claimed
 			k.telem.count(resultExecuted)
 			rec, err := k.run(ctx, key, c.Token, req.Fingerprint, fn)
 			return rec, false, err
-		default:
-			k.telem.count(resultStoreError)
-			return nil, false, fmt.Errorf("%w: store returned claim state %d", ErrStoreUnavailable, c.State)
 		}
 	}
 }
@@ -185,7 +193,7 @@ func (k *Keeper) run(ctx context.Context, key, token, fp string, fn func(context
 	close(stop)
 	wg.Wait()
 
-	if err != nil || rec == nil || (rec.Status >= 500 && !k.s.store5xx) {
+	if err != nil || rec == nil || (rec.Status >= 500 && !k.s.store5xx) || !k.storable(rec) {
 		k.release(ctx, key, token)
 		return rec, err
 	}
@@ -196,6 +204,21 @@ func (k *Keeper) run(ctx context.Context, key, token, fp string, fn func(context
 		k.telem.storeError()
 	}
 	return rec, nil
+}
+
+// storable reports whether rec may be stored: its body fits
+// MaxResponseBytes and UnmarshalRecord can read it back (a record it cannot
+// read would make the key unusable until it expired).
+func (k *Keeper) storable(rec *Record) bool {
+	if len(rec.Body) > k.s.maxResp || rec.Status < 0 || rec.Status > maxRecordStatus || len(rec.Header) > maxRecordHeaders {
+		return false
+	}
+	for _, vs := range rec.Header {
+		if len(vs) > maxRecordValues {
+			return false
+		}
+	}
+	return true
 }
 
 // afterCtx is the context of a store operation made after fn ran: it

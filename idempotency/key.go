@@ -23,10 +23,14 @@ const MaxKeyLength = 1024
 //
 // Leading and trailing spaces and tabs (optional whitespace) are ignored.
 // Anything else is malformed: an empty key, a key longer than maxLen
-// bytes, a parameter (;...), a list (,), a non-ASCII or control byte, an
+// bytes (after unescaping; a maxLen outside [1, MaxKeyLength] means
+// MaxKeyLength, so no key longer than MaxKeyLength is ever accepted), a parameter (;...), a list (,), a non-ASCII or control byte, an
 // unterminated string or a bad escape. A bare value and the same value
 // quoted are the same key.
 func ParseKey(value string, maxLen int) (string, error) {
+	if maxLen <= 0 || maxLen > MaxKeyLength {
+		maxLen = MaxKeyLength
+	}
 	v := strings.Trim(value, " \t")
 	if v == "" {
 		return "", malformed("empty key")
@@ -78,10 +82,13 @@ func parseString(v string, maxLen int) (string, error) {
 
 // isBareChar reports whether c may appear in a bare key: an RFC 9110 tchar,
 // ':' or '/'.
-func isBareChar(c byte) bool {
+func isBareChar(c byte) bool { return isTchar(c) || c == ':' || c == '/' }
+
+// isTchar reports whether c is an RFC 9110 tchar.
+func isTchar(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		return true
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~:/", c) >= 0
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

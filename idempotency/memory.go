@@ -21,7 +21,7 @@ type MemoryConfig struct {
 	// 100,000, at most MaxMemoryKeys.
 	MaxKeys int
 	// SweepInterval is how often a background goroutine drops expired
-	// records. Default 1 minute. Close stops it.
+	// records. Default 1 minute, at most 24 hours. Close stops it.
 	SweepInterval time.Duration
 
 	clk clock.Clock // tests only; nil means clock.Real

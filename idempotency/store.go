@@ -94,6 +94,7 @@ const (
 	maxRecordHeaders = 1 << 10
 	maxRecordValues  = 1 << 10
 	maxRecordField   = MaxMaxResponseBytes
+	maxRecordStatus  = 999
 )
 
 const recordVersion = 1
@@ -139,7 +140,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		return nil, errBadRecord
 	}
 	rec := &Record{}
-	status := d.uvarint(999)
+	status := d.uvarint(maxRecordStatus)
 	rec.Status = int(status)
 	rec.Fingerprint = d.str()
 	nh := d.uvarint(maxRecordHeaders)

@@ -29,6 +29,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,20 +51,9 @@ const DefaultPrefix = "bulwark:idem:"
 // Validate reports a bad value in c as a *bulwark.ConfigError.
 func (c Config) Validate() error {
 	v := validate.New("idempotency/redisstore")
-	v.Check(!containsAny(c.Prefix, "{}"), "Prefix", c.Prefix, "a prefix without '{' or '}' (the store adds the hash tag)")
+	v.Check(!strings.ContainsAny(c.Prefix, "{}"), "Prefix", c.Prefix, "a prefix without '{' or '}' (the store adds the hash tag)")
 	v.Check(len(c.Prefix) <= 256, "Prefix", c.Prefix, "at most 256 bytes")
 	return v.Err()
-}
-
-func containsAny(s, chars string) bool {
-	for i := 0; i < len(s); i++ {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Store is an idempotency.Store in Redis. It is safe for concurrent use.
