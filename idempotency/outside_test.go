@@ -1064,7 +1064,7 @@ func TestOutsideMetricNames(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []string{"bulwark.idempotency.requests", "bulwark.idempotency.store_errors"} {
+	for _, n := range []string{"bulwark.idempotency.requests", "bulwark.idempotency.store.errors"} {
 		if !names[n] {
 			t.Errorf("no instrument %s (have %v)", n, names)
 		}

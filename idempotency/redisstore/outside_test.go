@@ -140,7 +140,7 @@ func TestOutsideRedisDownDuringHandler(t *testing.T) {
 		var storeErrors int64
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "bulwark.idempotency.store_errors" {
+				if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "bulwark.idempotency.store.errors" {
 					for _, dp := range s.DataPoints {
 						storeErrors += dp.Value
 					}
