@@ -1,0 +1,126 @@
+package stack
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/retry"
+	"github.com/bulwark-go/bulwark/timeout"
+)
+
+// Client is an *http.Client whose transport is bulwark's client stack (see
+// the package doc): use it as any http.Client (Get, Post, Do), and call
+// Close once done with it. It is safe for concurrent use, as http.Client
+// is; the layers' state (the retry budget, the breakers) is shared by every
+// request sent through the Client and every RoundTripper it builds.
+type Client struct {
+	// Client is the http.Client: its Transport is the stack over
+	// ClientConfig.Transport and its Timeout is ClientConfig.Timeout.
+	// Changing them changes the stack.
+	*http.Client
+
+	policy   *retry.Policy
+	breakers *breaker.Set
+	attempt  *timeout.Timeout // nil when AttemptTimeout is negative
+	owned    *http.Transport  // the transport NewClient made, if any
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewClient builds the client stack configured by cfg. It panics with
+// cfg.Validate's error if cfg has a bad value.
+func NewClient(cfg ClientConfig) *Client {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	rc := retry.Config{IdempotencyKey: true}
+	if cfg.Retry != nil {
+		rc = *cfg.Retry
+	}
+	if rc.Name == "" {
+		rc.Name = cfg.Name
+	}
+	if rc.MeterProvider == nil {
+		rc.MeterProvider = cfg.MeterProvider
+	}
+	var bc breaker.Config
+	if cfg.Breaker != nil {
+		bc = *cfg.Breaker
+	}
+	if bc.Name == "" {
+		bc.Name = cfg.Name
+	}
+	if bc.MeterProvider == nil {
+		bc.MeterProvider = cfg.MeterProvider
+	}
+	c := &Client{
+		policy:   retry.New(rc),
+		breakers: breaker.NewSet(breaker.SetConfig{Config: bc}),
+	}
+	if cfg.AttemptTimeout >= 0 {
+		d := cfg.AttemptTimeout
+		if d == 0 {
+			d = DefaultAttemptTimeout
+		}
+		c.attempt = timeout.New(timeout.Config{Name: cfg.Name, Timeout: d, MeterProvider: cfg.MeterProvider})
+	}
+	base := cfg.Transport
+	if base == nil {
+		c.owned = http.DefaultTransport.(*http.Transport).Clone()
+		base = c.owned
+	}
+	total := cfg.Timeout
+	switch {
+	case total == 0:
+		total = DefaultTimeout
+	case total < 0:
+		total = 0 // http.Client: no timeout
+	}
+	c.Client = &http.Client{Transport: c.RoundTripper(base), Timeout: total}
+	return c
+}
+
+// RoundTripper returns the stack's layers below the total timeout (retry,
+// a breaker per host, the attempt timeout) over next, for a program that
+// builds its own http.Client or puts more layers around them; nil next
+// means http.DefaultTransport. The layers are the Client's: they share its
+// retry budget and breakers, and after Close they keep working as the
+// Client's do.
+// ClientConfig.Timeout does not apply: bound calls with the http.Client's
+// Timeout or the request's context.
+func (c *Client) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	layers := []func(http.RoundTripper) http.RoundTripper{c.policy.RoundTripper, c.breakers.RoundTripper}
+	if c.attempt != nil {
+		layers = append(layers, c.attempt.RoundTripper)
+	}
+	return bulwark.ChainTransport(next, layers...)
+}
+
+// Close releases what the stack holds: the layers' metric registrations
+// and, when NewClient made the transport, its idle connections. Requests in
+// flight finish; a request sent after Close still goes through the stack,
+// unobserved, with every host sharing one breaker (breaker.Set.Close). It
+// is safe to call more than once and from several goroutines; calls after
+// the first return nil.
+func (c *Client) Close() error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		errs := []error{c.policy.Close(), c.breakers.Close()}
+		if c.attempt != nil {
+			errs = append(errs, c.attempt.Close())
+		}
+		if c.owned != nil {
+			c.owned.CloseIdleConnections()
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	if !first {
+		return nil
+	}
+	return c.closeErr
+}

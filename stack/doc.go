@@ -1,0 +1,63 @@
+// Package stack builds bulwark's recommended HTTP stacks in one call: a
+// client ([NewClient]) and a server ([NewServer]) whose layers are chosen,
+// ordered and wired together as the library's design recommends, with
+// documented defaults, so that most programs never assemble layers by hand.
+// It plays the part of .NET's standard resilience handler.
+//
+// # The client stack
+//
+// Outermost first:
+//
+//	total timeout      ClientConfig.Timeout (default 30 s), as http.Client.Timeout
+//	retry              ClientConfig.Retry (default: 3 attempts, exponential backoff with
+//	                   full jitter, a 10% retry budget, automatic Idempotency-Key)
+//	breaker per host   ClientConfig.Breaker (default: breaker's defaults), one per URL host
+//	attempt timeout    ClientConfig.AttemptTimeout (default 10 s), sends Request-Timeout-Ms
+//	transport          ClientConfig.Transport (default: a clone of http.DefaultTransport)
+//
+// The layers know each other: an open breaker rejects an attempt without
+// touching the network, and retry returns that rejection at once
+// (errors.Is(err, breaker.ErrOpen)) rather than sleeping out the open
+// period; an attempt that runs out of time is a failure for the breaker and
+// is retried while the total timeout allows. POST and PATCH requests get an
+// Idempotency-Key header (the same on every attempt), which makes them
+// retryable: put an idempotency middleware in front of the server (package
+// idempotency, or this package's server stack with
+// ServerConfig.Idempotency set) so that a retried POST runs once.
+//
+// Client-side load balancing (package lb, with a breaker per endpoint
+// instead of per host) will take the breaker layer's place once it is part
+// of the module.
+//
+// # The server stack
+//
+// Outermost first, every layer off unless its Config is set (a non-nil zero
+// Config turns the layer on with that package's defaults):
+//
+//	rate limit         ServerConfig.Rate        429 + Retry-After past the rate
+//	concurrency limit  ServerConfig.Bulkhead    503 + Retry-After past the cap
+//	timeout            ServerConfig.Timeout     504 at the deadline; honours Request-Timeout-Ms
+//	session            ServerConfig.Session     a session on every request's context
+//	idempotency        ServerConfig.Idempotency a POST with a known Idempotency-Key is replayed
+//	handler
+//
+// Health endpoints and priority load shedding (packages health and degrade)
+// will sit in front of the rate limit once they are part of the module.
+//
+// # Names and telemetry
+//
+// ClientConfig.Name and ServerConfig.Name name every layer in telemetry
+// (the bulwark.name attribute) whose own Config leaves Name empty, and
+// MeterProvider fills every layer's MeterProvider left nil. Each layer
+// reports under its own package's scope and instrument names; the stack
+// adds none of its own.
+//
+// # Migration
+//
+// From failsafe-go's failsafehttp with a retry policy, a circuit breaker and
+// timeouts: NewClient with the same settings in Retry, Breaker, Timeout and
+// AttemptTimeout; the stack's client is an *http.Client, so call sites do
+// not change. From hand-stacked bulwark layers: the order above is the one
+// the package docs recommend, so a NewClient with the same Configs builds
+// the same stack.
+package stack
