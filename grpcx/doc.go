@@ -1,5 +1,7 @@
-// Package grpcx holds every gRPC integration of bulwark: client and server
-// interceptors for each primitive, and the gRPC classification of outcomes.
+// Package grpcx holds every gRPC integration of bulwark: the interceptors
+// of each primitive, on the sides that make sense (breaker: client and
+// server; retry: client; idempotency: server), and the gRPC classification
+// of outcomes.
 // It is the only bulwark package that imports google.golang.org/grpc, so a
 // program that uses bulwark only over HTTP never compiles gRPC.
 //
