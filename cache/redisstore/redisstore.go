@@ -324,13 +324,18 @@ func decodeMessage(p string) (id string, keys []string, err error) {
 	id, rest := p[:idLen], []byte(p[idLen:])
 	for len(rest) > 0 {
 		n, w := binary.Uvarint(rest)
-		if w <= 0 || n > uint64(len(rest)-w) || n > MaxKeyLen || len(keys) == maxMessageKeys {
+		if w <= 0 || w != uvarintLen(n) || n > uint64(len(rest)-w) || n > MaxKeyLen || len(keys) == maxMessageKeys {
 			return "", nil, errMessage
 		}
 		keys = append(keys, string(rest[w:w+int(n)]))
 		rest = rest[w+int(n):]
 	}
 	return id, keys, nil
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
 }
 
 var errMessage = fmt.Errorf("cache/redisstore: malformed invalidation message")

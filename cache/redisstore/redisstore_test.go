@@ -461,4 +461,3 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
-
