@@ -550,8 +550,12 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 	if ctx == nil {
 		panic("cache: Cache.Set called with a nil ctx")
 	}
+	return c.put(ctx, key, c.newEntry(v, false, 0))
+}
+
+// put stores e in both tiers and publishes the change.
+func (c *Cache[K, V]) put(ctx context.Context, key K, e *entry[V]) error {
 	c.epoch.Add(1)
-	e := c.newEntry(v, false, 0)
 	if c.l1 != nil {
 		c.l1.Set(key, e)
 	}
@@ -561,7 +565,7 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 	skey := c.keyStr(key)
 	se := c.storeEntry(skey, e)
 	if se.Value == nil {
-		_, err := c.codec.Marshal(v)
+		_, err := c.codec.Marshal(e.val)
 		return fmt.Errorf("cache: encoding the value of %q: %w", skey, err)
 	}
 	if err := c.store.Set(ctx, []StoreEntry{se}); err != nil {
@@ -666,4 +670,33 @@ func (c *Cache[K, V]) Close() error {
 		c.tel.close()
 	})
 	return nil
+}
+
+// keepFor returns an entry holding v that is fresh, for the cache, for
+// exactly keep: the HTTP layer judges HTTP freshness itself and uses the
+// cache's freshness only as its retention.
+func (c *Cache[K, V]) keepFor(v V, keep time.Duration) *entry[V] {
+	return &entry[V]{val: v, fresh: c.clk.Nanotime() + int64(keep), wall: c.clk.Now().UnixNano() + int64(keep)}
+}
+
+// peek returns the value of key from the in-process tier, else from the
+// Store (filling the in-process tier), while the cache still keeps it;
+// tier is 1 or 2. It never calls the loader.
+func (c *Cache[K, V]) peek(ctx context.Context, key K) (v V, tier int, ok bool) {
+	now := c.clk.Nanotime()
+	if c.l1 != nil {
+		if e, found := c.l1.GetIfPresent(key); found && now < e.fresh && !e.negative {
+			return e.val, 1, true
+		}
+	}
+	if c.store == nil {
+		return v, 0, false
+	}
+	epoch := c.epoch.Load()
+	e, err := c.readStore(ctx, c.keyStr(key))
+	if err != nil || e == nil || e.negative || now >= e.fresh {
+		return v, 0, false
+	}
+	c.fillL1(key, e, epoch)
+	return e.val, 2, true
 }
