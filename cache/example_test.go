@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/bulwark-go/bulwark/cache"
@@ -70,4 +73,39 @@ func ExampleCache_GetMany() {
 	// one origin call for [a bb gone]
 	// 1 2 2
 	// 2 from the cache
+}
+
+func ExampleHTTP() {
+	var full, notModified int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache") // store, but ask me every time
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full++
+		fmt.Fprint(w, "the catalogue")
+	}))
+	defer srv.Close()
+
+	hc := cache.NewHTTP(cache.HTTPConfig{})
+	defer hc.Close()
+	client := &http.Client{Transport: hc.RoundTripper(nil)}
+	for range 3 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(body))
+	}
+	fmt.Println("server sent", full, "full response and", notModified, "304s")
+	// Output:
+	// 200 the catalogue
+	// 200 the catalogue
+	// 200 the catalogue
+	// server sent 1 full response and 2 304s
 }
