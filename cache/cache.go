@@ -313,15 +313,18 @@ func (c *Cache[K, V]) run(ctx context.Context, key K, from *entry[V], f *flight[
 		delete(c.flights, key)
 		c.fmu.Unlock()
 		close(f.done)
+		if f.res.staleSWR {
+			// The Store's copy is stale too: refresh it in a flight of
+			// its own, now that this one is gone. (start keeps ctx's
+			// values, not its cancellation.)
+			c.refresh(ctx, key, f.res.e)
+		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, c.loadTimeout)
+	lctx, cancel := context.WithTimeout(ctx, c.loadTimeout)
 	defer cancel()
 	stop := context.AfterFunc(c.root, cancel)
 	defer stop()
-	f.res = c.fetch(ctx, key, from)
-	if f.res.staleSWR {
-		c.refresh(ctx, key, f.res.e)
-	}
+	f.res = c.fetch(lctx, key, from)
 }
 
 // fetch reads the Store, then, if it has nothing newer than from, takes

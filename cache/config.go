@@ -130,8 +130,9 @@ type Config[K comparable, V any] struct {
 	// LockTTL turns on the cross-instance lock: before an origin call, an
 	// instance takes a short lock in the Store (SET NX PX with this expiry);
 	// an instance that finds it taken polls the Store every LockPoll for
-	// the winner's value, for up to LockTTL, then loads by itself. Needs a
-	// Store that implements [Locker]. Default 0: off. At most [MaxTTL].
+	// the winner's value, for up to LockTTL, then loads by itself (the
+	// wait and the load together stay within LoadTimeout). Needs a Store
+	// that implements [Locker]. Default 0: off. At most [MaxTTL].
 	LockTTL time.Duration
 	// LockPoll is the polling period of a lock loser. Default
 	// [DefaultLockPoll], at most LockTTL.

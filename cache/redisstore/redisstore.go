@@ -226,8 +226,8 @@ func (s *Store) Publish(ctx context.Context, keys []string) error {
 }
 
 // Subscribe subscribes to the invalidations of the other Stores of the
-// same Prefix. It waits, up to Timeout, for Redis to confirm the
-// subscription, so that a Publish made after it returns is seen. It then
+// same Prefix. It waits, up to Timeout (so [cache.New] waits that long
+// when Redis is unreachable), for Redis to confirm the subscription, so that a Publish made after it returns is seen. It then
 // calls onKeys with each message's keys, skipping this Store's own, and
 // onGap each time the subscription is restored after a break (go-redis
 // reconnects and resubscribes; messages published in between are lost).
@@ -236,17 +236,13 @@ func (s *Store) Publish(ctx context.Context, keys []string) error {
 // goroutine.
 func (s *Store) Subscribe(onKeys func(keys []string), onGap func()) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ps := s.rdb.Subscribe(ctx, s.channel)
 	subscribed := false
-	{
-		cctx, ccancel := context.WithTimeout(ctx, s.timeout)
-		if m, err := ps.Receive(cctx); err == nil {
-			if _, ok := m.(*redis.Subscription); ok {
-				subscribed = true
-			}
-		}
-		ccancel()
+	cctx, ccancel := context.WithTimeout(ctx, s.timeout)
+	ps := s.rdb.Subscribe(cctx, s.channel)
+	if m, err := ps.Receive(cctx); err == nil {
+		_, subscribed = m.(*redis.Subscription)
 	}
+	ccancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		backoff := 50 * time.Millisecond
