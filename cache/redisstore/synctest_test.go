@@ -28,7 +28,7 @@ func TestStaleWhileRevalidateFromRedis(t *testing.T) {
 			// An IP, not the default localhost: go-redis resolves a host
 			// name (for its maintenance notifications), and the resolver's
 			// process-wide state cannot be touched from inside a bubble.
-			Addr: "127.0.0.1:6379",
+			Addr:   "127.0.0.1:6379",
 			Dialer: func(context.Context, string, string) (net.Conn, error) { return mr.Dial() },
 		})
 		defer rdb.Close()
