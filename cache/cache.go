@@ -235,20 +235,20 @@ func (c *Cache[K, V]) miss(ctx context.Context, key K, stale *entry[V]) (V, erro
 		return zero, context.Cause(ctx)
 	}
 	r := f.res
+	if r.err == nil && r.fromStore {
+		c.st.hitsL2.Add(1)
+		if r.staleSWR {
+			c.st.staleSWR.Add(1)
+		}
+		return r.e.result()
+	}
+	c.st.misses.Add(1)
 	if r.err != nil {
 		if s := c.staleIfError(r, stale); s != nil {
 			c.st.staleErr.Add(1)
 			return s.val, nil
 		}
 		return zero, r.err
-	}
-	if r.fromStore {
-		c.st.hitsL2.Add(1)
-		if r.staleSWR {
-			c.st.staleSWR.Add(1)
-		}
-	} else {
-		c.st.misses.Add(1)
 	}
 	return r.e.result()
 }

@@ -94,8 +94,9 @@
 // bulwark.cache.hits (bulwark.cache.tier = l1 | l2), bulwark.cache.misses,
 // bulwark.cache.loads, bulwark.cache.load_errors,
 // bulwark.cache.stale_serves (bulwark.cache.reason = revalidate | error),
-// bulwark.cache.evictions, bulwark.cache.store.errors; all with
-// bulwark.name. [Cache.Stats] returns the same counts.
+// bulwark.cache.evictions, bulwark.cache.store.errors
+// (bulwark.cache.store.choice = skip | fail, after FailOnStoreError); all
+// with bulwark.name. [Cache.Stats] returns the same counts.
 //
 // # Cost
 //

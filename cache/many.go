@@ -136,6 +136,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	case <-ctx.Done():
 		return res, context.Cause(ctx)
 	}
+	c.st.misses.Add(int64(len(missing)))
 	if loadErr != nil {
 		unserved := false
 		for _, k := range missing {
@@ -151,7 +152,6 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		}
 		return res, nil
 	}
-	c.st.misses.Add(int64(len(missing)))
 	for _, k := range missing {
 		if v, ok := loaded[k]; ok {
 			res[k] = v

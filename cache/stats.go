@@ -12,8 +12,9 @@ type Stats struct {
 	// in-process tier and by the Store, stale-while-revalidate serves
 	// included.
 	HitsL1, HitsL2 int64
-	// Misses counts Gets (and keys) that no tier could serve and that
-	// waited for the origin.
+	// Misses counts Gets (and keys of GetMany) that no tier could serve
+	// and that waited for the origin, whatever it answered (a value, not
+	// found, an error, or a stale value served instead of the error).
 	Misses int64
 	// Loads counts origin calls (Load, or one LoadMany per batch);
 	// LoadErrors those that failed (not-found answers are not errors).

@@ -15,6 +15,9 @@ const pkg = "cache"
 var (
 	attrTier   = attribute.Key(telemetry.Name(pkg, "tier"))
 	attrReason = attribute.Key(telemetry.Name(pkg, "reason"))
+	// attrChoice says what the cache does on a Store read error: "skip"
+	// (go on to the origin) or "fail" (Config.FailOnStoreError).
+	attrChoice = attribute.Key(telemetry.Name(pkg, "store.choice"))
 )
 
 // telemetryState holds a cache's observable instruments; the callback
@@ -25,6 +28,7 @@ type telemetryState struct {
 	hits, misses, loads, loadErrors, stale      metric.Int64ObservableCounter
 	evictions, storeErrors                      metric.Int64ObservableCounter
 	base, l1, l2, reasonRevalidate, reasonError metric.ObserveOption
+	storeOpt                                    metric.ObserveOption
 	stats                                       func() Stats
 }
 
@@ -35,6 +39,11 @@ func newTelemetry[K comparable, V any](c *Cache[K, V], name string, mp metric.Me
 		return metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{nameAttr}, kv...)...))
 	}
 	t.base = with()
+	choice := "skip"
+	if c.failOnStore {
+		choice = "fail"
+	}
+	t.storeOpt = with(attrChoice.String(choice))
 	t.l1, t.l2 = with(attrTier.String("l1")), with(attrTier.String("l2"))
 	t.reasonRevalidate, t.reasonError = with(attrReason.String("revalidate")), with(attrReason.String("error"))
 	m := telemetry.Meter(mp, pkg)
@@ -52,7 +61,7 @@ func newTelemetry[K comparable, V any](c *Cache[K, V], name string, mp metric.Me
 	t.evictions, errs[5] = m.Int64ObservableCounter(telemetry.Name(pkg, "evictions"), metric.WithUnit("{entry}"),
 		metric.WithDescription("Entries evicted from the in-process tier."))
 	t.storeErrors, errs[6] = m.Int64ObservableCounter(telemetry.Name(pkg, "store.errors"), metric.WithUnit("{error}"),
-		metric.WithDescription("Failed operations of the Store (the second tier)."))
+		metric.WithDescription("Failed operations of the Store (the second tier), with what reads do about them (store.choice: skip or fail)."))
 	if errors.Join(errs[:]...) != nil {
 		return t
 	}
@@ -73,7 +82,7 @@ func (t *telemetryState) observe(_ context.Context, o metric.Observer) error {
 	o.ObserveInt64(t.stale, s.StaleWhileRevalidate, t.reasonRevalidate)
 	o.ObserveInt64(t.stale, s.StaleIfError, t.reasonError)
 	o.ObserveInt64(t.evictions, s.Evictions, t.base)
-	o.ObserveInt64(t.storeErrors, s.StoreErrors, t.base)
+	o.ObserveInt64(t.storeErrors, s.StoreErrors, t.storeOpt)
 	return nil
 }
 
