@@ -64,7 +64,9 @@
 // time), from metadata stored with each value: when it stops being fresh,
 // and how long it took to load. otter only stores and evicts (by size,
 // MaxEntries); it is given no expiry of its own, because the cache must
-// see entries past their TTL to serve them stale. An entry past every
+// see entries past their TTL to serve them stale. (otter reads time
+// through package time and has a Clock option, so its expiry would follow
+// synctest too; stale serving is the reason.) An entry past every
 // window stays in memory until it is read again (and replaced) or evicted
 // for size. In the Store, values carry the same metadata as wall-clock
 // instants, and Redis expires each key once its last window has passed.
@@ -74,7 +76,9 @@
 // Set and Delete write both tiers, and, when the Store is a [Broadcaster]
 // (cache/redisstore publishes on a Redis channel), every other instance
 // drops the key from its in-process tier and reads the Store's copy next
-// time. An instance whose subscription broke cannot know what it missed:
+// time. Invalidations arrive asynchronously, about one Redis round trip
+// after Set or Delete returns; Config.OnInvalidate reports each one. An
+// instance whose subscription broke cannot know what it missed:
 // when the subscription comes back, it drops its whole in-process tier
 // (counted as a gap). A load that began before a Set, Delete or gap does
 // not write its (possibly outdated) value to the tiers.
