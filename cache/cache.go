@@ -68,6 +68,14 @@ type entry[V any] struct {
 	delta    int64 // how long the load took, in ns (XFetch)
 
 	refreshing atomic.Bool // one background refresh per entry
+
+	// expiring is set by a timer shortly before fresh (see arm): until
+	// then, a hit needs no clock reading, which is the larger part of a
+	// hit's cost on machines with a slow clock source.
+	expiring atomic.Bool
+	armed    atomic.Bool
+	timer    clock.Timer
+	tmu      sync.Mutex // guards timer
 }
 
 func (e *entry[V]) result() (V, error) {
@@ -150,6 +158,7 @@ func New[K comparable, V any](cfg Config[K, V]) *Cache[K, V] {
 				if e.WasEvicted() {
 					c.st.evictions.Add(1)
 				}
+				e.Value.disarm()
 			},
 		})
 	}
@@ -196,6 +205,10 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 	var stale *entry[V]
 	if c.l1 != nil {
 		if e, ok := c.l1.GetIfPresent(key); ok {
+			if !e.expiring.Load() && c.beta == 0 {
+				c.st.hitsL1.Add(1)
+				return e.result()
+			}
 			now := c.clk.Nanotime()
 			if now < e.fresh {
 				c.st.hitsL1.Add(1)
@@ -471,7 +484,7 @@ func (c *Cache[K, V]) fillL1(key K, e *entry[V], epoch uint64) {
 	if c.l1 == nil || c.epoch.Load() != epoch {
 		return
 	}
-	c.l1.Set(key, e)
+	c.setL1(key, e)
 	if c.epoch.Load() != epoch {
 		// An invalidation raced with the Set: drop what may be outdated.
 		c.l1.Invalidate(key)
@@ -560,7 +573,7 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 func (c *Cache[K, V]) put(ctx context.Context, key K, e *entry[V]) error {
 	c.epoch.Add(1)
 	if c.l1 != nil {
-		c.l1.Set(key, e)
+		c.setL1(key, e)
 	}
 	if c.store == nil {
 		return nil
@@ -702,4 +715,46 @@ func (c *Cache[K, V]) peek(ctx context.Context, key K) (v V, tier int, ok bool) 
 	}
 	c.fillL1(key, e, epoch)
 	return e.val, 2, true
+}
+
+// expiryMargin is how long before an entry's freshness ends its timer
+// marks it, so that from then on hits judge it with the clock. The timer
+// fires early, never late, inside a synctest bubble, so a test sees
+// expiry at the exact instant; in production a timer that fires more than
+// this late (a starved process) lets an entry be served past its TTL by
+// the difference.
+const expiryMargin = time.Millisecond
+
+// setL1 stores e in the in-process tier and arms its expiry timer.
+func (c *Cache[K, V]) setL1(key K, e *entry[V]) {
+	c.arm(e)
+	c.l1.Set(key, e)
+}
+
+// arm starts e's timer, once; an entry fresh for less than the margin is
+// marked at once.
+func (c *Cache[K, V]) arm(e *entry[V]) {
+	if !e.armed.CompareAndSwap(false, true) {
+		return
+	}
+	d := time.Duration(e.fresh-c.clk.Nanotime()) - expiryMargin
+	if d <= 0 {
+		e.expiring.Store(true)
+		return
+	}
+	e.tmu.Lock()
+	e.timer = c.clk.AfterFunc(d, func() { e.expiring.Store(true) })
+	e.tmu.Unlock()
+}
+
+// disarm stops e's timer when e leaves the in-process tier, so that an
+// evicted entry is not kept alive until its TTL.
+func (e *entry[V]) disarm() {
+	e.expiring.Store(true) // should it come back, hits judge it by the clock
+	e.tmu.Lock()
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.tmu.Unlock()
 }
