@@ -681,3 +681,47 @@ func TestNonStringKeys(t *testing.T) {
 		}
 	})
 }
+
+// Regression: an entry fresh for less than the expiry timer's margin is
+// judged by the clock from the start, and still served until its TTL.
+func TestTTLShorterThanTheTimerMargin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newOrigin()
+		o.set("k", "v")
+		c := cache.New(cache.Config[string, string]{Load: o.Load, TTL: 500 * time.Microsecond, Jitter: -1})
+		defer c.Close()
+		get(t, c, "k")
+		time.Sleep(499 * time.Microsecond)
+		get(t, c, "k")
+		if o.calls.Load() != 1 {
+			t.Fatalf("loads before TTL = %d, want 1", o.calls.Load())
+		}
+		time.Sleep(time.Microsecond)
+		get(t, c, "k")
+		if o.calls.Load() != 2 {
+			t.Fatalf("loads at TTL = %d, want 2", o.calls.Load())
+		}
+	})
+}
+
+// Regression: a value Set again (replacing its entry, whose timer is
+// stopped) expires with the new entry's TTL, not earlier or never.
+func TestSetReplacesTheExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newOrigin()
+		o.set("k", "origin")
+		c := cache.New(cache.Config[string, string]{Load: o.Load, TTL: 10 * time.Second, Jitter: -1})
+		defer c.Close()
+		c.Set(context.Background(), "k", "a")
+		time.Sleep(5 * time.Second)
+		c.Set(context.Background(), "k", "b")
+		time.Sleep(9 * time.Second)
+		if v := get(t, c, "k"); v != "b" || o.calls.Load() != 0 {
+			t.Fatalf("at 14s: %q after %d loads, want b from the second Set", v, o.calls.Load())
+		}
+		time.Sleep(time.Second)
+		if v := get(t, c, "k"); v != "origin" {
+			t.Fatalf("at 15s: %q, want a reload", v)
+		}
+	})
+}
