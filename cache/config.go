@@ -142,7 +142,8 @@ type Config[K comparable, V any] struct {
 	// keys on another instance's Set or Delete, or dropped everything
 	// after a break in the invalidation subscription (ev.Gap). ctx is
 	// context.Background(). It runs on the subscription's goroutine, one
-	// call at a time, and must be quick; it may call the Cache.
+	// call at a time, and must be quick; it may call the Cache, except
+	// Close (which waits for that goroutine).
 	OnInvalidate func(ctx context.Context, ev InvalidateEvent)
 
 	// MeterProvider provides the instruments (nil: the global provider).

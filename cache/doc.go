@@ -103,6 +103,18 @@
 // and Delete always return a Store's error, since other instances may not
 // have seen the change.
 //
+// # HTTP
+//
+// [HTTP] is a client-side HTTP cache in the same tiers, as a RoundTripper:
+// max-age and s-maxage, Expires, no-store, no-cache, private, Vary,
+// revalidation with ETag and Last-Modified (a 304 refreshes the stored
+// response), and RFC 5861's stale-while-revalidate and stale-if-error
+// from the response's Cache-Control. Its doc lists exactly what it stores
+// and serves.
+//
+//	hc := cache.NewHTTP(cache.HTTPConfig{Store: redisstore.New(rdb, redisstore.Config{})})
+//	client := &http.Client{Transport: hc.RoundTripper(nil)}
+//
 // # Telemetry
 //
 // Observable counters, read from the cache's own counters at collection
