@@ -23,7 +23,8 @@ var (
 // unwraps to the Store's own error.
 type StoreError struct {
 	// Op is the operation that failed: "get", "set", "delete", "publish".
-	Op  string
+	Op string
+	// Err is the Store's error.
 	Err error
 }
 

@@ -27,7 +27,9 @@ type Store interface {
 
 // StoreEntry is one value for [Store.Set].
 type StoreEntry struct {
-	Key   string
+	// Key is the cache's key as a string (Config.KeyString).
+	Key string
+	// Value is the cache's record: opaque to the Store.
 	Value []byte
 	// TTL is how long the store keeps the value; always positive.
 	TTL time.Duration
@@ -60,7 +62,10 @@ type Locker interface {
 // Codec turns values into bytes for a [Store] and back. Implementations are
 // safe for concurrent use.
 type Codec[V any] interface {
+	// Marshal encodes v.
 	Marshal(v V) ([]byte, error)
+	// Unmarshal decodes what Marshal encoded. Data read from a Store is
+	// untrusted: a malformed input must give an error, never a panic.
 	Unmarshal(data []byte) (V, error)
 }
 
