@@ -363,7 +363,9 @@ func (c *Cache[K, V]) fetch(ctx context.Context, key K, from *entry[V]) result[V
 			}
 			stale = e
 		}
-		if c.locker != nil {
+		// A Store that just failed a read is not asked for a lock too:
+		// each failing call can cost up to the Store's timeout.
+		if c.locker != nil && err == nil {
 			r, ok, release := c.lockOrWait(ctx, key, skey, have, epoch)
 			if ok {
 				return r
