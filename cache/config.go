@@ -128,7 +128,8 @@ type Config[K comparable, V any] struct {
 	// and Delete always return a Store's error (see them).
 	FailOnStoreError bool
 	// LockTTL turns on the cross-instance lock: before an origin call, an
-	// instance takes a short lock in the Store (SET NX PX with this expiry);
+	// instance takes a short lock in the Store (SET NX PX with this expiry;
+	// skipped when the Store just failed to read);
 	// an instance that finds it taken polls the Store every LockPoll for
 	// the winner's value, for up to LockTTL, then loads by itself (the
 	// wait and the load together stay within LoadTimeout). Needs a Store
