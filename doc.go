@@ -26,12 +26,24 @@
 //     the hot path.
 //   - retry: retries with backoff and jitter, retry budgets, Retry-After and
 //     gRPC pushback, hedged requests, automatic Idempotency-Key.
-//   - grpcx: every gRPC interceptor, so that HTTP-only programs never
-//     compile gRPC.
-//   - internal/...: the clock, outcome classification, telemetry
-//     conventions, striped counters and pushback parsing shared by all of
-//     the above, and redistest, the test harness of the Redis-backed
-//     packages (miniredis, a real server or a Cluster; outages on demand).
+//   - idempotency: the server side of the Idempotency-Key header: the first
+//     request with a key runs, a retry with the same key gets its stored
+//     response; a memory store, and a Redis one in idempotency/redisstore.
+//   - session: server-side sessions for HTTP handlers, safe against lost
+//     updates and resurrection after logout; a memory store, and a Redis
+//     one in session/redisstore.
+//   - grpcx: every gRPC interceptor (breaker, client and server; retry;
+//     idempotency) and the gRPC outcome classification, so that HTTP-only
+//     programs never compile gRPC.
+//   - internal/...: what the packages above share and users never see:
+//     clock (time through package time only, so testing/synctest fakes
+//     it), outcome (the classification rules), httpx (middleware plumbing),
+//     telemetry (naming), stripe (per-P counters), pushback (Retry-After
+//     and grpc-retry-pushback-ms parsing), validate (Config checks), bridge
+//     (how grpcx reaches a core), conformance (the test suite every
+//     RoundTripper, Handler and set of instruments runs), and redistest,
+//     the test harness of the Redis-backed packages (miniredis, a real
+//     server or a Cluster; outages on demand).
 //
 // # Layers
 //
@@ -51,30 +63,43 @@
 //		set.RoundTripper,    // breaker.Set: one breaker per host
 //	)}
 //
+// In this stack a request to a host whose breaker is open returns at once,
+// deadline or not, with an error matching breaker.ErrOpen: retry does not
+// sleep out the open period (unless retry.Config.WaitRejected, and then
+// only within the request's deadline).
+//
 // Server, outermost first: health, load shedding, rate limits, timeout,
 // session, idempotency, then the handler, composed with [ChainHandler].
 //
 // # Outcome classification
 //
-// All packages judge a call the same way unless a Config overrides it
-// (each Config has an IsFailure or Classify field). A nil error is a
-// success. A call cancelled by its own caller is neutral: neither success
-// nor failure. Any other error, context.DeadlineExceeded included, is a
+// All packages judge a call the same way unless a Config overrides it:
+// every Config that judges outcomes has a Classify field ([Classifier],
+// for errors) and, where HTTP exchanges are judged, a ClassifyHTTP field
+// ([HTTPClassifier]); grpcx.Classify applies the same rules to gRPC. A nil
+// error is a success. A call whose own context its caller cancelled is
+// neutral, whatever [context.Cause] says: neither success nor failure.
+// An attempt cancelled with the cause [ErrSuperseded] (a hedge won) is a
+// failure. Any other error, context.DeadlineExceeded included, is a
 // failure. For HTTP, 5xx statuses except 501, and 408 and 429, are
 // failures. For gRPC, Unavailable, DeadlineExceeded, ResourceExhausted,
 // Aborted, Internal and Unknown are failures.
 //
 // # Telemetry
 //
-// Every primitive reports to OpenTelemetry through the global providers,
-// unless its Config names a MeterProvider or TracerProvider. One naming
-// scheme holds across the library:
+// Every primitive reports metrics to OpenTelemetry through the global
+// MeterProvider, unless its Config names one in its MeterProvider field.
+// bulwark starts no spans: span events go to the recording span already in
+// the call's context, so no Config has a TracerProvider. One naming scheme
+// holds across the library:
 //
-//   - Meter and tracer (instrumentation scope): the package import path,
-//     e.g. "github.com/bulwark-go/bulwark/breaker".
+//   - Meter (instrumentation scope): the package import path, e.g.
+//     "github.com/bulwark-go/bulwark/breaker".
 //   - Instruments: "bulwark.<package>.<plural noun>", e.g.
 //     "bulwark.breaker.calls", "bulwark.breaker.rejections",
-//     "bulwark.retry.attempts", with UCUM units ("{call}", "s").
+//     "bulwark.retry.attempts", with UCUM units ("{call}", "s"; never "1",
+//     which a Prometheus exporter turns into a _ratio suffix), and
+//     histograms with explicit bucket boundaries.
 //   - Attributes: "bulwark.name" (Config.Name of the instance),
 //     "bulwark.key" (the key within a per-key set), "bulwark.outcome"
 //     ("success", "failure", "neutral"), and package-specific attributes

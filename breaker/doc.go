@@ -119,10 +119,13 @@
 // half-open with no probe slot free. It carries Until, when the breaker
 // will next let a call through (for half-open only an upper bound), and
 // RetryAfter, the wait to suggest: until Until when open, at most one
-// second when half-open, where probes usually settle quickly; package
-// retry honours it as pushback. One OpenError is built per
-// state change and shared by every rejection, so rejecting allocates
-// nothing. Handler and [WriteRejection] turn it into 503 Service
+// second when half-open, where probes usually settle quickly. Package
+// retry reads a rejection through RetryAfter as a local one: by default it
+// returns it at once, without sleeping (errors.Is(err, ErrOpen) still
+// holds for the caller), and waits RetryAfter only with
+// retry.Config.WaitRejected, within the call's deadline. One OpenError is
+// built per state change and shared by every rejection, so rejecting
+// allocates nothing. Handler and [WriteRejection] turn it into 503 Service
 // Unavailable with Retry-After; grpcx turns it into codes.Unavailable
 // (keeping errors.Is working).
 //

@@ -58,8 +58,10 @@ const halfOpenRetryAfter = time.Second
 // RetryAfter returns how long a caller should wait before trying again:
 // until Until for Open; for HalfOpen one second, or less if Until is
 // sooner; 0 when Until is zero (ForcedOpen) or past. HTTP adapters send it,
-// rounded up to whole seconds, as Retry-After, and package retry honours it
-// as pushback.
+// rounded up to whole seconds, as Retry-After, and the grpcx server
+// interceptors as grpc-retry-pushback-ms. Package retry, as the layer above
+// a breaker, returns the rejection at once by default, and waits RetryAfter
+// only with retry.Config.WaitRejected (see retry's "Local rejections").
 func (e *OpenError) RetryAfter() time.Duration {
 	if e.Until.IsZero() {
 		return 0

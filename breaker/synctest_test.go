@@ -168,3 +168,37 @@ func TestRateJudgedWhenOldSuccessesAgeOut(t *testing.T) {
 		mustState(t, b, breaker.Open)
 	})
 }
+
+// TestSynctestSetEvictsIdleKeys: a Set's IdleTimeout on the bubble's fake
+// time, through the public API. An idle member lives between one and two
+// IdleTimeouts: it is evicted at the first sweep (a new key, IdleTimeout
+// after the last sweep) that finds it unused since the sweep before.
+func TestSynctestSetEvictsIdleKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := breaker.NewSet(breaker.SetConfig{IdleTimeout: time.Minute})
+		defer s.Close()
+		a, b := s.Get("a"), s.Get("b")
+		time.Sleep(time.Minute)
+		s.Get("c") // sweep: a and b were created since the last one, they stay
+		if s.Len() != 3 {
+			t.Fatalf("len %d after the first sweep, want 3", s.Len())
+		}
+		s.Get("a")
+		time.Sleep(time.Minute - time.Nanosecond)
+		s.Get("d") // no sweep yet: IdleTimeout has not passed since the last one
+		if s.Len() != 4 {
+			t.Fatalf("len %d before IdleTimeout passed, want 4", s.Len())
+		}
+		time.Sleep(time.Nanosecond)
+		s.Get("e") // sweep: b unused for a whole period; a was used, c and d are new
+		if s.Len() != 4 {
+			t.Fatalf("len %d after the second sweep, want 4 (a, c, d, e)", s.Len())
+		}
+		if s.Get("a") != a {
+			t.Fatal("a, used since the last sweep, was evicted")
+		}
+		if s.Get("b") == b {
+			t.Fatal("b, idle for a whole IdleTimeout, was not evicted")
+		}
+	})
+}

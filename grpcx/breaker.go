@@ -24,7 +24,8 @@ import (
 // interceptors see an ordinary gRPC error, and it unwraps to the breaker's
 // [*breaker.OpenError], so errors.Is(err, breaker.ErrOpen) (or
 // breaker.ErrHalfOpenFull), errors.As and the OpenError's RetryAfter
-// (which package retry honours as pushback) still work.
+// (which makes [UnaryClientRetry] above return it at once, as a local
+// rejection, unless retry.Config.WaitRejected) still work.
 type BreakerError struct {
 	// Err is the breaker's rejection, an *breaker.OpenError.
 	Err error

@@ -1,5 +1,7 @@
-// Package grpcx holds every gRPC integration of bulwark: client and server
-// interceptors for each primitive, and the gRPC classification of outcomes.
+// Package grpcx holds every gRPC integration of bulwark: the interceptors
+// of each primitive, on the sides that make sense (breaker: client and
+// server; retry: client; idempotency: server), and the gRPC classification
+// of outcomes.
 // It is the only bulwark package that imports google.golang.org/grpc, so a
 // program that uses bulwark only over HTTP never compiles gRPC.
 //
@@ -19,7 +21,10 @@
 // [UnaryClientRetry] and [StreamClientRetry] follow gRPC's retry design
 // (gRFC A6): grpc-previous-rpc-attempts on every retry, the server's
 // grpc-retry-pushback-ms honoured, and a stream committed (never retried)
-// once response headers or a message arrive. Call options that write back
+// once response headers or a message arrive. Over [UnaryClientBreaker],
+// a call to an open breaker ends at once, without a retry or a delay, with
+// an error matching breaker.ErrOpen whose code is Unavailable (see
+// retry.Config.WaitRejected to wait instead). Call options that write back
 // (grpc.Header, grpc.Trailer, grpc.Peer, grpc.OnFinish) see only the
 // attempt whose result the caller gets, once, even when attempts are
 // hedged.
@@ -53,8 +58,10 @@
 //
 // A call fails, for every primitive, when its status code is Unavailable,
 // DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown; any
-// other code, and OK, is a success. A call cancelled by its caller
-// (Canceled while the caller's context is done) is neutral. See [Classify].
+// other code, and OK, is a success. A call whose context its caller
+// cancelled is neutral, whatever its code and whatever [context.Cause]
+// says; an attempt cancelled with the cause bulwark.ErrSuperseded (a
+// hedge's loser) is a failure. See [Classify].
 //
 // # Breakers
 //

@@ -161,7 +161,11 @@ func (wb *retryWriteBacks) deliver(a *retryAttempt, err error) {
 // and adds a bulwark.retry.attempt event to the span in the call's
 // context, as over HTTP. The error returned is the last status error, or
 // a *retry.ExhaustedError wrapping it, whose status.Code is still that of
-// the last attempt.
+// the last attempt. An attempt rejected locally, without being sent (by
+// [UnaryClientBreaker] below, an open breaker), ends the call at once
+// with a *retry.ExhaustedError of Reason retry.ReasonRejected:
+// errors.Is(err, breaker.ErrOpen) holds and status.Code is Unavailable
+// (unless retry.Config.WaitRejected).
 //
 // Call options that write back (grpc.Header, grpc.Trailer, grpc.Peer,
 // grpc.OnFinish) see only the attempt whose result the caller gets (the

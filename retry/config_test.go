@@ -1,10 +1,16 @@
 package retry_test
 
 import (
+	"context"
 	"errors"
 	"math"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/retry"
@@ -91,5 +97,49 @@ func TestCloseIdempotent(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestCloseFromManyGoroutinesStopsMetrics: Close may be called from several
+// goroutines at once (CONTRIBUTING.md, "Closing"); afterwards the policy's
+// metrics are gone from the reader and the policy still works.
+func TestCloseFromManyGoroutinesStopsMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	p := retry.New(retry.Config{Name: "db", MeterProvider: mp})
+	if err := p.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				out = append(out, m.Name)
+			}
+		}
+		return out
+	}
+	if got := names(); !slices.Contains(got, "bulwark.retry.attempts") {
+		t.Fatalf("metrics before Close: %v, want bulwark.retry.attempts", got)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if err := p.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := names(); slices.Contains(got, "bulwark.retry.attempts") || slices.Contains(got, "bulwark.retry.exhaustions") {
+		t.Fatalf("metrics after Close: %v, want no observable retry instrument", got)
+	}
+	if err := p.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("Do after Close: %v", err)
 	}
 }

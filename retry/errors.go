@@ -253,3 +253,18 @@ func canceled(ctx context.Context, last error) error {
 	}
 	return &canceledError{cause: cause, last: last}
 }
+
+// StatusError describes a retryable HTTP status. It is the Err of the
+// Event of an HTTP retry, and is wrapped by the error returned when
+// the request's context ends between attempts. (When attempts run out on
+// such a status, the RoundTripper returns the last response, not an
+// error.)
+type StatusError struct {
+	// StatusCode is the response's status code, e.g. 503.
+	StatusCode int
+}
+
+// Error returns e.g. "retry: HTTP status 503".
+func (e *StatusError) Error() string {
+	return "retry: HTTP status " + strconv.Itoa(e.StatusCode)
+}

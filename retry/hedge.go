@@ -10,32 +10,6 @@ import (
 	"github.com/bulwark-go/bulwark/internal/clock"
 )
 
-// HedgeConfig configures hedged attempts: while an attempt is still
-// running after a delay, another one starts alongside it; the first
-// success wins and the others are cancelled. Hedging trades a little
-// extra load for a shorter tail latency, and is only safe for idempotent
-// calls. The zero value disables hedging.
-//
-// Hedges count as attempts against MaxAttempts and each one draws a token
-// from the retry budget, so hedging cannot multiply the load either. When
-// an attempt fails while others are still in flight, the next hedge starts
-// at once (after the server's pushback, if any), as in gRPC's hedging
-// policy; when none is left in flight, the usual backoff applies.
-type HedgeConfig struct {
-	// Delay is the time to wait for an attempt before starting the next
-	// one. With Percentile set, it is used until enough latencies have
-	// been observed (zero then means: no hedges until then).
-	Delay time.Duration
-	// Percentile, if in (0, 1), hedges after that percentile (e.g. 0.95)
-	// of the latencies of the policy's recent successful attempts (the
-	// last 128), so that only the slowest few percent of calls are
-	// hedged. It needs 20 observations first.
-	Percentile float64
-	// MaxInFlight bounds the attempts of one call running at once, the
-	// first included. Default 2, at most MaxInFlightLimit.
-	MaxInFlight int
-}
-
 const (
 	hedgeSamples    = 128
 	hedgeMinSamples = 20

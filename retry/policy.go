@@ -44,6 +44,21 @@ type Policy struct {
 	tel     instruments
 }
 
+// Event describes a retry or a hedge about to start, for Config.OnRetry.
+type Event struct {
+	// Attempt is the number of the attempt about to start (2 for the
+	// first retry).
+	Attempt int
+	// Delay is the time waited before it.
+	Delay time.Duration
+	// Err is the error that caused the retry; nil for a hedge sent
+	// because the attempts in flight were slow.
+	Err error
+	// Hedge reports whether the attempt is a hedge, run alongside the
+	// attempts still in flight.
+	Hedge bool
+}
+
 // New returns a Policy configured by cfg; cfg is copied. It panics with
 // the *[bulwark.ConfigError] of [Config.Validate] if cfg has a bad value.
 func New(cfg Config) *Policy {

@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -233,6 +234,43 @@ func TestSynctestBudgetRefills(t *testing.T) {
 		time.Sleep(11 * time.Second) // fake time: the window slides past
 		if n := retried(); n != 5 {
 			t.Fatalf("%d calls retried after the window slid, want 5", n)
+		}
+	})
+}
+
+// TestSynctestHedgeDelay: a hedge starts exactly HedgeConfig.Delay after
+// the attempt in flight, on the bubble's fake time, and its success ends
+// the call at once, the slow attempt cancelled with bulwark.ErrSuperseded.
+func TestSynctestHedgeDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := retry.New(retry.Config{Hedge: retry.HedgeConfig{Delay: 300 * time.Millisecond},
+			Budget: retry.UnlimitedBudget()})
+		defer p.Close()
+		start := time.Now()
+		var mu sync.Mutex
+		var at []time.Duration
+		var loserCause error
+		err := p.Do(context.Background(), func(ctx context.Context) error {
+			mu.Lock()
+			at = append(at, time.Since(start))
+			n := len(at)
+			mu.Unlock()
+			if n == 1 { // hangs until abandoned
+				<-ctx.Done()
+				mu.Lock()
+				loserCause = context.Cause(ctx)
+				mu.Unlock()
+				return ctx.Err()
+			}
+			return nil
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || len(at) != 2 || at[1] != 300*time.Millisecond || time.Since(start) != 300*time.Millisecond {
+			t.Fatalf("err %v, attempts at %v, returned after %v; want the hedge at 300ms to win at once", err, at, time.Since(start))
+		}
+		if !errors.Is(loserCause, bulwark.ErrSuperseded) {
+			t.Fatalf("the slow attempt was cancelled with %v, want bulwark.ErrSuperseded", loserCause)
 		}
 	})
 }
