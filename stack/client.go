@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/timeout"
 )
@@ -22,6 +23,7 @@ type Client struct {
 	// Changing them changes the stack.
 	*http.Client
 
+	cache    *cache.HTTP // nil without ClientConfig.Cache
 	policy   *retry.Policy
 	breakers *breaker.Set
 	attempt  *timeout.Timeout // nil when AttemptTimeout is negative
@@ -61,6 +63,16 @@ func NewClient(cfg ClientConfig) *Client {
 		policy:   retry.New(rc),
 		breakers: breaker.NewSet(breaker.SetConfig{Config: bc}),
 	}
+	if cfg.Cache != nil {
+		cc := *cfg.Cache
+		if cc.Name == "" {
+			cc.Name = cfg.Name
+		}
+		if cc.MeterProvider == nil {
+			cc.MeterProvider = cfg.MeterProvider
+		}
+		c.cache = cache.NewHTTP(cc)
+	}
 	if cfg.AttemptTimeout >= 0 {
 		d := cfg.AttemptTimeout
 		if d == 0 {
@@ -84,8 +96,8 @@ func NewClient(cfg ClientConfig) *Client {
 	return c
 }
 
-// RoundTripper returns the stack's layers below the total timeout (retry,
-// a breaker per host, the attempt timeout) over next, for a program that
+// RoundTripper returns the stack's layers below the total timeout (the
+// cache if configured, retry, a breaker per host, the attempt timeout) over next, for a program that
 // builds its own http.Client or puts more layers around them; nil next
 // means http.DefaultTransport. The layers are the Client's: they share its
 // retry budget and breakers, and after Close they keep working as the
@@ -93,7 +105,11 @@ func NewClient(cfg ClientConfig) *Client {
 // ClientConfig.Timeout does not apply: bound calls with the http.Client's
 // Timeout or the request's context.
 func (c *Client) RoundTripper(next http.RoundTripper) http.RoundTripper {
-	layers := []func(http.RoundTripper) http.RoundTripper{c.policy.RoundTripper, c.breakers.RoundTripper}
+	var layers []func(http.RoundTripper) http.RoundTripper
+	if c.cache != nil {
+		layers = append(layers, c.cache.RoundTripper)
+	}
+	layers = append(layers, c.policy.RoundTripper, c.breakers.RoundTripper)
 	if c.attempt != nil {
 		layers = append(layers, c.attempt.RoundTripper)
 	}
@@ -111,6 +127,9 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		first = true
 		errs := []error{c.policy.Close(), c.breakers.Close()}
+		if c.cache != nil {
+			errs = append(errs, c.cache.Close())
+		}
 		if c.attempt != nil {
 			errs = append(errs, c.attempt.Close())
 		}

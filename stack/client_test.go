@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/conformance"
 	"github.com/bulwark-go/bulwark/retry"
@@ -277,6 +278,7 @@ func TestClientConfigValidate(t *testing.T) {
 		{"attempt timeout past max", stack.ClientConfig{AttemptTimeout: stack.MaxTimeout + 1}, "AttemptTimeout"},
 		{"retry", stack.ClientConfig{Retry: &retry.Config{MaxAttempts: -1}}, "Retry.MaxAttempts"},
 		{"breaker", stack.ClientConfig{Breaker: &breaker.Config{WindowSize: -1}}, "Breaker.WindowSize"},
+		{"cache", stack.ClientConfig{Cache: &cache.HTTPConfig{MaxBodyBytes: -1}}, "Cache.MaxBodyBytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -329,3 +331,27 @@ func TestClientCallerTransportIsKept(t *testing.T) {
 type rtFunc func(*http.Request) (*http.Response, error)
 
 func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestClientCacheServesAFreshResponse(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "catalogue v"+strconv.Itoa(int(hits.Add(1))))
+	}))
+	defer srv.Close()
+	c := newClient(t, stack.ClientConfig{Cache: &cache.HTTPConfig{}})
+	for range 3 {
+		if code, body, err := get(t, c, srv.URL); err != nil || code != 200 || body != "catalogue v1" {
+			t.Fatalf("got %d %q %v, want the first response", code, body, err)
+		}
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("server saw %d requests, want 1: the fresh response was not served from the cache", hits.Load())
+	}
+	// Without Cache, every GET reaches the server.
+	c2 := newClient(t, stack.ClientConfig{})
+	get(t, c2, srv.URL)
+	if hits.Load() != 2 {
+		t.Fatalf("no Cache: server saw %d requests, want 2", hits.Load())
+	}
+}

@@ -3,12 +3,14 @@ package stack
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/validate"
 	"github.com/bulwark-go/bulwark/limit"
@@ -32,7 +34,7 @@ const (
 )
 
 // ClientConfig configures the client stack built by NewClient. The zero
-// value is useful: a 30 s total timeout, retry with its defaults plus
+// value is useful: a 30 s total timeout, no cache, retry with its defaults plus
 // automatic Idempotency-Keys, a breaker per host with its defaults, a 10 s
 // attempt timeout and a transport of the Client's own. NewClient copies the
 // Config; changing it afterwards has no effect.
@@ -46,6 +48,13 @@ type ClientConfig struct {
 	// http.Client's Timeout). Default [DefaultTimeout] (30 s); negative
 	// means no bound but the request's context; at most [MaxTimeout].
 	Timeout time.Duration
+
+	// Cache, if set, puts an HTTP cache (package cache, RFC 9111) on top
+	// of the retry layer: a fresh stored response is served without a
+	// request, and within a response's stale-if-error window a stale one
+	// replaces an error the layers below could not overcome. Default nil:
+	// no cache. Name and MeterProvider are filled in when empty.
+	Cache *cache.HTTPConfig
 
 	// Retry configures the retry layer. nil means retry's defaults (3
 	// attempts, exponential backoff from 100 ms with full jitter, a retry
@@ -87,6 +96,12 @@ func (c ClientConfig) Validate() error {
 	v.DurationOrOff("AttemptTimeout", c.AttemptTimeout, MaxTimeout)
 	if err := v.Err(); err != nil {
 		return err
+	}
+	if c.Cache != nil {
+		cc := *c.Cache
+		if err := nested("Cache", cc.Validate()); err != nil {
+			return err
+		}
 	}
 	if c.Retry != nil {
 		if err := nested("Retry", c.Retry.Validate()); err != nil {
@@ -182,7 +197,14 @@ func nested(field string, err error) error {
 	}
 	var ce *bulwark.ConfigError
 	if errors.As(err, &ce) {
-		return &bulwark.ConfigError{Package: "stack", Field: field + "." + ce.Field, Value: ce.Value, Allowed: ce.Allowed}
+		f := ce.Field
+		// Some packages name the field from their Config type
+		// ("HTTPConfig.MaxBodyBytes"); the path from the stack's field
+		// says that already.
+		if i := strings.IndexByte(f, '.'); i > 0 && strings.HasSuffix(f[:i], "Config") {
+			f = f[i+1:]
+		}
+		return &bulwark.ConfigError{Package: "stack", Field: field + "." + f, Value: ce.Value, Allowed: ce.Allowed}
 	}
 	return &bulwark.ConfigError{Package: "stack", Field: field, Value: err.Error(), Allowed: "a Config its package accepts"}
 }

@@ -9,6 +9,7 @@
 // Outermost first:
 //
 //	total timeout      ClientConfig.Timeout (default 30 s), as http.Client.Timeout
+//	cache              ClientConfig.Cache (default: none), an RFC 9111 HTTP cache
 //	retry              ClientConfig.Retry (default: 3 attempts, exponential backoff with
 //	                   full jitter, a 10% retry budget, automatic Idempotency-Key)
 //	breaker per host   ClientConfig.Breaker (default: breaker's defaults), one per URL host
@@ -45,6 +46,9 @@
 // will sit in front of the rate limit once they are part of the module.
 //
 // # Names and telemetry
+//
+// A response the cache serves fresh never reaches the layers below it; a
+// stale one with stale-if-error stands in for an error they return.
 //
 // ClientConfig.Name and ServerConfig.Name name every layer in telemetry
 // (the bulwark.name attribute) whose own Config leaves Name empty, and
