@@ -1,8 +1,8 @@
-// Command httpclient shows bulwark's client stack in front of an
-// http.Client: retries outermost, then one circuit breaker per host, then
-// the transport. It starts a small server on 127.0.0.1 that fails its first
-// request with a 503, sends one GET through the stack, prints what the
-// caller sees and exits.
+// Command httpclient shows bulwark's recommended client stack, built in one
+// call by package stack: a total timeout, retries, one circuit breaker per
+// host and a timeout per attempt, in front of the transport. It starts a
+// small server on 127.0.0.1 that fails its first request with a 503, sends
+// one GET through the stack, prints what the caller sees and exits.
 //
 //	go run ./examples/httpclient
 //
@@ -19,29 +19,25 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulwark-go/bulwark"
-	"github.com/bulwark-go/bulwark/breaker"
-	"github.com/bulwark-go/bulwark/retry"
+	"github.com/bulwark-go/bulwark/stack"
 )
 
 // snippet:start
 
-// newClient returns an HTTP client with bulwark's client stack, and a
-// function that releases what the stack holds (metric registrations, idle
-// connections) once you are done with the client.
-func newClient() (*http.Client, func()) {
-	policy := retry.New(retry.Config{})          // 3 attempts, exponential backoff + full jitter, retry budget
-	hosts := breaker.NewSet(breaker.SetConfig{}) // one circuit breaker per host
-	transport := &http.Transport{}               // or nil for http.DefaultTransport
-	client := &http.Client{Transport: bulwark.ChainTransport(transport,
-		policy.RoundTripper, // outermost: retries only idempotent requests (or ones with an Idempotency-Key)
-		hosts.RoundTripper,  // a dead host fails fast with breaker.ErrOpen; 5xx still reach you as responses
-	)}
-	return client, func() {
-		transport.CloseIdleConnections()
-		policy.Close()
-		hosts.Close()
-	}
+// newClient returns an http.Client with bulwark's recommended client stack,
+// outermost first: a bound on the whole call, retries, a circuit breaker per
+// host, a bound on each attempt. Every field left zero has a documented
+// default. Close the client when you are done with it.
+func newClient() *stack.Client {
+	return stack.NewClient(stack.ClientConfig{
+		Name:           "catalogue",     // names every layer in telemetry
+		Timeout:        5 * time.Second, // the whole call, retries included (default 30 s)
+		AttemptTimeout: time.Second,     // each attempt (default 10 s)
+		// Retry nil: 3 attempts, exponential backoff with full jitter, a retry
+		// budget, and an Idempotency-Key on each POST so that it can be retried.
+		// Breaker nil: one breaker per host; an open one fails fast with
+		// breaker.ErrOpen, and 5xx answers still reach you as responses.
+	})
 }
 
 // snippet:end
@@ -70,9 +66,8 @@ func run() error {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	client, closeClient := newClient()
-	defer closeClient()
-	client.Timeout = 5 * time.Second // a bound on the whole call, retries included
+	client := newClient()
+	defer client.Close()
 
 	resp, err := client.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
