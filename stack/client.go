@@ -19,11 +19,12 @@ import (
 // request sent through the Client and every RoundTripper it builds.
 type Client struct {
 	// Client is the http.Client: its Transport is the stack over
-	// ClientConfig.Transport and its Timeout is ClientConfig.Timeout.
-	// Changing them changes the stack.
+	// ClientConfig.Transport (see RoundTripper), and its Timeout is zero
+	// (ClientConfig.Timeout is a layer of the stack).
 	*http.Client
 
-	cache    *cache.HTTP // nil without ClientConfig.Cache
+	total    *timeout.Timeout // nil when Timeout is negative
+	cache    *cache.HTTP      // nil without ClientConfig.Cache
 	policy   *retry.Policy
 	breakers *breaker.Set
 	attempt  *timeout.Timeout // nil when AttemptTimeout is negative
@@ -73,6 +74,14 @@ func NewClient(cfg ClientConfig) *Client {
 		}
 		c.cache = cache.NewHTTP(cc)
 	}
+	if cfg.Timeout >= 0 {
+		d := cfg.Timeout
+		if d == 0 {
+			d = DefaultTimeout
+		}
+		// No header: the attempt timeout below sends the time left.
+		c.total = timeout.New(timeout.Config{Name: cfg.Name, Timeout: d, Header: timeout.NoHeader, MeterProvider: cfg.MeterProvider})
+	}
 	if cfg.AttemptTimeout >= 0 {
 		d := cfg.AttemptTimeout
 		if d == 0 {
@@ -85,27 +94,24 @@ func NewClient(cfg ClientConfig) *Client {
 		c.owned = http.DefaultTransport.(*http.Transport).Clone()
 		base = c.owned
 	}
-	total := cfg.Timeout
-	switch {
-	case total == 0:
-		total = DefaultTimeout
-	case total < 0:
-		total = 0 // http.Client: no timeout
-	}
-	c.Client = &http.Client{Transport: c.RoundTripper(base), Timeout: total}
+	// The total timeout is a layer of the stack rather than the
+	// http.Client's Timeout: net/http enforces that one with a goroutine
+	// and a timer per request for any transport but its own.
+	c.Client = &http.Client{Transport: c.RoundTripper(base)}
 	return c
 }
 
-// RoundTripper returns the stack's layers below the total timeout (the
-// cache if configured, retry, a breaker per host, the attempt timeout) over next, for a program that
-// builds its own http.Client or puts more layers around them; nil next
-// means http.DefaultTransport. The layers are the Client's: they share its
-// retry budget and breakers, and after Close they keep working as the
-// Client's do.
-// ClientConfig.Timeout does not apply: bound calls with the http.Client's
-// Timeout or the request's context.
+// RoundTripper returns the stack's layers (the total timeout, the cache if
+// configured, retry, a breaker per host, the attempt timeout) over next,
+// for a program that builds its own http.Client or puts more layers around
+// them; nil next means http.DefaultTransport. The layers are the Client's:
+// they share its retry budget and breakers, and after Close they keep
+// working as the Client's do.
 func (c *Client) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	var layers []func(http.RoundTripper) http.RoundTripper
+	if c.total != nil {
+		layers = append(layers, c.total.RoundTripper)
+	}
 	if c.cache != nil {
 		layers = append(layers, c.cache.RoundTripper)
 	}
@@ -129,6 +135,9 @@ func (c *Client) Close() error {
 		errs := []error{c.policy.Close(), c.breakers.Close()}
 		if c.cache != nil {
 			errs = append(errs, c.cache.Close())
+		}
+		if c.total != nil {
+			errs = append(errs, c.total.Close())
 		}
 		if c.attempt != nil {
 			errs = append(errs, c.attempt.Close())

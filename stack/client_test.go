@@ -181,27 +181,34 @@ func TestClientTotalTimeout(t *testing.T) {
 	c := newClient(t, stack.ClientConfig{Timeout: 50 * time.Millisecond, Retry: fast})
 	_, _, err := get(t, c, srv.URL)
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("got %v, want a timeout error", err)
-	}
-	if c.Timeout != 50*time.Millisecond {
-		t.Fatalf("http.Client.Timeout = %v, want ClientConfig.Timeout", c.Timeout)
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, timeout.ErrTimeout) {
+		t.Fatalf("got %v, want a timeout error (timeout.ErrTimeout)", err)
 	}
 }
 
 func TestClientTimeoutDefaults(t *testing.T) {
-	if c := newClient(t, stack.ClientConfig{}); c.Timeout != stack.DefaultTimeout {
-		t.Errorf("zero Timeout: http.Client.Timeout = %v, want %v", c.Timeout, stack.DefaultTimeout)
-	}
-	if c := newClient(t, stack.ClientConfig{Timeout: -1}); c.Timeout != 0 {
-		t.Errorf("negative Timeout: http.Client.Timeout = %v, want 0 (none)", c.Timeout)
-	}
-	// A negative AttemptTimeout sends no budget header.
+	// The default attempt timeout sends its 10 s budget (less the time
+	// spent); the total timeout sends none of its own.
 	got := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Get(timeout.DefaultHeader)
 	}))
 	defer srv.Close()
+	if _, _, err := get(t, newClient(t, stack.ClientConfig{}), srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := strconv.Atoi(<-got); err != nil || ms <= 9000 || ms > 10000 {
+		t.Errorf("zero Config: %s = %d (%v), want just under 10000", timeout.DefaultHeader, ms, err)
+	}
+	// With a total timeout shorter than the attempt's, the budget sent is
+	// the total's.
+	if _, _, err := get(t, newClient(t, stack.ClientConfig{Timeout: 2 * time.Second}), srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := strconv.Atoi(<-got); err != nil || ms <= 1000 || ms > 2000 {
+		t.Errorf("Timeout 2s: %s = %d (%v), want just under 2000", timeout.DefaultHeader, ms, err)
+	}
+	// With neither, no budget header.
 	c := newClient(t, stack.ClientConfig{Timeout: -1, AttemptTimeout: -1})
 	if _, _, err := get(t, c, srv.URL); err != nil {
 		t.Fatal(err)

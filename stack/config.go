@@ -43,9 +43,10 @@ type ClientConfig struct {
 	// (the bulwark.name attribute). Default "".
 	Name string
 
-	// Timeout bounds a whole call through the Client's http.Client:
-	// retries, delays and reading the response body included (it is the
-	// http.Client's Timeout). Default [DefaultTimeout] (30 s); negative
+	// Timeout bounds a whole call: retries, their delays and reading the
+	// response body included (package timeout, as the outermost layer:
+	// past it RoundTrip returns, or the body's Read fails with, a
+	// *timeout.TimeoutError, errors.Is timeout.ErrTimeout). Default [DefaultTimeout] (30 s); negative
 	// means no bound but the request's context; at most [MaxTimeout].
 	Timeout time.Duration
 

@@ -8,7 +8,7 @@
 //
 // Outermost first:
 //
-//	total timeout      ClientConfig.Timeout (default 30 s), as http.Client.Timeout
+//	total timeout      ClientConfig.Timeout (default 30 s), body included
 //	cache              ClientConfig.Cache (default: none), an RFC 9111 HTTP cache
 //	retry              ClientConfig.Retry (default: 3 attempts, exponential backoff with
 //	                   full jitter, a 10% retry budget, automatic Idempotency-Key)
