@@ -7,40 +7,88 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwark-go/bulwark/idempotency"
+	"github.com/bulwark-go/bulwark/idempotency/redisstore"
+	"github.com/bulwark-go/bulwark/stack"
+	"github.com/bulwark-go/bulwark/timeout"
 )
 
 // backend is one instance of the service under drill: a real HTTP server on
-// loopback whose faults the drill switches on and off.
+// loopback whose faults the drill switches on and off. It serves
+//
+//	GET  /hello   a greeting
+//	POST /orders  places the order named in the body: a side effect, which
+//	              the ledger counts, so that an order placed twice shows
+//
+// behind bulwark's server stack (package stack): a timeout, and
+// idempotency keys whose records are in Redis, shared by the instances.
 type backend struct {
 	name  string
 	addr  string // host:port, fixed for the drill's lifetime
 	delay atomic.Int64
+	drop  atomic.Bool // do the work, then drop the response
 	hits  atomic.Int64
+
+	ledger  *ledger
+	handler http.Handler // the server stack in front of b.handle
+	stack   *stack.Server
 
 	mu  sync.Mutex
 	srv *http.Server
 	ln  net.Listener
 }
 
-func startBackend(name string) (*backend, error) {
+func startBackend(name string, rdb redis.UniversalClient, l *ledger) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, addr: ln.Addr().String()}
+	b := &backend{name: name, addr: ln.Addr().String(), ledger: l}
+	b.stack = stack.NewServer(stack.ServerConfig{
+		Name:    "drill-backend",
+		Timeout: &timeout.Config{Timeout: 5 * time.Second},
+		Idempotency: &idempotency.Config{
+			Store: redisstore.New(rdb, redisstore.Config{Prefix: "drill:idem:"}),
+			// A hedge that lands here while the first attempt still
+			// runs elsewhere waits for it (its response, or its key
+			// released when it was cut off) instead of a 409.
+			Wait: 2 * time.Second,
+		},
+	})
+	b.handler = b.stack.Handler(http.HandlerFunc(b.handle))
 	b.serve(ln)
 	return b, nil
 }
 
 func (b *backend) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(b.handle), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(b.front), ReadHeaderTimeout: 5 * time.Second}
 	b.mu.Lock()
 	b.srv, b.ln = srv, ln
 	b.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
+}
+
+// front is the instance's network edge, where the drill's faults act.
+func (b *backend) front(w http.ResponseWriter, r *http.Request) {
+	if !b.drop.Load() {
+		b.handler.ServeHTTP(w, r)
+		return
+	}
+	// The whole stack and the handler run, and the order is placed;
+	// then the connection closes before a byte of the response is sent,
+	// as when an instance dies or the network cuts right after a commit.
+	b.handler.ServeHTTP(httptest.NewRecorder(), r)
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
 }
 
 func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
@@ -52,8 +100,47 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 256))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Method == http.MethodPost && r.URL.Path == "/orders" {
+		b.ledger.place(string(body))
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, "order %s placed by %s\n", body, b.name)
+		return
+	}
 	fmt.Fprintf(w, "hello from %s\n", b.name)
+}
+
+// ledger records every order placed, on any instance: an order placed
+// more than once is a duplicate side effect.
+type ledger struct {
+	mu     sync.Mutex
+	placed map[string]int
+}
+
+func newLedger() *ledger { return &ledger{placed: map[string]int{}} }
+
+func (l *ledger) place(order string) {
+	l.mu.Lock()
+	l.placed[order]++
+	l.mu.Unlock()
+}
+
+// duplicates counts the extra placements of the orders whose names start
+// with prefix.
+func (l *ledger) duplicates(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for order, times := range l.placed {
+		if strings.HasPrefix(order, prefix) && times > 1 {
+			n += times - 1
+		}
+	}
+	return n
 }
 
 // down stops the instance: its port refuses connections, as a crashed
@@ -99,6 +186,7 @@ func (b *backend) close() {
 	if b.ln != nil {
 		_ = b.ln.Close()
 	}
+	b.stack.Close()
 }
 
 var errNoBackends = errors.New("drill: no backends")

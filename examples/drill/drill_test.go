@@ -36,7 +36,7 @@ func TestDrill(t *testing.T) {
 	if len(rows) != len(phases) || len(o.took) != len(phases) {
 		t.Fatalf("%d rows and %d phase times for %d phases", len(rows), len(o.took), len(phases))
 	}
-	steady, down := rows[0], rows[1]
+	steady, down, dropped := rows[0], rows[1], rows[phaseIndex(phaseDropped)]
 	// Real servers on a shared machine: allow a slow request or two in the
 	// healthy phase, but not the loss of a whole instance.
 	if steady[0].ok < 27 || steady[1].ok < 27 {
@@ -47,6 +47,31 @@ func TestDrill(t *testing.T) {
 	}
 	if down[1].ok <= down[0].ok {
 		t.Errorf("instance down: bulwark %d ok, not better than bare %d", down[1].ok, down[0].ok)
+	}
+	// Instance b did the work of every request it got, then dropped the
+	// response: the bare client loses a third of its requests; bulwark's
+	// retries them elsewhere, and the servers' idempotency records make
+	// the retried POSTs place their orders once.
+	if dropped[0].ok > 20 {
+		t.Errorf("responses dropped: bare %d of 30 ok, want at most 20", dropped[0].ok)
+	}
+	if dropped[1].ok < 29 {
+		t.Errorf("responses dropped: bulwark %d of 30 ok, want all but one at worst", dropped[1].ok)
+	}
+	for i, row := range rows {
+		if row[1].dups != 0 {
+			t.Errorf("phase %q: bulwark placed %d orders twice", phases[i].name, row[1].dups)
+		}
+	}
+	if dropped[1].breaker == 0 {
+		t.Errorf("responses dropped: no breaker state change, want b's breaker to open")
+	}
+	spike := rows[phaseIndex(phaseSpike)]
+	if spike[1].settled == 0 || spike[1].n <= 30 {
+		t.Errorf("latency spike: bulwark sent %d requests, %d after the settle time: the phase's hold did not keep it sending", spike[1].n, spike[1].settled)
+	}
+	if len(targets(rows)) != 4 {
+		t.Errorf("%d targets judged, want 4", len(targets(rows)))
 	}
 	for _, ph := range phases {
 		if !strings.Contains(out.String(), ph.name) {
@@ -94,7 +119,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("estimate at the start of the latency spike = %v, want at least %v (100 requests × 1s deadline / 8 workers)", left, want)
 	}
 	s := buf.String()
-	for _, want := range []string{"3/4 latency spike", "elapsed", "left", "["} {
+	for _, want := range []string{"3/5 latency spike", "elapsed", "left", "["} {
 		if !strings.Contains(s, want) {
 			t.Errorf("terminal progress %q lacks %q", s, want)
 		}
@@ -240,13 +265,14 @@ func TestReport(t *testing.T) {
 		{{n: 300, ok: 300, p50: 430 * time.Microsecond, p99: 9300 * time.Microsecond}, {n: 300, ok: 300, p50: 420 * time.Microsecond, p99: 8600 * time.Microsecond}},
 		{{n: 300, ok: 200, p50: 31 * time.Microsecond, p99: 5100 * time.Microsecond}, {n: 300, ok: 300, p50: 147 * time.Microsecond, p99: 51 * time.Millisecond}},
 		{{n: 300, ok: 200, p50: 282 * time.Microsecond, p99: 1005600 * time.Microsecond}, {n: 300, ok: 299, p50: 146 * time.Microsecond, p99: 251600 * time.Microsecond}},
+		{{n: 300, ok: 200, p50: 126 * time.Microsecond, p99: 11800 * time.Microsecond}, {n: 300, ok: 300, p50: 769 * time.Microsecond, p99: 27600 * time.Microsecond}},
 		{{n: 300, ok: 0, p50: 377 * time.Microsecond, p99: 8500 * time.Microsecond}, {n: 300, ok: 300, p50: 406 * time.Microsecond, p99: 6300 * time.Microsecond}},
 	}
 	o := &outcome{
 		cfg:    config{requests: 300, concurrency: 8, deadline: time.Second},
 		start:  time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC),
 		rows:   rows,
-		took:   []time.Duration{time.Second, time.Second, 12 * time.Second, time.Second},
+		took:   []time.Duration{time.Second, time.Second, 12 * time.Second, time.Second, time.Second},
 		total:  15 * time.Second,
 		addrs:  []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"},
 		abouts: clientsAbout(config{deadline: time.Second}),
@@ -264,7 +290,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	// What ran, where, with what.
-	for _, want := range []string{"2026-11-28 14:00:00 UTC", "go1.", "CPUs", o.abouts[0], o.abouts[1], "300 GET requests", "15s"} {
+	for _, want := range []string{"2026-11-28 14:00:00 UTC", "go1.", "CPUs", o.abouts[0], o.abouts[1], "300 requests (GET and POST alternately)", "15s"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,14 +45,18 @@ type phase struct {
 	// client (the slowest of the two), for the progress estimate; zero
 	// for a phase that runs at the speed of loopback.
 	least func(cfg config) time.Duration
+	// hold, if set, keeps both clients sending past their requests
+	// until the phase has lasted that long, and settle is when the
+	// phase's settled p99 starts (see stats.p99Settled).
+	hold, settle time.Duration
 }
 
 var phases = []phase{
-	{"steady", "all three instances healthy", func(bs []*backend) error { return nil }, nil},
+	{"steady", "all three instances healthy", func(bs []*backend) error { return nil }, nil, 0, 0},
 	{"instance down", "instance b refuses connections", func(bs []*backend) error {
 		bs[1].down()
 		return nil
-	}, nil},
+	}, nil, 0, 0},
 	{"latency spike", "b is back; instance a answers after 1.5s", func(bs []*backend) error {
 		bs[0].delay.Store(int64(1500 * time.Millisecond))
 		return bs[1].up()
@@ -59,25 +64,39 @@ var phases = []phase{
 		// Round-robin sends a third of the bare client's requests to a,
 		// and each holds a worker until its deadline.
 		return time.Duration(cfg.requests/3) * min(cfg.deadline, 1500*time.Millisecond) / time.Duration(cfg.concurrency)
-	}},
-	{"recovered", "all healthy again", func(bs []*backend) error {
+	}, 2 * time.Second, time.Second},
+	{"responses dropped", "a is fast again; instance b does the work, then drops every response", func(bs []*backend) error {
 		bs[0].delay.Store(0)
+		bs[1].drop.Store(true)
 		return nil
-	}, nil},
+	}, nil, 0, 0},
+	{"recovered", "all healthy again", func(bs []*backend) error {
+		bs[1].drop.Store(false)
+		return nil
+	}, nil, 0, 0},
 }
+
+// The phases the targets are judged on, by name.
+const (
+	phaseSteady  = "steady"
+	phaseDown    = "instance down"
+	phaseSpike   = "latency spike"
+	phaseDropped = "responses dropped"
+)
 
 // clientsAbout describes the two clients, for the summary and the report.
 // It must follow newBareClient and newBulwarkClient in stack.go.
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http with a round-robin over the instances and a %s timeout", formatDuration(cfg.deadline)),
-		"the same, plus retry (budget, hedging after 100ms), a breaker per instance and a 250ms per-attempt timeout",
+		"the same, plus retry (budget, hedging after 100ms, an Idempotency-Key on each POST), a breaker per instance and a 250ms per-attempt timeout",
 	}
 }
 
 // result is what one request did.
 type result struct {
 	ok      bool
+	start   time.Duration // since the phase began
 	latency time.Duration
 }
 
@@ -85,10 +104,28 @@ type result struct {
 type stats struct {
 	n, ok         int
 	p50, p99, max time.Duration
+	// p99Settled is the p99 of the requests sent after the phase's
+	// settle time, once the client has had time to learn of the
+	// phase's fault (a breaker needs a few calls, and the first slow
+	// calls their time, before it opens); settled counts them. Zero
+	// for a phase without a settle time.
+	p99Settled time.Duration
+	settled    int
+	dups       int   // orders placed more than once (extra placements)
+	breaker    int64 // breaker state changes during the phase
 }
 
-func summarise(rs []result) stats {
+func summarise(rs []result, settle time.Duration) stats {
 	s := stats{n: len(rs)}
+	if settle > 0 {
+		var late []result
+		for _, r := range rs {
+			if r.start >= settle {
+				late = append(late, r)
+			}
+		}
+		s.p99Settled, s.settled = p99(late), len(late)
+	}
 	lat := make([]time.Duration, 0, len(rs))
 	for _, r := range rs {
 		if r.ok {
@@ -103,6 +140,19 @@ func summarise(rs []result) stats {
 		s.max = lat[len(lat)-1]
 	}
 	return s
+}
+
+// p99 is the 99th-percentile latency of rs.
+func p99(rs []result) time.Duration {
+	if len(rs) == 0 {
+		return 0
+	}
+	lat := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		lat[i] = r.latency
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[min(len(lat)-1, len(lat)*99/100)]
 }
 
 func (s stats) rate() float64 {
@@ -128,6 +178,8 @@ type outcome struct {
 	total  time.Duration
 	addrs  []string
 	abouts [2]string
+	redis  string   // where the idempotency records were kept
+	misses []string // the targets bulwark missed
 }
 
 func main() {
@@ -170,6 +222,10 @@ func cli(args []string, stdout io.Writer, stderr *os.File) int {
 			os.Remove(reportPath) // an empty or partial report helps nobody
 		}
 		fmt.Fprintln(stderr, "drill:", err)
+		return 1
+	}
+	if len(o.misses) > 0 {
+		fmt.Fprintf(stderr, "drill: bulwark missed %d of its targets\n", len(o.misses))
 		return 1
 	}
 	return 0
@@ -249,17 +305,25 @@ func wrap(text string, width, indent int) string {
 
 // client is one of the two contestants.
 type client struct {
-	name string
-	http *http.Client
-	stop func()
+	name    string
+	http    *http.Client
+	stop    func()
+	breaker *atomic.Int64 // breaker state changes so far; nil for none
 }
 
 // run runs the drill, prints its table to out and reports progress to p.
 func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	o := &outcome{cfg: cfg, start: time.Now(), abouts: clientsAbout(cfg)}
+	rdb, where, stopRedis, err := startRedis()
+	if err != nil {
+		return nil, err
+	}
+	defer stopRedis()
+	o.redis = where
+	ledger := newLedger()
 	var bs []*backend
 	for _, name := range []string{"a", "b", "c"} {
-		b, err := startBackend(name)
+		b, err := startBackend(name, rdb, ledger)
 		if err != nil {
 			return nil, err
 		}
@@ -269,8 +333,8 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	for _, b := range bs {
 		o.addrs = append(o.addrs, b.addr)
 	}
-	fmt.Fprintf(out, "bulwark drill: 3 instances on %s, %d requests per phase and client, %d workers, %s deadline per request\n\n",
-		strings.Join(o.addrs, " "), cfg.requests, cfg.concurrency, formatDuration(cfg.deadline))
+	fmt.Fprintf(out, "bulwark drill: 3 instances on %s, %s, %d requests per phase and client (GET and POST alternately), %d workers, %s deadline per request\n\n",
+		strings.Join(o.addrs, " "), o.redis, cfg.requests, cfg.concurrency, formatDuration(cfg.deadline))
 
 	bare := newBareClient(o.addrs, cfg)
 	defer bare.stop()
@@ -293,7 +357,16 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				row[j] = summarise(load(c.http, cfg, func() { p.step(j) }))
+				var before int64
+				if c.breaker != nil {
+					before = c.breaker.Load()
+				}
+				prefix := fmt.Sprintf("%s/%d/", c.name, i)
+				row[j] = summarise(load(c.http, cfg, ph.hold, prefix, func() { p.step(j) }), ph.settle)
+				row[j].dups = ledger.duplicates(prefix)
+				if c.breaker != nil {
+					row[j].breaker = c.breaker.Load() - before
+				}
 			}()
 		}
 		wg.Wait()
@@ -303,33 +376,116 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	}
 	p.stop()
 	o.total = time.Since(o.start)
+	o.misses = judge(o.rows)
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\t\tbare ok\tp50\tp99\t\tbulwark ok\tp50\tp99\t")
+	fmt.Fprintln(tw, "phase\t\tbare ok\tp50\tp99\tmax\tdup\t\tbulwark ok\tp50\tp99\tmax\tdup\tbreaker\t")
 	for i, ph := range phases {
 		b, g := o.rows[i][0], o.rows[i][1]
-		fmt.Fprintf(tw, "%s\t\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n", ph.name,
-			formatRate(b.rate()), formatDuration(b.p50), formatDuration(b.p99),
-			formatRate(g.rate()), formatDuration(g.p50), formatDuration(g.p99))
+		fmt.Fprintf(tw, "%s\t\t%s\t%s\t%s\t%s\t%d\t\t%s\t%s\t%s\t%s\t%d\t%d\t\n", ph.name,
+			formatRate(b.rate()), formatDuration(b.p50), formatDuration(b.p99), formatDuration(b.max), b.dups,
+			formatRate(g.rate()), formatDuration(g.p50), formatDuration(g.p99), formatDuration(g.max), g.dups, g.breaker)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
+	fmt.Fprintln(out, "  dup: orders placed more than once; breaker: state changes of bulwark's breakers")
 	for _, ph := range phases {
-		fmt.Fprintf(out, "  %-14s %s\n", ph.name+":", ph.about)
+		fmt.Fprintf(out, "  %-18s %s\n", ph.name+":", ph.about)
 	}
 	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 72, 9))
 	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 72, 9))
-	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade) and Redis outage (session, idempotency)")
+	fmt.Fprintln(out, "servers: bulwark's server stack (package stack): a 5s timeout, and idempotency keys kept in Redis")
+	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade), Redis outage, lb and chaos")
+	fmt.Fprintln(out, "\nbulwark's targets:")
+	for _, t := range targets(o.rows) {
+		mark := "ok  "
+		if !t.met {
+			mark = "MISS"
+		}
+		fmt.Fprintf(out, "  %s %s\n", mark, t.text)
+	}
 	fmt.Fprintf(out, "\ndrill finished in %s\n", formatDuration(o.total))
 	return o, nil
 }
 
-// load sends cfg.requests GET requests through c with cfg.concurrency
-// workers and returns what each did. The loop is bounded by the count, and
-// each request by its deadline.
-func load(c *http.Client, cfg config, step func()) []result {
-	results := make([]result, cfg.requests)
+// target is one of bulwark's stated targets, judged on a drill's rows.
+type target struct {
+	text string
+	met  bool
+}
+
+func phaseIndex(name string) int {
+	for i, ph := range phases {
+		if ph.name == name {
+			return i
+		}
+	}
+	panic("drill: no phase " + name)
+}
+
+func rowOf(rows [][2]stats, name string) ([2]stats, bool) {
+	for i, ph := range phases {
+		if ph.name == name && i < len(rows) {
+			return rows[i], true
+		}
+	}
+	return [2]stats{}, false
+}
+
+// targets judges bulwark's run against the targets of issue 16 that the
+// drill's phases can show today.
+func targets(rows [][2]stats) []target {
+	var ts []target
+	if r, ok := rowOf(rows, phaseDown); ok {
+		g := r[1]
+		ts = append(ts, target{fmt.Sprintf("instance down: success %s, target at least 99.9%%", formatRate(g.rate())), g.rate() >= 99.9})
+	}
+	steady, ok1 := rowOf(rows, phaseSteady)
+	spike, ok2 := rowOf(rows, phaseSpike)
+	if ok1 && ok2 {
+		s, g := steady[1].p99, spike[1].p99Settled
+		settle := phases[phaseIndex(phaseSpike)].settle
+		ts = append(ts, target{fmt.Sprintf("latency spike: p99 %s over the %d requests sent after its first %s (%s over all %d, counting those sent before a's breaker opened), target at most 2 × steady p99 = %s",
+			formatDuration(g), spike[1].settled, formatDuration(settle), formatDuration(spike[1].p99), spike[1].n, formatDuration(2*s)), spike[1].settled > 0 && g <= 2*s})
+	}
+	dups := 0
+	for _, r := range rows {
+		dups += r[1].dups
+	}
+	ts = append(ts, target{fmt.Sprintf("duplicate side effects: %d, target 0", dups), dups == 0})
+	if r, ok := rowOf(rows, phaseDropped); ok {
+		g := r[1]
+		ts = append(ts, target{fmt.Sprintf("responses dropped: success %s, target at least 99.9%%", formatRate(g.rate())), g.rate() >= 99.9})
+	}
+	return ts
+}
+
+// judge returns the targets bulwark missed.
+func judge(rows [][2]stats) []string {
+	var misses []string
+	for _, t := range targets(rows) {
+		if !t.met {
+			misses = append(misses, t.text)
+		}
+	}
+	return misses
+}
+
+// load sends cfg.requests requests through c with cfg.concurrency
+// workers, and more until the phase has lasted hold, GET and POST
+// alternately (the POSTs place orders named prefix and the request's
+// number), and returns what each did, in the order they were sent. The
+// loop is bounded by the count and the hold time, each request by its
+// deadline.
+func load(c *http.Client, cfg config, hold time.Duration, prefix string, step func()) []result {
+	began := time.Now()
 	var next atomic.Int64
+	type sent struct {
+		i int
+		r result
+	}
+	var mu sync.Mutex
+	var all []sent
 	var wg sync.WaitGroup
 	for range cfg.concurrency {
 		wg.Add(1)
@@ -337,31 +493,51 @@ func load(c *http.Client, cfg config, step func()) []result {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= cfg.requests {
+				if i >= cfg.requests && time.Since(began) >= hold {
 					return
 				}
-				results[i] = one(c, cfg.deadline)
-				step()
+				order := ""
+				if i%2 == 1 {
+					order = prefix + strconv.Itoa(i)
+				}
+				r := one(c, cfg.deadline, order, began)
+				mu.Lock()
+				all = append(all, sent{i, r})
+				mu.Unlock()
+				if i < cfg.requests {
+					step()
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	sort.Slice(all, func(a, b int) bool { return all[a].i < all[b].i })
+	results := make([]result, len(all))
+	for k, s := range all {
+		results[k] = s.r
+	}
 	return results
 }
 
-func one(c *http.Client, deadline time.Duration) result {
+// one sends a GET, or a POST placing order if it is not empty.
+func one(c *http.Client, deadline time.Duration, order string, phaseBegan time.Time) result {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://service/hello", nil)
+	at := start.Sub(phaseBegan)
+	method, path, want, body := http.MethodGet, "/hello", http.StatusOK, io.Reader(nil)
+	if order != "" {
+		method, path, want, body = http.MethodPost, "/orders", http.StatusCreated, strings.NewReader(order)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://service"+path, body)
 	if err != nil {
-		return result{latency: time.Since(start)}
+		return result{start: at, latency: time.Since(start)}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return result{latency: time.Since(start)}
+		return result{start: at, latency: time.Since(start)}
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return result{ok: err == nil && resp.StatusCode == http.StatusOK, latency: time.Since(start)}
+	return result{ok: err == nil && resp.StatusCode == want, start: at, latency: time.Since(start)}
 }

@@ -117,7 +117,7 @@ func (p *progress) endPhase(i int, row [2]stats) {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
-	fmt.Fprintf(p.w, "drill: phase %d/%d %-13s done in %-7s bare %s ok, bulwark %s ok\n",
+	fmt.Fprintf(p.w, "drill: phase %d/%d %-17s done in %-7s bare %s ok, bulwark %s ok\n",
 		i+1, len(phases), phases[i].name, formatDuration(took)+",", formatRate(row[0].rate()), formatRate(row[1].rate()))
 	switch {
 	case i+1 == len(phases):
@@ -161,7 +161,7 @@ func (p *progress) draw(now time.Time) {
 	// terminal (a wrapped line cannot be redrawn with \r).
 	const width = 20
 	filled := int(p.shown * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %3d%%  %d/%d %-13s  %s elapsed, %s\x1b[K",
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%%  %d/%d %-17s  %s elapsed, %s\x1b[K",
 		strings.Repeat("#", filled), strings.Repeat(" ", width-filled), int(p.shown*100),
 		p.phase+1, len(phases), phases[p.phase].name, formatSeconds(elapsed), leftText(left))
 }

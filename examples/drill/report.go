@@ -309,7 +309,7 @@ svg.chart .chart-title{font-size:17px;font-weight:600}
 
 <p>Three instances (a, b, c) of a small HTTP service ran on loopback ({{.Instances}}).
 Two clients sent the same load at the same time, phase by phase, while the drill broke the instances:
-{{.Requests}} GET requests per phase and client, {{.Workers}} workers per client, a {{.Deadline}} deadline per request.
+{{.Requests}} requests (GET and POST alternately) per phase and client, {{.Workers}} workers per client, a {{.Deadline}} deadline per request.
 A request succeeded when it returned 200 within its deadline; latency is measured from the caller's side, failures included.</p>
 
 <h2>The clients</h2>

@@ -49,7 +49,9 @@ func newBareClient(addrs []string, cfg config) *client {
 // breaker.ErrOpen) instead of sleeping out the open period.
 func newBulwarkClient(addrs []string, cfg config) *client {
 	t := transport()
+	var changes atomic.Int64
 	breakers := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{
+		OnStateChange:    func(context.Context, breaker.StateChangeEvent) { changes.Add(1) },
 		Name:             "drill",
 		WindowSize:       20,
 		MinimumCalls:     5,
@@ -66,11 +68,15 @@ func newBulwarkClient(addrs []string, cfg config) *client {
 		// a second), enough to ride out the few calls a breaker needs
 		// to trip; never the tripling a naive retry loop would cause.
 		Budget: retry.NewBudget(retry.BudgetConfig{Ratio: 0.2}),
+		// Each POST gets a key, the same on every attempt, so that the
+		// servers' idempotency layer places a retried order once.
+		IdempotencyKey: true,
 	})
 	picker := &healthyFirst{addrs: addrs, breakers: breakers, base: breakers.RoundTripper(t)}
 	return &client{
-		name: "bulwark",
-		http: &http.Client{Transport: bulwark.ChainTransport(picker, policy.RoundTripper), Timeout: cfg.deadline},
+		name:    "bulwark",
+		breaker: &changes,
+		http:    &http.Client{Transport: bulwark.ChainTransport(picker, policy.RoundTripper), Timeout: cfg.deadline},
 		stop: func() {
 			t.CloseIdleConnections()
 			policy.Close()
@@ -80,7 +86,8 @@ func newBulwarkClient(addrs []string, cfg config) *client {
 }
 
 // healthyFirst is round-robin that skips instances whose breaker is open or
-// rejects the call.
+// rejects the call, and sends a retry to the instance whose breaker has
+// seen the fewest failures.
 type healthyFirst struct {
 	addrs    []string
 	breakers *breaker.Set
@@ -91,6 +98,19 @@ type healthyFirst struct {
 func (h *healthyFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 	n := uint64(len(h.addrs))
 	start := h.next.Add(1) - 1
+	if retry.Attempt(req.Context()) > 1 {
+		// A retry: the shared rotation may land on the instance that
+		// just failed this request, so start from the instance whose
+		// breaker has seen the fewest failures lately.
+		best, pick := int64(-1), start
+		for i := uint64(0); i < n; i++ {
+			f := h.breakers.Get(h.addrs[(start+i)%n]).Counts().Failures
+			if best < 0 || f < best {
+				best, pick = f, start+i
+			}
+		}
+		start = pick
+	}
 	var err error
 	// Try the instances in turn from this request's place in the
 	// rotation, skipping open breakers; a breaker that rejects (open, or
