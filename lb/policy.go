@@ -2,8 +2,8 @@ package lb
 
 import (
 	"math"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -101,7 +101,9 @@ func (weightedRoundRobin) newPicker(ms []*member) picker {
 
 // scaledWeights returns the members' weights divided by their gcd and, if
 // their sum still exceeds MaxScheduleLength, scaled down (each at least 1).
-func scaledWeights(ms []*member) ([]int64, int64) {
+func scaledWeights(ms []*member) ([]int64, int64) { return scaledWeightsTo(ms, MaxScheduleLength) }
+
+func scaledWeightsTo(ms []*member, limit int64) ([]int64, int64) {
 	ws := make([]int64, len(ms))
 	var g, sum int64
 	for i, m := range ms {
@@ -112,8 +114,8 @@ func scaledWeights(ms []*member) ([]int64, int64) {
 		ws[i] /= g
 		sum += ws[i]
 	}
-	if sum > MaxScheduleLength {
-		scale := float64(MaxScheduleLength-len(ms)) / float64(sum)
+	if sum > limit {
+		scale := float64(limit-int64(len(ms))) / float64(sum)
 		sum = 0
 		for i := range ws {
 			ws[i] = max(1, int64(float64(ws[i])*scale))
@@ -353,12 +355,14 @@ func (b *Balancer) observe(m *member, now int64, rtt float64) {
 
 // HashConfig configures [RingHash].
 type HashConfig struct {
-	// RingSize is the number of points on the ring, shared among the
-	// endpoints in proportion to their weights (at least one each). More
-	// points spread keys more evenly (the share's standard deviation
-	// falls as 1/sqrt(points per endpoint)) at the cost of memory and a
-	// slower rebuild. Default 1024, Envoy's minimum_ring_size; at most
-	// MaxRingSize.
+	// RingSize is the minimum number of points on the ring, shared among
+	// the endpoints in proportion to their weights: each gets the same
+	// power-of-two number of points per unit of weight, the least that
+	// reaches RingSize (so the ring holds up to twice RingSize points).
+	// More points spread keys more evenly (an endpoint's share deviates
+	// by about 1/sqrt(its points)) at the cost of memory (16 bytes a
+	// point) and a slower rebuild. Default 1024, Envoy's
+	// minimum_ring_size; at most MaxRingSize.
 	RingSize int
 	// BalanceFactor bounds the load: an endpoint with more than
 	// BalanceFactor × the average calls in flight (plus one) is passed
@@ -399,20 +403,27 @@ func (p ringHash) total() bool { return p.cfg.BalanceFactor >= 0 }
 func (p ringHash) newPicker(ms []*member) picker {
 	size := or(p.cfg.RingSize, DefaultRingSize)
 	factor := or(p.cfg.BalanceFactor, DefaultBalanceFactor)
-	var total int64
-	for _, m := range ms {
-		total += m.ep.weight()
+	// Each endpoint gets k points per unit of weight, k the power of two
+	// that brings the ring to at least size points. Rounding k to a
+	// power of two keeps it unchanged as endpoints come and go (until
+	// the set doubles or halves), so an endpoint's points never move and
+	// adding one of n endpoints moves only the keys it takes over, about
+	// 1/n. When k does change, the points of the smaller k are a prefix
+	// of those of the larger, so few keys move then too.
+	ws, sum := scaledWeightsTo(ms, MaxRingSize)
+	k := int64(1)
+	for k*sum < int64(size) {
+		k <<= 1
 	}
 	type point struct {
 		h uint64
 		m *member
 	}
-	pts := make([]point, 0, size+len(ms))
-	for _, m := range ms {
-		n := max(1, int(float64(size)*float64(m.ep.weight())/float64(total)+0.5))
+	pts := make([]point, 0, k*sum)
+	for i, m := range ms {
 		base := hashString(m.ep.Addr)
-		for k := range n {
-			pts = append(pts, point{mix(base ^ mix(uint64(k)+1)), m})
+		for j := range ws[i] * k {
+			pts = append(pts, point{mix(base ^ mix(uint64(j)+1)), m})
 		}
 	}
 	slices.SortFunc(pts, func(a, b point) int {
