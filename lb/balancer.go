@@ -49,6 +49,7 @@ type Balancer struct {
 	host         HostPolicy
 	useClock     bool
 	useTotal     bool
+	useRand      bool
 	penalty      float64 // ns
 	invDecay     float64 // 1/ns
 	resolver     Resolver
@@ -140,6 +141,7 @@ func newBalancer(cfg Config, clk clock.Clock, rnd func() uint64) *Balancer {
 	}
 	b.useClock = b.policy.clock()
 	b.useTotal = b.policy.total()
+	b.useRand = b.policy.random()
 	if p, ok := b.policy.(p2c); ok {
 		b.penalty = float64(or(p.cfg.Penalty, DefaultPenalty))
 		b.invDecay = 1 / float64(or(p.cfg.Decay, DefaultDecay))
@@ -367,14 +369,19 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 	var rejected error
 	tries := min(maxPickTries, len(v.all))
 	for try := 1; ; try++ {
-		r := b.rnd()
-		r2 := mix(r)
+		// Randomness only where it is used: round robin needs none on
+		// its fast path.
+		var r, r2 uint64
+		if b.useRand || v.remote != nil {
+			r = b.rnd()
+			r2 = mix(r)
+		}
 		p := v.local
 		if v.remote != nil && r2&0xffffffff >= v.localShare {
 			p = v.remote
 		}
 		m := p.pick(b, r, key, hasKey, now)
-		if ramp := m.ramp.Load(); ramp != rampFull && r2>>32 >= ramp && try < tries {
+		if ramp := m.ramp.Load(); ramp != rampFull && try < tries && b.rnd()>>32 >= ramp {
 			hasKey = false // a ramping endpoint declined: any other will do
 			continue
 		}

@@ -27,6 +27,8 @@ type Policy interface {
 	// total reports whether the balancer must count in-flight calls
 	// over all endpoints (bounded-load hashing).
 	total() bool
+	// random reports whether picks use the random number.
+	random() bool
 }
 
 // picker picks from one pool; r is a fresh random number, key a hash key
@@ -50,6 +52,7 @@ type roundRobin struct{}
 
 func (roundRobin) validate(*validate.V) {}
 func (roundRobin) clock() bool          { return false }
+func (roundRobin) random() bool         { return false }
 func (roundRobin) total() bool          { return false }
 func (roundRobin) newPicker(ms []*member) picker {
 	return newRR(ms)
@@ -94,6 +97,7 @@ type weightedRoundRobin struct{}
 
 func (weightedRoundRobin) validate(*validate.V) {}
 func (weightedRoundRobin) clock() bool          { return false }
+func (weightedRoundRobin) random() bool         { return false }
 func (weightedRoundRobin) total() bool          { return false }
 func (weightedRoundRobin) newPicker(ms []*member) picker {
 	return newRR(smoothSchedule(ms))
@@ -192,6 +196,7 @@ type random struct{}
 
 func (random) validate(*validate.V) {}
 func (random) clock() bool          { return false }
+func (random) random() bool         { return true }
 func (random) total() bool          { return false }
 func (random) newPicker(ms []*member) picker {
 	p := &randomPicker{ms: ms}
@@ -224,6 +229,7 @@ type leastRequest struct{}
 
 func (leastRequest) validate(*validate.V) {}
 func (leastRequest) clock() bool          { return false }
+func (leastRequest) random() bool         { return true }
 func (leastRequest) total() bool          { return false }
 func (leastRequest) newPicker(ms []*member) picker {
 	return &lrPicker{ms: ms}
@@ -297,8 +303,9 @@ func (p p2c) validate(v *validate.V) {
 	v.Duration("Policy.Decay", p.cfg.Decay, MaxDuration)
 	v.Duration("Policy.Penalty", p.cfg.Penalty, MaxDuration)
 }
-func (p2c) clock() bool { return true }
-func (p2c) total() bool { return false }
+func (p2c) clock() bool  { return true }
+func (p2c) random() bool { return true }
+func (p2c) total() bool  { return false }
 func (p p2c) newPicker(ms []*member) picker {
 	return &p2cPicker{ms: ms}
 }
@@ -399,6 +406,7 @@ func (p ringHash) validate(v *validate.V) {
 	}
 }
 func (ringHash) clock() bool   { return false }
+func (ringHash) random() bool  { return true }
 func (p ringHash) total() bool { return p.cfg.BalanceFactor >= 0 }
 func (p ringHash) newPicker(ms []*member) picker {
 	size := or(p.cfg.RingSize, DefaultRingSize)
