@@ -14,6 +14,14 @@
 //			grpcx.UnaryClientBreaker(set),
 //		))
 //
+// # Load balancing
+//
+// Client-side balancing lives in the subpackage grpcx/balancer, because it
+// registers a load-balancing policy and a resolver (scheme "bulwark") with
+// grpc-go when imported: register an lb.Balancer under a service name and
+// dial "bulwark:///<service>" to get lb's policies, outlier ejection and
+// health checks for gRPC.
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,

@@ -61,6 +61,10 @@ type Balancer struct {
 	byAddr  map[string]*member
 	closed  bool
 	ejected int64 // endpoints currently ejected
+	// watchers are told of set changes (grpcx/balancer, via
+	// internal/bridge).
+	watchers map[uint64]func()
+	watchSeq uint64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -232,6 +236,7 @@ func (b *Balancer) Update(eps []Endpoint) error {
 	b.mu.Lock()
 	b.setLocked(eps, true)
 	b.mu.Unlock()
+	b.notifyWatchers()
 	return nil
 }
 
@@ -246,7 +251,7 @@ func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
 			m = newMember(e)
 			if old != nil { // keep the health state, not the changed fields
 				m.ejected, m.ejectedTill, m.multiplier, m.ejections = old.ejected, old.ejectedTill, old.multiplier, old.ejections
-				m.unhealthy, m.hcPass, m.hcFail = old.unhealthy, old.hcPass, old.hcFail
+				m.unhealthy, m.hcPass, m.hcFail, m.down = old.unhealthy, old.hcPass, old.hcFail, old.down
 				m.cost.Store(old.cost.Load())
 				m.stamp.Store(old.stamp.Load())
 				m.inflight.Store(old.inflight.Load())
@@ -268,13 +273,13 @@ func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
 	b.rebuildLocked()
 }
 
-func (m *member) available() bool { return !m.ejected && !m.unhealthy }
+func (m *member) available() bool { return !m.ejected && !m.unhealthy && !m.down }
 
 func (m *member) state() State {
 	switch {
 	case m.ejected:
 		return Ejected
-	case m.unhealthy:
+	case m.unhealthy, m.down:
 		return Unhealthy
 	}
 	return Healthy

@@ -44,7 +44,9 @@ const (
 	// are out of rotation until their ejection time has passed.
 	Ejected
 	// Unhealthy endpoints failed their active health checks and are out
-	// of rotation until they pass HealthyThreshold checks in a row.
+	// of rotation until they pass HealthyThreshold checks in a row. Under
+	// grpcx/balancer, an endpoint whose connection is not ready is
+	// Unhealthy too, until it is.
 	Unhealthy
 )
 
@@ -112,6 +114,7 @@ type member struct {
 	hcPass      int // active checks passed in a row (while unhealthy)
 	hcFail      int // failed in a row (while healthy)
 	unhealthy   bool
+	down        bool  // unreachable (grpcx/balancer: SubConn not ready)
 	rampStart   int64 // Nanotime the ramp began; 0: not ramping
 
 	_ stripe.Pad

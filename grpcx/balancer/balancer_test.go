@@ -1,0 +1,253 @@
+package balancer_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulwark-go/bulwark/grpcx"
+	"github.com/bulwark-go/bulwark/grpcx/balancer"
+	"github.com/bulwark-go/bulwark/lb"
+	"github.com/bulwark-go/bulwark/retry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// server is grpc-go's interop TestService on a real loopback TCP port,
+// counting its calls.
+type server struct {
+	testpb.UnimplementedTestServiceServer
+	gs    *grpc.Server
+	addr  string
+	calls atomic.Int64
+	fail  atomic.Bool
+	hs    *health.Server
+}
+
+func (s *server) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+	s.calls.Add(1)
+	if s.fail.Load() {
+		return nil, status.Error(codes.Unavailable, "failing")
+	}
+	return &testpb.Empty{}, nil
+}
+
+func start(t *testing.T) *server {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{gs: grpc.NewServer(), addr: lis.Addr().String(), hs: health.NewServer()}
+	testpb.RegisterTestServiceServer(s.gs, s)
+	healthpb.RegisterHealthServer(s.gs, s.hs)
+	go s.gs.Serve(lis)
+	t.Cleanup(s.gs.Stop)
+	return s
+}
+
+func setup(t *testing.T, service string, cfg lb.Config, opts ...grpc.DialOption) ([]*server, *lb.Balancer, testpb.TestServiceClient) {
+	t.Helper()
+	srvs := []*server{start(t), start(t), start(t)}
+	for _, s := range srvs {
+		cfg.Endpoints = append(cfg.Endpoints, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(cfg)
+	unregister, err := balancer.Register(service, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("bulwark:///"+service, append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDisableRetry(),
+	}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		unregister()
+		b.Close()
+	})
+	return srvs, b, testpb.NewTestServiceClient(conn)
+}
+
+func TestBalancesOverThreeServersWithOneKilled(t *testing.T) {
+	policy := retry.New(retry.Config{MaxAttempts: 3, Budget: retry.NewBudget(retry.BudgetConfig{Ratio: 1})})
+	defer policy.Close()
+	srvs, b, client := setup(t, "killed", lb.Config{Policy: lb.RoundRobin()},
+		grpc.WithUnaryInterceptor(grpcx.UnaryClientRetry(policy)))
+	ctx := context.Background()
+	call := func(i int) {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatalf("call %d lost: %v", i, err)
+		}
+	}
+	for i := range 300 {
+		call(i)
+	}
+	for i, s := range srvs {
+		if n := s.calls.Load(); n < 60 {
+			t.Fatalf("server %d got %d of 300 calls, want about 100 each", i, n)
+		}
+	}
+	srvs[1].gs.Stop() // killed mid-test
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	for i := range 300 {
+		call(300 + i)
+	}
+	if n := srvs[1].calls.Load(); n != before[1] {
+		t.Fatalf("killed server served %d calls", n-before[1])
+	}
+	for _, i := range []int{0, 2} {
+		if d := srvs[i].calls.Load() - before[i]; d < 100 {
+			t.Fatalf("survivor %d got %d of 300 calls after the kill", i, d)
+		}
+	}
+	if st := stateOf(b, srvs[1].addr); st == lb.Healthy {
+		t.Fatalf("killed server still healthy in lb")
+	}
+}
+
+func stateOf(b *lb.Balancer, addr string) lb.State {
+	for _, e := range b.Endpoints() {
+		if e.Endpoint.Addr == addr {
+			return e.State
+		}
+	}
+	return 255
+}
+
+func TestFailingServerIsEjected(t *testing.T) {
+	srvs, b, client := setup(t, "failing", lb.Config{Policy: lb.RoundRobin()})
+	srvs[0].fail.Store(true)
+	ctx := context.Background()
+	failures := 0
+	for range 200 {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			failures++
+		}
+	}
+	if failures != lb.DefaultConsecutiveFailures {
+		t.Fatalf("%d calls failed, want %d before the ejection", failures, lb.DefaultConsecutiveFailures)
+	}
+	if st := stateOf(b, srvs[0].addr); st != lb.Ejected {
+		t.Fatalf("failing server is %v, want ejected", st)
+	}
+}
+
+func TestUpdateReachesTheClientConn(t *testing.T) {
+	srvs, b, client := setup(t, "update", lb.Config{Policy: lb.RoundRobin()})
+	ctx := context.Background()
+	if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update([]lb.Endpoint{{Addr: srvs[2].addr}}); err != nil {
+		t.Fatal(err)
+	}
+	before := srvs[2].calls.Load()
+	for range 50 {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := srvs[2].calls.Load() - before; d != 50 {
+		t.Fatalf("after the update the remaining server got %d of 50 calls", d)
+	}
+}
+
+func TestHashHeaderIsSticky(t *testing.T) {
+	srvs := []*server{start(t), start(t), start(t)}
+	var eps []lb.Endpoint
+	for _, s := range srvs {
+		eps = append(eps, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{})})
+	defer b.Close()
+	unregister, err := balancer.Register("sticky", b, balancer.Options{HashHeader: "x-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	conn, err := grpc.NewClient("bulwark:///sticky", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
+	for range 30 {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := 0
+	for _, s := range srvs {
+		if s.calls.Load() > 0 {
+			served++
+		}
+	}
+	// Calls made before every connection was ready may land elsewhere;
+	// once ready, alice's calls all go home.
+	if served > 2 {
+		t.Fatalf("one key reached %d servers", served)
+	}
+}
+
+func TestRegisterErrorsAndUnknownService(t *testing.T) {
+	b := lb.New(lb.Config{})
+	defer b.Close()
+	if _, err := balancer.Register("", b); err == nil {
+		t.Fatal("empty service registered")
+	}
+	un, err := balancer.Register("dup", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := balancer.Register("dup", b); err == nil {
+		t.Fatal("duplicate registered")
+	}
+	un()
+	if un2, err := balancer.Register("dup", b); err != nil {
+		t.Fatalf("after unregister: %v", err)
+	} else {
+		un2()
+	}
+	conn, err := grpc.NewClient("bulwark:///nobody", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = testpb.NewTestServiceClient(conn).EmptyCall(context.Background(), &testpb.Empty{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no balancer registered") {
+		t.Fatalf("call to an unregistered service: %v", err)
+	}
+}
+
+func TestHealthChecker(t *testing.T) {
+	s := start(t)
+	ep := lb.Endpoint{Addr: s.addr}
+	hc := balancer.HealthChecker{}
+	if err := hc.Check(context.Background(), ep); err != nil {
+		t.Fatalf("serving server: %v", err)
+	}
+	s.hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if err := hc.Check(context.Background(), ep); err == nil {
+		t.Fatal("NOT_SERVING passed")
+	}
+	s.gs.Stop()
+	if err := hc.Check(context.Background(), ep); err == nil {
+		t.Fatal("stopped server passed")
+	}
+}
