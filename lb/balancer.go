@@ -630,7 +630,9 @@ func (b *Balancer) sweep() {
 				b.ejected--
 				m.consec.Store(0)
 				b.startRampLocked(m, now)
-				evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: Ejected, To: m.state(), Reason: "ejection ended"})
+				if to := m.state(); to != Ejected {
+					evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: Ejected, To: to, Reason: "ejection ended"})
+				}
 				changed = true
 			}
 			continue

@@ -26,11 +26,11 @@ type Config struct {
 	// Endpoints is the initial, static endpoint list. [Balancer.Update]
 	// replaces it; a Resolver, if set, replaces it on every refresh.
 	Endpoints []Endpoint
-	// Resolver, if set, supplies the endpoints: it is asked at New (the
-	// first answer is waited for, up to ResolveTimeout) and then every
-	// ResolveInterval. A failed or empty answer keeps the last good set
-	// (as gRPC's resolvers do), so a DNS hiccup never empties the
-	// balancer.
+	// Resolver, if set, supplies the endpoints: it is asked at once, in
+	// the background (New does not wait; call [Balancer.Refresh] to), and
+	// then every ResolveInterval. Until its first answer the balancer has
+	// Endpoints. A failed or empty answer keeps the last good set (as
+	// gRPC's resolvers do), so a DNS hiccup never empties the balancer.
 	Resolver Resolver
 	// ResolveInterval is how often Resolver is asked. Default 30 s (the
 	// usual DNS TTL floor of service discovery clients).

@@ -111,7 +111,9 @@ func (b *Balancer) checkAll() {
 					m.unhealthy, m.hcPass = false, 0
 					b.startRampLocked(m, now)
 					changed = true
-					evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: m.state(), Reason: "active check passed"})
+					if to := m.state(); to != from {
+						evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: to, Reason: "active check passed"})
+					}
 				}
 			}
 			continue
@@ -121,7 +123,9 @@ func (b *Balancer) checkAll() {
 			if m.hcFail++; m.hcFail >= b.s.hUnhealthy {
 				m.unhealthy, m.hcFail = true, 0
 				changed = true
-				evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: m.state(), Reason: "active check failed"})
+				if to := m.state(); to != from {
+					evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: to, Reason: "active check failed"})
+				}
 			}
 		}
 	}
