@@ -211,7 +211,9 @@ func TestRefreshFollowsDNSAndKeepsLastGoodSet(t *testing.T) {
 	if got := addrs(endpointsOf(b)); len(got) != 1 || got[0] != "192.0.2.1:80" {
 		t.Fatalf("after the first answer: %v", got)
 	}
-	s.set(func() { s.a["svc.test."] = []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.3")} })
+	s.set(func() {
+		s.a["svc.test."] = []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.3")}
+	})
 	if err := b.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
