@@ -254,7 +254,6 @@ func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
 				m.unhealthy, m.hcPass, m.hcFail, m.down = old.unhealthy, old.hcPass, old.hcFail, old.down
 				m.cost.Store(old.cost.Load())
 				m.stamp.Store(old.stamp.Load())
-				m.inflight.Store(old.inflight.Load())
 			} else if ramp {
 				b.startRampLocked(m, now)
 			}
@@ -404,7 +403,7 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 			}
 			t.br, t.bt = br, bt
 		}
-		m.inflight.Add(1)
+		m.calls.Add(1)
 		if b.useTotal {
 			b.total.Add(1)
 		}
@@ -468,7 +467,6 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 	if m == nil {
 		return
 	}
-	m.inflight.Add(-1)
 	if b.useTotal {
 		b.total.Add(-1)
 	}
@@ -477,16 +475,18 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 	}
 	switch o {
 	case bulwark.Success:
-		m.succ.Add(1)
+		m.calls.Add(doneSuccess)
 		if m.consec.Load() != 0 {
 			m.consec.Store(0)
 		}
 	case bulwark.Failure:
+		m.calls.Add(doneOther)
 		m.fail.Add(1)
 		if n := m.consec.Add(1); b.s.consecutive > 0 && n%b.s.consecutive == 0 {
 			b.ejectNow(m)
 		}
 	default:
+		m.calls.Add(doneOther)
 		return
 	}
 	if b.useClock {
@@ -564,8 +564,8 @@ func (b *Balancer) Endpoints() []EndpointState {
 		out[i] = EndpointState{
 			Endpoint:  m.ep,
 			State:     m.state(),
-			InFlight:  m.inflight.Load(),
-			Successes: m.succ.Load(),
+			InFlight:  m.inflight(),
+			Successes: m.successes(),
 			Failures:  m.fail.Load(),
 			Ejections: m.ejections,
 		}
@@ -621,7 +621,7 @@ func (b *Balancer) sweep() {
 	b.mu.Lock()
 	changed := false
 	for _, m := range b.members {
-		s, f := m.succ.Load(), m.fail.Load()
+		s, f := m.successes(), m.fail.Load()
 		ds, df := s-m.lastSucc, f-m.lastFail
 		m.lastSucc, m.lastFail = s, f
 		if m.ejected {

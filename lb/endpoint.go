@@ -94,12 +94,17 @@ type member struct {
 	ep Endpoint
 
 	// Hot fields, written by Pick and Done.
-	inflight atomic.Int64
-	succ     atomic.Int64
-	fail     atomic.Int64
-	consec   atomic.Int64
-	cost     atomic.Uint64 // peak-EWMA latency, float64 bits, ns
-	stamp    atomic.Int64  // Nanotime of the last cost update
+	//
+	// calls packs the calls in flight (low inflightBits bits) and the
+	// successes (the rest), so that Pick adds 1 and a successful Done
+	// adds 1<<inflightBits - 1: one atomic operation for both counts.
+	// An endpoint would need a million calls in flight at once for the
+	// first field to overflow into the second.
+	calls  atomic.Uint64
+	fail   atomic.Int64
+	consec atomic.Int64
+	cost   atomic.Uint64 // peak-EWMA latency, float64 bits, ns
+	stamp  atomic.Int64  // Nanotime of the last cost update
 	// ramp is the slow-start admission share in [0, 1<<32]; rampFull
 	// when the endpoint is not ramping.
 	ramp atomic.Uint64
@@ -121,6 +126,16 @@ type member struct {
 }
 
 const rampFull = 1 << 32
+
+const (
+	inflightBits = 20
+	inflightMask = 1<<inflightBits - 1
+	doneSuccess  = 1<<inflightBits - 1 // added by a successful Done
+	doneOther    = ^uint64(0)          // added by any other Done: -1
+)
+
+func (m *member) inflight() int64  { return int64(m.calls.Load() & inflightMask) }
+func (m *member) successes() int64 { return int64(m.calls.Load() >> inflightBits) }
 
 func newMember(ep Endpoint) *member {
 	m := &member{ep: ep}

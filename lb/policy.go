@@ -253,7 +253,7 @@ func two(ms []*member, r uint64) (*member, *member) {
 
 func (p *lrPicker) pick(_ *Balancer, r, _ uint64, _ bool, _ int64) *member {
 	a, b := two(p.ms, r)
-	if b.inflight.Load() < a.inflight.Load() {
+	if b.inflight() < a.inflight() {
 		return b
 	}
 	return a
@@ -323,7 +323,7 @@ func (p *p2cPicker) pick(b *Balancer, r, _ uint64, _ bool, now int64) *member {
 // cost is m's decayed peak-EWMA latency times its in-flight calls plus one.
 func (b *Balancer) cost(m *member, now int64) float64 {
 	c := math.Float64frombits(m.cost.Load())
-	in := float64(m.inflight.Load())
+	in := float64(m.inflight())
 	if c == 0 {
 		if in > 0 {
 			return b.penalty + in
@@ -482,7 +482,7 @@ func (p *ringPicker) pick(b *Balancer, r, key uint64, hasKey bool, _ int64) *mem
 	// is bounded by the ring anyway.
 	limit := int64(math.Ceil(p.factor * float64(b.total.Load()+1) / float64(p.n)))
 	for range len(p.owners) {
-		if m := p.owners[i]; m.inflight.Load()+1 <= limit {
+		if m := p.owners[i]; m.inflight()+1 <= limit {
 			return m
 		}
 		if i++; i == len(p.owners) {
