@@ -348,7 +348,8 @@ func decay(x float64) float64 {
 // updates may lose one another's sample; an estimate needs no more.
 func (b *Balancer) observe(m *member, now int64, rtt float64) {
 	c := math.Float64frombits(m.cost.Load())
-	prev := m.stamp.Swap(now)
+	prev := m.stamp.Load()
+	m.stamp.Store(now)
 	if rtt > c || c == 0 {
 		c = rtt // peak: jump up at once
 	} else {
