@@ -429,23 +429,11 @@ func (b *Balancer) Done(t Ticket, err error) {
 func (b *Balancer) Record(t Ticket, o bulwark.Outcome) { b.finish(t, o, 0) }
 
 func (b *Balancer) classifyNoCtx(err error) bulwark.Outcome {
-	if b.classify != nil {
-		return b.classify(context.Background(), err)
-	}
-	if err == nil {
-		return bulwark.Success
-	}
-	if errors.Is(err, context.Canceled) {
-		return bulwark.Neutral
-	}
-	return bulwark.Failure
+	return outcome.NoContext(b.classify, err)
 }
 
 func (b *Balancer) classifyCtx(ctx context.Context, err error) bulwark.Outcome {
-	if b.classify != nil {
-		return b.classify(ctx, err)
-	}
-	return outcome.Error(ctx, err)
+	return outcome.With(b.classify, ctx, err)
 }
 
 // pushbackOf returns the wait a failed call's error asks for.

@@ -62,11 +62,7 @@ type DNS struct {
 
 // Resolve looks up d.Host.
 func (d DNS) Resolve(ctx context.Context) ([]Endpoint, error) {
-	r := d.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	ips, err := r.LookupNetIP(ctx, "ip", d.Host)
+	ips, err := orDefault(d.Resolver).LookupNetIP(ctx, "ip", d.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +96,7 @@ type SRV struct {
 
 // Resolve looks up the SRV records.
 func (s SRV) Resolve(ctx context.Context) ([]Endpoint, error) {
-	r := s.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	_, recs, err := r.LookupSRV(ctx, s.Service, s.Proto, s.Name)
+	_, recs, err := orDefault(s.Resolver).LookupSRV(ctx, s.Service, s.Proto, s.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -134,4 +126,11 @@ func (s SRV) Resolve(ctx context.Context) ([]Endpoint, error) {
 		eps = append(eps, Endpoint{Addr: addr, Weight: w, Zone: s.Zone})
 	}
 	return eps, nil
+}
+
+func orDefault(r *net.Resolver) *net.Resolver {
+	if r == nil {
+		return net.DefaultResolver
+	}
+	return r
 }
