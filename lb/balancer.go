@@ -99,7 +99,7 @@ func (t Ticket) Endpoint() Endpoint {
 	if t.m == nil {
 		return Endpoint{}
 	}
-	return t.m.ep
+	return t.m.endpoint()
 }
 
 // Addr returns the picked endpoint's address ("" for a zero Ticket).
@@ -258,7 +258,7 @@ func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
 				b.startRampLocked(m, now)
 			}
 		}
-		m.ep.Metadata = e.Metadata
+		m.setMetadata(e.Metadata)
 		ms[i] = m
 		next[e.Addr] = m
 	}
@@ -509,7 +509,7 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	}
 	returned := false
 	defer outcome.OnAbort(&returned, func() { b.finish(t, bulwark.Failure, 0) })
-	err = fn(ctx, t.m.ep)
+	err = fn(ctx, t.m.endpoint())
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
@@ -535,7 +535,7 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 	}
 	returned := false
 	defer outcome.OnAbort(&returned, func() { b.finish(t, bulwark.Failure, 0) })
-	v, err := fn(ctx, t.m.ep)
+	v, err := fn(ctx, t.m.endpoint())
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
@@ -550,7 +550,7 @@ func (b *Balancer) Endpoints() []EndpointState {
 	out := make([]EndpointState, len(b.members))
 	for i, m := range b.members {
 		out[i] = EndpointState{
-			Endpoint:  m.ep,
+			Endpoint:  m.endpoint(),
 			State:     m.state(),
 			InFlight:  m.inflight(),
 			Successes: m.successes(),
@@ -598,7 +598,7 @@ func (b *Balancer) ejectLocked(m *member, now int64, reason string) (StateChange
 	m.ejected = true
 	m.consec.Store(0)
 	b.ejected++
-	return StateChangeEvent{Endpoint: m.ep, From: from, To: Ejected, Reason: reason}, true
+	return StateChangeEvent{Endpoint: m.endpoint(), From: from, To: Ejected, Reason: reason}, true
 }
 
 // sweep runs every Outlier.Interval: it ends ejections that have served
@@ -619,7 +619,7 @@ func (b *Balancer) sweep() {
 				m.consec.Store(0)
 				b.startRampLocked(m, now)
 				if to := m.state(); to != Ejected {
-					evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: Ejected, To: to, Reason: "ejection ended"})
+					evs = append(evs, StateChangeEvent{Endpoint: m.endpoint(), From: Ejected, To: to, Reason: "ejection ended"})
 				}
 				changed = true
 			}

@@ -853,3 +853,32 @@ func TestCloseIsIdempotentAndPicksGoOn(t *testing.T) {
 	}
 	b.Done(tk, nil)
 }
+
+// TestMetadataUpdateWhileCallsReadIt guards the copy-on-write of
+// Endpoint.Metadata: an update replaces it while calls read it (run with
+// -race).
+func TestMetadataUpdateWhileCallsReadIt(t *testing.T) {
+	b := newB(t, lb.Config{Endpoints: []lb.Endpoint{{Addr: "a:1", Metadata: map[string]string{"v": "0"}}}})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 500 {
+			_ = b.Update([]lb.Endpoint{{Addr: "a:1", Metadata: map[string]string{"v": strconv.Itoa(i)}}})
+		}
+	}()
+	last := ""
+	for range 500 {
+		_ = b.Do(context.Background(), func(_ context.Context, ep lb.Endpoint) error {
+			last = ep.Metadata["v"]
+			return nil
+		})
+	}
+	wg.Wait()
+	if last == "" {
+		t.Fatal("metadata lost")
+	}
+	if v := b.Endpoints()[0].Endpoint.Metadata["v"]; v != "499" {
+		t.Fatalf("metadata after the updates: %q, want 499", v)
+	}
+}

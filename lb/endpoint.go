@@ -91,7 +91,11 @@ type EndpointState struct {
 // member is an endpoint with its state. It lives as long as its address is
 // in the set: snapshots come and go, members are carried over.
 type member struct {
+	// ep never changes once the member is made (a change of Weight or
+	// Zone makes a new member), except its Metadata, which lives in md
+	// so that an update can replace it while calls read it.
 	ep Endpoint
+	md atomic.Pointer[map[string]string]
 
 	// Hot fields, written by Pick and Done.
 	//
@@ -139,8 +143,19 @@ func (m *member) successes() int64 { return int64(m.calls.Load() >> inflightBits
 
 func newMember(ep Endpoint) *member {
 	m := &member{ep: ep}
+	m.ep.Metadata = nil
+	m.setMetadata(ep.Metadata)
 	m.ramp.Store(rampFull)
 	return m
+}
+
+func (m *member) setMetadata(md map[string]string) { m.md.Store(&md) }
+
+// endpoint returns the member's Endpoint with its current Metadata.
+func (m *member) endpoint() Endpoint {
+	e := m.ep
+	e.Metadata = *m.md.Load()
+	return e
 }
 
 func checkEndpoints(eps []Endpoint) error {

@@ -88,7 +88,7 @@ func (b *Balancer) checkAll() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(b.ctx, b.s.hTimeout)
 			defer cancel()
-			errs[i] = b.checker.Check(ctx, m.ep)
+			errs[i] = b.checker.Check(ctx, m.endpoint())
 		}()
 	}
 	wg.Wait()
@@ -112,7 +112,7 @@ func (b *Balancer) checkAll() {
 					b.startRampLocked(m, now)
 					changed = true
 					if to := m.state(); to != from {
-						evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: to, Reason: "active check passed"})
+						evs = append(evs, StateChangeEvent{Endpoint: m.endpoint(), From: from, To: to, Reason: "active check passed"})
 					}
 				}
 			}
@@ -124,7 +124,7 @@ func (b *Balancer) checkAll() {
 				m.unhealthy, m.hcFail = true, 0
 				changed = true
 				if to := m.state(); to != from {
-					evs = append(evs, StateChangeEvent{Endpoint: m.ep, From: from, To: to, Reason: "active check failed"})
+					evs = append(evs, StateChangeEvent{Endpoint: m.endpoint(), From: from, To: to, Reason: "active check failed"})
 				}
 			}
 		}
