@@ -350,7 +350,9 @@ const maxPickTries = 8
 // with ErrNoEndpoints when there is nothing to pick, and with the breaker's
 // rejection (an error matching breaker.ErrOpen or breaker.ErrHalfOpenFull)
 // when Config.Breakers is set and every endpoint it tried rejected the
-// call. It never blocks, takes no lock and does not allocate.
+// call. It never blocks, takes no lock and does not allocate (with
+// Config.Breakers, the Set takes a lock the first time it sees an
+// endpoint).
 //
 // With [RingHash], Pick lands at a random point of the ring; use PickKey.
 func (b *Balancer) Pick() (Ticket, error) { return b.pick(0, false) }

@@ -60,19 +60,22 @@ type Config struct {
 
 	// PanicThreshold, in (0, 1], is the share of available (not ejected,
 	// not failing active checks) endpoints below which the balancer
-	// ignores health and balances across every endpoint: when most
-	// endpoints look down the cause is more often the checks, or a
+	// ignores health, and zones, and balances across every endpoint: when
+	// most endpoints look down the cause is more often the checks, or a
 	// cascade that the survivors would not withstand. Default 0.5,
 	// Envoy's healthy_panic_threshold. A negative value disables panic
 	// mode: only available endpoints are picked, and Pick fails with
 	// ErrNoEndpoints when there are none.
 	PanicThreshold float64
 
-	// SlowStart is the window over which an endpoint that joins the set,
-	// returns from ejection or passes its active checks again ramps up
-	// from 10% to its full share of calls (linearly, in ten steps;
-	// Envoy's slow_start_window with aggression 1 and min_weight_percent
-	// 10). It applies to every policy. Default 0: off, as in Envoy.
+	// SlowStart is the window over which an endpoint that joins the set
+	// after New, returns from ejection, passes its active checks again or
+	// (under grpcx/balancer) gets its connection back ramps up from 10%
+	// to its full share of calls (linearly, in ten steps; Envoy's
+	// slow_start_window with aggression 1 and min_weight_percent 10). A
+	// ramping endpoint that a policy picks accepts the call with the
+	// probability of its current share, else the pick is drawn again, so
+	// it applies to every policy. Default 0: off, as in Envoy.
 	SlowStart time.Duration
 
 	// Outlier configures passive outlier ejection.
@@ -126,8 +129,9 @@ type Config struct {
 // and no more than a set fraction of the endpoints is ejected at once.
 type OutlierConfig struct {
 	// ConsecutiveFailures ejects an endpoint at once after this many
-	// failures in a row. Default 5 (Envoy's consecutive_5xx). A negative
-	// value disables it.
+	// failures in a row (and again after each further run of as many, if
+	// MaxEjectedFraction held it back). Default 5 (Envoy's
+	// consecutive_5xx). A negative value disables it.
 	ConsecutiveFailures int
 	// FailureRate, in (0, 1], ejects an endpoint whose failures/calls
 	// over the last Interval reach it, judged at the end of each

@@ -36,10 +36,15 @@ import (
 // the outcome into a failure. Every response is returned to the caller,
 // whatever its status.
 //
-// When the connection to an endpoint cannot be made (a dial error: the
-// request never left) or every breaker it tried rejected the call, and
-// the request is safe to repeat, RoundTrip tries another endpoint, up to
-// Config.MaxAttempts endpoints. Safe to repeat means: an idempotent
+// With Config.Breakers, an endpoint whose breaker rejects the call is
+// passed over for another before anything is sent, for any request; if
+// every breaker tried rejects, RoundTrip returns the rejection (an error
+// matching breaker.ErrOpen or breaker.ErrHalfOpenFull) and closes the
+// request body. When the connection to an endpoint cannot be made (a dial
+// error: the request never left), or a breaker below this RoundTripper
+// rejected it, and the request is safe to repeat, RoundTrip tries another
+// endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
+// idempotent
 // method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or an Idempotency-Key
 // header, and a body that can be sent again (none, or req.GetBody set, as
 // http.NewRequest does for in-memory bodies). Any other failure is
