@@ -44,10 +44,9 @@ import (
 // error: the request never left), or a breaker below this RoundTripper
 // rejected it, and the request is safe to repeat, RoundTrip tries another
 // endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
-// idempotent
-// method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or an Idempotency-Key
-// header, and a body that can be sent again (none, or req.GetBody set, as
-// http.NewRequest does for in-memory bodies). Any other failure is
+// idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or an
+// Idempotency-Key header, and a body that can be sent again (none, or
+// req.GetBody set, as http.NewRequest does for in-memory bodies). Any other failure is
 // returned as is: retrying on errors and statuses is package retry's job,
 // above this RoundTripper.
 func (b *Balancer) RoundTripper(next http.RoundTripper) http.RoundTripper {

@@ -14,6 +14,7 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/internal/conformance"
 	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
@@ -308,4 +309,29 @@ func FuzzClientIPKey(f *testing.F) {
 			t.Fatalf("ClientIPKey = %q, not an IP", k)
 		}
 	})
+}
+
+type closeTracker struct {
+	io.Reader
+	closed atomic.Bool
+}
+
+func (c *closeTracker) Close() error { c.closed.Store(true); return nil }
+
+func TestRoundTripperEveryBreakerOpen(t *testing.T) {
+	be := newBackend(t, "a")
+	set := breaker.NewSet(breaker.SetConfig{})
+	defer set.Close()
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: be.addr()}}, Breakers: set})
+	defer b.Close()
+	set.Get(be.addr()).ForceOpen()
+	body := &closeTracker{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest(http.MethodPost, "http://svc/", body)
+	_, err := b.RoundTripper(nil).RoundTrip(req)
+	if !errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("RoundTrip with the only breaker open: %v, want breaker.ErrOpen", err)
+	}
+	if !body.closed.Load() || be.hits.Load() != 0 {
+		t.Fatalf("body closed %v, server hits %d: want closed and none", body.closed.Load(), be.hits.Load())
+	}
 }
