@@ -57,7 +57,8 @@
 //     detection: 5 consecutive failures eject at once; a failure rate of
 //     85% over an interval of 10 s (with at least 50 calls) ejects at the
 //     interval's end. Ejection lasts 30 s times the number of ejections in
-//     a row, up to 300 s; each interval without ejection takes a step back.
+//     a row, up to 300 s (the endpoint returns at the first sweep after
+//     that); each interval without ejection takes a step back.
 //     At most 10% of the endpoints (and always at least one) are ejected
 //     at once.
 //   - Active checks, when Config.Health.Checker is set ([HTTPChecker], or
