@@ -81,6 +81,18 @@ var lbCases = []lbCase{
 	{"kratos-random", kratosLB(func() selector.Selector { return krandom.New() })},
 }
 
+// reportCPU adds a cpu-ns/op metric: the process's CPU time over the
+// benchmark divided by its operations. On a shared machine, where ns/op
+// (wall time) includes the time other processes held the CPU, it shows
+// what an operation costs.
+func reportCPU(b *testing.B, run func()) {
+	start := processCPU()
+	run()
+	if end := processCPU(); start >= 0 && end >= 0 && b.N > 0 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func BenchmarkLBPickDone(b *testing.B) {
 	for _, n := range []int{8, 64} {
 		for _, c := range lbCases {
@@ -88,9 +100,11 @@ func BenchmarkLBPickDone(b *testing.B) {
 				op, done := c.setup(n)
 				defer done()
 				b.ReportAllocs()
-				for b.Loop() {
-					op()
-				}
+				reportCPU(b, func() {
+					for b.Loop() {
+						op()
+					}
+				})
 			})
 		}
 	}
@@ -102,10 +116,12 @@ func BenchmarkLBPickDoneParallel(b *testing.B) {
 			op, done := c.setup(8)
 			defer done()
 			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					op()
-				}
+			reportCPU(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						op()
+					}
+				})
 			})
 		})
 	}

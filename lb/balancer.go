@@ -50,11 +50,15 @@ type Balancer struct {
 	useClock     bool
 	useTotal     bool
 	useRand      bool
-	penalty      float64 // ns
-	invDecay     float64 // 1/ns
-	resolver     Resolver
-	checker      Checker
-	telem        *telemetryState
+	// Added to member.calls by Pick, and by Done on a success or on any
+	// other outcome: policies that do not weigh calls in flight skip
+	// counting them, which saves an atomic operation per call.
+	pickAdd, successAdd, otherAdd uint64
+	penalty                       float64 // ns
+	invDecay                      float64 // 1/ns
+	resolver                      Resolver
+	checker                       Checker
+	telem                         *telemetryState
 
 	mu      sync.Mutex // set changes, ejections, health verdicts; fields below and members' cold fields
 	members []*member
@@ -143,9 +147,12 @@ func newBalancer(cfg Config, clk clock.Clock, rnd func() uint64) *Balancer {
 	if b.policy == nil {
 		b.policy = P2C(P2CConfig{})
 	}
-	b.useClock = b.policy.clock()
-	b.useTotal = b.policy.total()
-	b.useRand = b.policy.random()
+	tr := b.policy.traits()
+	b.useClock, b.useTotal, b.useRand = tr.clock, tr.total, tr.random
+	b.pickAdd, b.successAdd, b.otherAdd = 0, 1<<inflightBits, 0
+	if tr.inflight {
+		b.pickAdd, b.successAdd, b.otherAdd = 1, doneSuccess, doneOther
+	}
 	if p, ok := b.policy.(p2c); ok {
 		b.penalty = float64(or(p.cfg.Penalty, DefaultPenalty))
 		b.invDecay = 1 / float64(or(p.cfg.Decay, DefaultDecay))
@@ -405,7 +412,9 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 			}
 			t.br, t.bt = br, bt
 		}
-		m.calls.Add(1)
+		if b.pickAdd != 0 {
+			m.calls.Add(1)
+		}
 		if b.useTotal {
 			b.total.Add(1)
 		}
@@ -465,18 +474,22 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 	}
 	switch o {
 	case bulwark.Success:
-		m.calls.Add(doneSuccess)
+		m.calls.Add(b.successAdd)
 		if m.consec.Load() != 0 {
 			m.consec.Store(0)
 		}
 	case bulwark.Failure:
-		m.calls.Add(doneOther)
+		if b.otherAdd != 0 {
+			m.calls.Add(b.otherAdd)
+		}
 		m.fail.Add(1)
 		if n := m.consec.Add(1); b.s.consecutive > 0 && n%b.s.consecutive == 0 {
 			b.ejectNow(m)
 		}
 	default:
-		m.calls.Add(doneOther)
+		if b.otherAdd != 0 {
+			m.calls.Add(b.otherAdd)
+		}
 		return
 	}
 	if b.useClock {

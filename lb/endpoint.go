@@ -80,7 +80,11 @@ type EndpointState struct {
 	Endpoint Endpoint
 	// State is the endpoint's health state.
 	State State
-	// InFlight is the number of picks not yet handed back with Done.
+	// InFlight is the number of picks not yet handed back with Done, as
+	// counted by the policies that weigh it (LeastRequest, P2C, RingHash
+	// with its load bound); RoundRobin, WeightedRoundRobin and Random
+	// skip the count, which saves an atomic operation per call, and
+	// report 0.
 	InFlight int64
 	// Successes and Failures count the outcomes reported so far.
 	Successes, Failures int64
