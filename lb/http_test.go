@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -333,5 +334,47 @@ func TestRoundTripperEveryBreakerOpen(t *testing.T) {
 	}
 	if !body.closed.Load() || be.hits.Load() != 0 {
 		t.Fatalf("body closed %v, server hits %d: want closed and none", body.closed.Load(), be.hits.Load())
+	}
+}
+
+func TestRoundTripperRetryAfterSteersP2C(t *testing.T) {
+	// The good endpoint takes 5 ms (simulated work, not a wait for an
+	// effect), so its cost is well above the busy one's fast 503s.
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+	}))
+	defer good.Close()
+	var busyHits atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: good.Listener.Addr().String()}, {Addr: busy.Listener.Addr().String()}},
+		Policy: lb.P2C(lb.P2CConfig{Penalty: time.Nanosecond}), Outlier: lb.OutlierConfig{ConsecutiveFailures: -1}})
+	defer b.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: b.RoundTripper(tr)}
+	get := func() int {
+		resp, err := client.Get("http://svc/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for busyHits.Load() == 0 { // until P2C has tried the busy one once
+		get()
+	}
+	// It asked for 30 s: with a 1 ns penalty alone its cost would be its
+	// latency, below the good one's, and it would be tried again at once;
+	// its Retry-After keeps it out.
+	for range 50 {
+		if code := get(); code != 200 {
+			t.Fatalf("got %d after the endpoint asked for 30 s", code)
+		}
 	}
 }
