@@ -379,9 +379,34 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 	if b.useClock {
 		now = b.clk.Nanotime()
 	}
+	// The common path: one pool, no breakers, an endpoint at full share.
+	if v.remote == nil && b.breakers == nil {
+		var r uint64
+		if b.useRand {
+			r = b.rnd()
+		}
+		m := v.local.pick(b, r, key, hasKey, now)
+		if ramp := m.ramp.Load(); ramp == rampFull || len(v.all) == 1 || b.rnd()>>32 < ramp {
+			if b.pickAdd != 0 {
+				m.calls.Add(1)
+			}
+			if b.useTotal {
+				b.total.Add(1)
+			}
+			return Ticket{m: m, start: now}, nil
+		}
+		// A ramping endpoint declined: any other will do.
+		return b.pickSlow(v, 0, false, now, 2)
+	}
+	return b.pickSlow(v, key, hasKey, now, 1)
+}
+
+// pickSlow is pick with zones, slow start and breakers: it may draw
+// several times, starting with draw number first.
+func (b *Balancer) pickSlow(v *view, key uint64, hasKey bool, now int64, first int) (Ticket, error) {
 	var rejected error
 	tries := min(maxPickTries, len(v.all))
-	for try := 1; ; try++ {
+	for try := first; ; try++ {
 		// Randomness only where it is used: round robin needs none on
 		// its fast path.
 		var r, r2 uint64
@@ -430,6 +455,10 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 // took that long. Done never allocates on a success. A zero Ticket is
 // ignored.
 func (b *Balancer) Done(t Ticket, err error) {
+	if err == nil && b.classify == nil {
+		b.finish(t, bulwark.Success, 0)
+		return
+	}
 	o := b.classifyNoCtx(err)
 	b.finish(t, o, pushbackOf(o, err))
 }
