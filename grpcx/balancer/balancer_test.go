@@ -3,6 +3,7 @@ package balancer_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,12 +95,14 @@ func TestBalancesOverThreeServersWithOneKilled(t *testing.T) {
 			t.Fatalf("call %d lost: %v", i, err)
 		}
 	}
+	warmUp(t, srvs, func() { call(-1) })
+	start := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
 	for i := range 300 {
 		call(i)
 	}
 	for i, s := range srvs {
-		if n := s.calls.Load(); n < 60 {
-			t.Fatalf("server %d got %d of 300 calls, want about 100 each", i, n)
+		if n := s.calls.Load() - start[i]; n != 100 {
+			t.Fatalf("server %d got %d of 300 round-robin calls, want 100", i, n)
 		}
 	}
 	srvs[1].gs.Stop() // killed mid-test
@@ -118,6 +121,24 @@ func TestBalancesOverThreeServersWithOneKilled(t *testing.T) {
 	if st := stateOf(b, srvs[1].addr); st == lb.Healthy {
 		t.Fatalf("killed server still healthy in lb")
 	}
+}
+
+// warmUp calls until every server has served a call, so that every
+// connection is ready (until then a call may go to another endpoint than
+// the policy's choice).
+func warmUp(t *testing.T, srvs []*server, call func()) {
+	t.Helper()
+	for range 1000 {
+		ready := true
+		for _, s := range srvs {
+			ready = ready && s.calls.Load() > 0
+		}
+		if ready {
+			return
+		}
+		call()
+	}
+	t.Fatal("the connections never all became ready")
 }
 
 func stateOf(b *lb.Balancer, addr string) lb.State {
@@ -192,22 +213,29 @@ func TestHashHeaderIsSticky(t *testing.T) {
 	}
 	defer conn.Close()
 	client := testpb.NewTestServiceClient(conn)
+	i := 0
+	warmUp(t, srvs, func() { // with many keys
+		i++
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "warm-"+strconv.Itoa(i))
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
 	for range 30 {
 		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	served := 0
-	for _, s := range srvs {
-		if s.calls.Load() > 0 {
-			served++
+	var got []int64
+	for i, s := range srvs {
+		if d := s.calls.Load() - before[i]; d > 0 {
+			got = append(got, d)
 		}
 	}
-	// Calls made before every connection was ready may land elsewhere;
-	// once ready, alice's calls all go home.
-	if served > 2 {
-		t.Fatalf("one key reached %d servers", served)
+	if len(got) != 1 || got[0] != 30 {
+		t.Fatalf("alice's 30 calls spread as %v, want all on one server", got)
 	}
 }
 
