@@ -1,10 +1,19 @@
 package lb
 
-import "github.com/bulwark-go/bulwark/internal/bridge"
+import (
+	"time"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/bridge"
+)
 
 func init() {
 	bridge.LBWatch = func(b any, notify func()) func() { return b.(*Balancer).watch(notify) }
 	bridge.LBSetReachable = func(b any, addr string, ok bool) { b.(*Balancer).setReachable(addr, ok) }
+	bridge.LBClassifier = func(b any) bulwark.Classifier { return b.(*Balancer).classify }
+	bridge.LBRecordWait = func(b any, t any, o bulwark.Outcome, wait time.Duration) {
+		b.(*Balancer).finish(t.(Ticket), o, wait)
+	}
 }
 
 // watch calls notify after every change of the endpoint set, until the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/attributes"
 	gbalancer "google.golang.org/grpc/balancer"
@@ -21,6 +22,7 @@ import (
 	"github.com/bulwark-go/bulwark/grpcx"
 	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/internal/outcome"
+	"github.com/bulwark-go/bulwark/internal/pushback"
 	"github.com/bulwark-go/bulwark/lb"
 )
 
@@ -42,8 +44,9 @@ type Options struct {
 }
 
 type entry struct {
-	b    *lb.Balancer
-	opts Options
+	b        *lb.Balancer
+	opts     Options
+	classify bulwark.Classifier // b's Config.Classify
 }
 
 var (
@@ -63,7 +66,7 @@ func Register(service string, b *lb.Balancer, opts ...Options) (unregister func(
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	e := &entry{b: b, opts: o}
+	e := &entry{b: b, opts: o, classify: bridge.LBClassifier(b)}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := services[service]; dup {
@@ -320,7 +323,14 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 		if sc := p.ready[t.Addr()]; sc != nil {
 			ctx := info.Ctx
 			return gbalancer.PickResult{SubConn: sc, Done: func(di gbalancer.DoneInfo) {
-				b.Record(t, judge(ctx, di.Err))
+				o := judge(ctx, p.e.classify, di.Err)
+				var wait time.Duration
+				if o == bulwark.Failure {
+					if v := di.Trailer.Get("grpc-retry-pushback-ms"); len(v) > 0 {
+						wait, _ = pushback.GRPC(v[0])
+					}
+				}
+				bridge.LBRecordWait(b, t, o, wait)
 			}}, nil
 		}
 		b.Record(t, bulwark.Neutral) // not connected: draw again
@@ -331,9 +341,12 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 	return gbalancer.PickResult{SubConn: p.list[p.next.Add(1)%uint64(len(p.list))]}, nil
 }
 
-// judge classifies an RPC's result: grpcx's rules, except that a hedge's
-// loser is a failure.
-func judge(ctx context.Context, err error) bulwark.Outcome {
+// judge classifies an RPC's result: by the balancer's Config.Classify if
+// set, else by grpcx's rules, except that a hedge's loser is a failure.
+func judge(ctx context.Context, classify bulwark.Classifier, err error) bulwark.Outcome {
+	if classify != nil {
+		return classify(ctx, err)
+	}
 	if err != nil && outcome.Superseded(ctx) {
 		return bulwark.Failure
 	}

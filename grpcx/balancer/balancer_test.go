@@ -152,22 +152,26 @@ func stateOf(b *lb.Balancer, addr string) lb.State {
 
 func TestFailingServerIsEjected(t *testing.T) {
 	srvs, b, client := setup(t, "failing", lb.Config{Policy: lb.RoundRobin()})
-	srvs[0].fail.Store(true)
 	ctx := context.Background()
-	failures, late := 0, 0
-	for i := range 200 {
-		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+	call := func() error {
+		_, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true))
+		return err
+	}
+	warmUp(t, srvs, func() {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	srvs[0].fail.Store(true)
+	failures := 0
+	for range 200 {
+		if call() != nil {
 			failures++
-			if i >= 100 {
-				late++
-			}
 		}
 	}
-	// Five failures in a row eject it (a call or two more may fail while
-	// the connections come up: the picker's last resort, any READY
-	// connection, is not lb's pick); after that, no call fails.
-	if failures < lb.DefaultConsecutiveFailures || failures > 2*lb.DefaultConsecutiveFailures || late != 0 {
-		t.Fatalf("%d calls failed (%d in the second half), want about %d, all early", failures, late, lb.DefaultConsecutiveFailures)
+	// Five failures in a row eject it; no call fails after that.
+	if failures != lb.DefaultConsecutiveFailures {
+		t.Fatalf("%d calls failed, want %d before the ejection", failures, lb.DefaultConsecutiveFailures)
 	}
 	if st := stateOf(b, srvs[0].addr); st != lb.Ejected {
 		t.Fatalf("failing server is %v, want ejected", st)

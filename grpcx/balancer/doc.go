@@ -23,13 +23,15 @@
 // policy opens one SubConn per endpoint; an endpoint whose SubConn is not
 // READY is out of lb's rotation (it shows as lb.Unhealthy) until it is.
 // Each RPC is picked by lb.Balancer.Pick (PickKey with a hash header, see
-// [Options]), and its outcome is recorded when it ends: the status code
-// judged by grpcx.Classify (Unavailable, DeadlineExceeded,
-// ResourceExhausted, Aborted, Internal, Unknown fail; the caller's
-// cancellation is neutral), except that an RPC whose context was
-// cancelled with bulwark.ErrSuperseded (a hedge's loser) is a failure. So
-// an endpoint that fails is ejected, and P2C steers away from a slow one,
-// for gRPC as for HTTP.
+// [Options]), and its outcome is recorded when it ends: judged by the
+// balancer's lb.Config.Classify if set, else by grpcx.Classify
+// (Unavailable, DeadlineExceeded, ResourceExhausted, Aborted, Internal,
+// Unknown fail; the caller's cancellation is neutral), except that an RPC
+// whose context was cancelled with bulwark.ErrSuperseded (a hedge's loser)
+// is a failure. A failed RPC's grpc-retry-pushback-ms trailer counts, for
+// P2C, as a call that took that long. So an endpoint that fails is
+// ejected, and P2C steers away from a slow or pushing-back one, for gRPC
+// as for HTTP.
 //
 // When lb picks an endpoint whose SubConn is not READY (in panic mode, or
 // in the moment before the state change arrives), the picker draws again,
