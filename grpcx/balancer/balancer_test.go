@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/grpcx"
 	"github.com/bulwark-go/bulwark/grpcx/balancer"
 	"github.com/bulwark-go/bulwark/lb"
@@ -34,12 +36,22 @@ type server struct {
 	addr  string
 	calls atomic.Int64
 	fail  atomic.Bool
-	hs    *health.Server
+	// pushback, when failing, is sent as grpc-retry-pushback-ms; slow
+	// makes every call take 5 ms (simulated work).
+	pushback string
+	slow     bool
+	hs       *health.Server
 }
 
-func (s *server) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+func (s *server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
 	s.calls.Add(1)
+	if s.slow {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if s.fail.Load() {
+		if s.pushback != "" {
+			grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", s.pushback))
+		}
 		return nil, status.Error(codes.Unavailable, "failing")
 	}
 	return &testpb.Empty{}, nil
@@ -287,5 +299,56 @@ func TestHealthChecker(t *testing.T) {
 	s.gs.Stop()
 	if err := hc.Check(context.Background(), ep); err == nil {
 		t.Fatal("stopped server passed")
+	}
+}
+
+func TestClassifyOverrideAppliesToGRPC(t *testing.T) {
+	// Unavailable judged neutral: the failing server is never ejected.
+	neutral := func(context.Context, error) bulwark.Outcome { return bulwark.Neutral }
+	srvs, b, client := setup(t, "classify", lb.Config{Policy: lb.RoundRobin(), Classify: neutral})
+	warmUp(t, srvs, func() { client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)) })
+	srvs[0].fail.Store(true)
+	for range 60 {
+		client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true))
+	}
+	if st := stateOf(b, srvs[0].addr); st != lb.Healthy {
+		t.Fatalf("with Unavailable judged neutral the server is %v, want healthy", st)
+	}
+}
+
+func TestPushbackTrailerSteersP2C(t *testing.T) {
+	srvs := []*server{start(t), start(t)}
+	srvs[0].slow = true // 5 ms a call
+	srvs[1].pushback = "30000"
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: srvs[0].addr}, {Addr: srvs[1].addr}},
+		Policy: lb.P2C(lb.P2CConfig{Penalty: time.Nanosecond}), Outlier: lb.OutlierConfig{ConsecutiveFailures: -1}})
+	defer b.Close()
+	unregister, err := balancer.Register("pushback", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	conn, err := grpc.NewClient("bulwark:///pushback", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	warmUp(t, srvs, func() { client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)) })
+	srvs[1].fail.Store(true)
+	tried := srvs[1].calls.Load()
+	for srvs[1].calls.Load() == tried { // until P2C has tried it failing once
+		client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true))
+	}
+	// It asked for 30 s; with a 1 ns penalty alone its fast failures
+	// would cost less than the slow server's 5 ms, and it would win.
+	before := srvs[1].calls.Load()
+	for range 30 {
+		if _, err := client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatalf("a call reached the server that asked for 30 s: %v", err)
+		}
+	}
+	if n := srvs[1].calls.Load() - before; n != 0 {
+		t.Fatalf("the server that pushed back got %d calls", n)
 	}
 }
