@@ -70,6 +70,8 @@ type Balancer struct {
 	watchers map[uint64]func()
 	watchSeq uint64
 
+	refreshMu sync.Mutex // one Refresh at a time
+
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

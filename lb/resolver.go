@@ -30,11 +30,15 @@ var ErrNoAddresses = errors.New("lb: resolver returned no endpoints")
 // Refresh asks Config.Resolver for the endpoints now, bounded by ctx and
 // Config.ResolveTimeout, and applies a non-empty answer with Update. A
 // failed or empty answer (ErrNoAddresses) leaves the set unchanged.
-// Without a Resolver it returns nil at once.
+// Refreshes run one at a time (a call waits for the one in progress, the
+// background one included), so an older answer never replaces a newer
+// one. Without a Resolver it returns nil at once.
 func (b *Balancer) Refresh(ctx context.Context) error {
 	if b.resolver == nil {
 		return nil
 	}
+	b.refreshMu.Lock()
+	defer b.refreshMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, b.s.resolveTimeout)
 	defer cancel()
 	eps, err := b.resolver.Resolve(ctx)
