@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -182,15 +183,7 @@ func smoothSchedule(ms []*member) []*member {
 			slots = append(slots, slot{(float64(k) + 0.5) / float64(w), i})
 		}
 	}
-	slices.SortStableFunc(slots, func(a, b slot) int {
-		switch {
-		case a.at < b.at:
-			return -1
-		case a.at > b.at:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(slots, func(a, b slot) int { return cmp.Compare(a.at, b.at) })
 	for _, s := range slots {
 		out = append(out, ms[s.i])
 	}
@@ -441,15 +434,7 @@ func (p ringHash) newPicker(ms []*member) picker {
 			pts = append(pts, point{mix(base ^ mix(uint64(j)+1)), m})
 		}
 	}
-	slices.SortFunc(pts, func(a, b point) int {
-		switch {
-		case a.h < b.h:
-			return -1
-		case a.h > b.h:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.h, b.h) })
 	r := &ringPicker{hashes: make([]uint64, len(pts)), owners: make([]*member, len(pts)), factor: factor, n: len(ms)}
 	for i, p := range pts {
 		r.hashes[i], r.owners[i] = p.h, p.m
