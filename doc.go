@@ -26,15 +26,28 @@
 //     the hot path.
 //   - retry: retries with backoff and jitter, retry budgets, Retry-After and
 //     gRPC pushback, hedged requests, automatic Idempotency-Key.
+//   - timeout: per-call and per-attempt timeouts told apart from the
+//     caller's cancellation, an abandoning mode, a streaming 504 Handler,
+//     and time-budget propagation between hops.
+//   - limit: rate limits (local GCRA, per key, distributed over Redis in
+//     limit/redisstore), bulkheads and adaptive concurrency limits.
+//   - lb: client-side load balancing (round robin, weighted, random, least
+//     request, P2C peak-EWMA, ring hash, zones) with health checks,
+//     outlier ejection, panic threshold, slow start and a breaker per
+//     endpoint; the gRPC balancer is in grpcx/balancer.
 //   - idempotency: the server side of the Idempotency-Key header: the first
 //     request with a key runs, a retry with the same key gets its stored
 //     response; a memory store, and a Redis one in idempotency/redisstore.
 //   - session: server-side sessions for HTTP handlers, safe against lost
 //     updates and resurrection after logout; a memory store, and a Redis
 //     one in session/redisstore.
-//   - grpcx: every gRPC interceptor (breaker, client and server; retry;
+//   - cache: a read-through cache, in process (otter) and in Redis
+//     (cache/redisstore), stampede-proof and stale-serving, with an RFC 9111
+//     HTTP cache in the same tiers.
+//   - grpcx: every gRPC interceptor (breaker, retry, timeout, limit,
 //     idempotency) and the gRPC outcome classification, so that HTTP-only
-//     programs never compile gRPC.
+//     programs never compile gRPC; grpcx/balancer registers lb as a gRPC
+//     balancer and resolver, only when imported.
 //   - internal/...: what the packages above share and users never see:
 //     clock (time through package time only, so testing/synctest fakes
 //     it), outcome (the classification rules), httpx (middleware plumbing),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,21 +68,16 @@ var limitSaturatedCases = []limitCase{
 	}},
 }
 
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// cpuTime returns the CPU time (user and system) the process has used
+// (processCPU, in cputime_*_test.go).
+func cpuTime() time.Duration { return time.Duration(max(processCPU(), 0)) }
 
-// reportCPU adds cpu-ns/op: the CPU time the process spent per op. On a
+// reportCPUSince adds cpu-ns/op: the CPU time the process spent per op. On a
 // machine shared with other work, wall-clock ns/op under RunParallel
 // depends on how many cores the benchmark got; CPU time per op does not
 // (a goroutine parked on a mutex costs none, one spinning on a contended
 // line does).
-func reportCPU(b *testing.B, start time.Duration) {
+func reportCPUSince(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
@@ -98,7 +92,7 @@ func runLimitCases(b *testing.B, cases []limitCase) {
 			for b.Loop() {
 				op()
 			}
-			reportCPU(b, start)
+			reportCPUSince(b, start)
 		})
 		b.Run(c.name+"-parallel", func(b *testing.B) {
 			op, done := c.setup()
@@ -111,7 +105,7 @@ func runLimitCases(b *testing.B, cases []limitCase) {
 					op()
 				}
 			})
-			reportCPU(b, start)
+			reportCPUSince(b, start)
 		})
 	}
 }
@@ -174,7 +168,7 @@ func BenchmarkLimitKeyed(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := cpuTime()
-				defer func() { reportCPU(b, start) }()
+				defer func() { reportCPUSince(b, start) }()
 				if !parallel {
 					i := 0
 					for b.Loop() {

@@ -54,6 +54,14 @@
 // over the client's deadline. A timeout of the Timeout's own keeps its
 // DeadlineExceeded code and matches timeout.ErrTimeout.
 //
+// # Load balancing
+//
+// Client-side balancing lives in the subpackage grpcx/balancer, because it
+// registers a load-balancing policy and a resolver (scheme "bulwark") with
+// grpc-go when imported: register an lb.Balancer under a service name and
+// dial "bulwark:///<service>" to get lb's policies, outlier ejection and
+// health checks for gRPC.
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,

@@ -114,3 +114,29 @@ func OnAbort(returned *bool, record func()) {
 		record()
 	}
 }
+
+// With judges the result of a call made with ctx by c, a Config's
+// Classify override, or by [Error] when c is nil.
+func With(c bulwark.Classifier, ctx context.Context, err error) Outcome {
+	if c != nil {
+		return c(ctx, err)
+	}
+	return Error(ctx, err)
+}
+
+// NoContext judges the result of a call whose context the judge does not
+// have (a two-step Done): by c called with context.Background(), or, when
+// c is nil: nil a success, context.Canceled neutral, anything else a
+// failure.
+func NoContext(c bulwark.Classifier, err error) Outcome {
+	if c != nil {
+		return c(context.Background(), err)
+	}
+	if err == nil {
+		return Success
+	}
+	if errors.Is(err, context.Canceled) {
+		return Neutral
+	}
+	return Failure
+}

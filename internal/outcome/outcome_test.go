@@ -91,3 +91,27 @@ func TestString(t *testing.T) {
 		}
 	}
 }
+
+func TestWithAndNoContext(t *testing.T) {
+	always := func(context.Context, error) Outcome { return Neutral }
+	boom := errors.New("boom")
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		got  Outcome
+		want Outcome
+	}{
+		{"With default success", With(nil, context.Background(), nil), Success},
+		{"With default caller cancel", With(nil, canceled, boom), Neutral},
+		{"With override", With(always, context.Background(), boom), Neutral},
+		{"NoContext nil", NoContext(nil, nil), Success},
+		{"NoContext canceled", NoContext(nil, context.Canceled), Neutral},
+		{"NoContext failure", NoContext(nil, boom), Failure},
+		{"NoContext override", NoContext(always, boom), Neutral},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,354 @@
+package balancer_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/grpcx"
+	"github.com/bulwark-go/bulwark/grpcx/balancer"
+	"github.com/bulwark-go/bulwark/lb"
+	"github.com/bulwark-go/bulwark/retry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// server is grpc-go's interop TestService on a real loopback TCP port,
+// counting its calls.
+type server struct {
+	testpb.UnimplementedTestServiceServer
+	gs    *grpc.Server
+	addr  string
+	calls atomic.Int64
+	fail  atomic.Bool
+	// pushback, when failing, is sent as grpc-retry-pushback-ms; slow
+	// makes every call take 5 ms (simulated work).
+	pushback string
+	slow     bool
+	hs       *health.Server
+}
+
+func (s *server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
+	s.calls.Add(1)
+	if s.slow {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s.fail.Load() {
+		if s.pushback != "" {
+			grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", s.pushback))
+		}
+		return nil, status.Error(codes.Unavailable, "failing")
+	}
+	return &testpb.Empty{}, nil
+}
+
+func start(t *testing.T) *server {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{gs: grpc.NewServer(), addr: lis.Addr().String(), hs: health.NewServer()}
+	testpb.RegisterTestServiceServer(s.gs, s)
+	healthpb.RegisterHealthServer(s.gs, s.hs)
+	go s.gs.Serve(lis)
+	t.Cleanup(s.gs.Stop)
+	return s
+}
+
+func setup(t *testing.T, service string, cfg lb.Config, opts ...grpc.DialOption) ([]*server, *lb.Balancer, testpb.TestServiceClient) {
+	t.Helper()
+	srvs := []*server{start(t), start(t), start(t)}
+	for _, s := range srvs {
+		cfg.Endpoints = append(cfg.Endpoints, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(cfg)
+	unregister, err := balancer.Register(service, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("bulwark:///"+service, append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDisableRetry(),
+	}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		unregister()
+		b.Close()
+	})
+	return srvs, b, testpb.NewTestServiceClient(conn)
+}
+
+func TestBalancesOverThreeServersWithOneKilled(t *testing.T) {
+	policy := retry.New(retry.Config{MaxAttempts: 3, Budget: retry.NewBudget(retry.BudgetConfig{Ratio: 1})})
+	defer policy.Close()
+	srvs, b, client := setup(t, "killed", lb.Config{Policy: lb.RoundRobin()},
+		grpc.WithUnaryInterceptor(grpcx.UnaryClientRetry(policy)))
+	ctx := context.Background()
+	call := func(i int) {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatalf("call %d lost: %v", i, err)
+		}
+	}
+	warmUp(t, srvs, func() { call(-1) })
+	start := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	for i := range 300 {
+		call(i)
+	}
+	for i, s := range srvs {
+		if n := s.calls.Load() - start[i]; n != 100 {
+			t.Fatalf("server %d got %d of 300 round-robin calls, want 100", i, n)
+		}
+	}
+	srvs[1].gs.Stop() // killed mid-test
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	for i := range 300 {
+		call(300 + i)
+	}
+	if n := srvs[1].calls.Load(); n != before[1] {
+		t.Fatalf("killed server served %d calls", n-before[1])
+	}
+	for _, i := range []int{0, 2} {
+		if d := srvs[i].calls.Load() - before[i]; d < 100 {
+			t.Fatalf("survivor %d got %d of 300 calls after the kill", i, d)
+		}
+	}
+	if st := stateOf(b, srvs[1].addr); st == lb.Healthy {
+		t.Fatalf("killed server still healthy in lb")
+	}
+}
+
+// warmUp calls until every server has served a call, so that every
+// connection is ready (until then a call may go to another endpoint than
+// the policy's choice).
+func warmUp(t *testing.T, srvs []*server, call func()) {
+	t.Helper()
+	for range 1000 {
+		ready := true
+		for _, s := range srvs {
+			ready = ready && s.calls.Load() > 0
+		}
+		if ready {
+			return
+		}
+		call()
+	}
+	t.Fatal("the connections never all became ready")
+}
+
+func stateOf(b *lb.Balancer, addr string) lb.State {
+	for _, e := range b.Endpoints() {
+		if e.Endpoint.Addr == addr {
+			return e.State
+		}
+	}
+	return 255
+}
+
+func TestFailingServerIsEjected(t *testing.T) {
+	srvs, b, client := setup(t, "failing", lb.Config{Policy: lb.RoundRobin()})
+	ctx := context.Background()
+	call := func() error {
+		_, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true))
+		return err
+	}
+	warmUp(t, srvs, func() {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	srvs[0].fail.Store(true)
+	failures := 0
+	for range 200 {
+		if call() != nil {
+			failures++
+		}
+	}
+	// Five failures in a row eject it; no call fails after that.
+	if failures != lb.DefaultConsecutiveFailures {
+		t.Fatalf("%d calls failed, want %d before the ejection", failures, lb.DefaultConsecutiveFailures)
+	}
+	if st := stateOf(b, srvs[0].addr); st != lb.Ejected {
+		t.Fatalf("failing server is %v, want ejected", st)
+	}
+}
+
+func TestUpdateReachesTheClientConn(t *testing.T) {
+	srvs, b, client := setup(t, "update", lb.Config{Policy: lb.RoundRobin()})
+	ctx := context.Background()
+	if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update([]lb.Endpoint{{Addr: srvs[2].addr}}); err != nil {
+		t.Fatal(err)
+	}
+	before := srvs[2].calls.Load()
+	for range 50 {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := srvs[2].calls.Load() - before; d != 50 {
+		t.Fatalf("after the update the remaining server got %d of 50 calls", d)
+	}
+}
+
+func TestHashHeaderIsSticky(t *testing.T) {
+	srvs := []*server{start(t), start(t), start(t)}
+	var eps []lb.Endpoint
+	for _, s := range srvs {
+		eps = append(eps, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{})})
+	defer b.Close()
+	unregister, err := balancer.Register("sticky", b, balancer.Options{HashHeader: "x-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	conn, err := grpc.NewClient("bulwark:///sticky", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	i := 0
+	warmUp(t, srvs, func() { // with many keys
+		i++
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "warm-"+strconv.Itoa(i))
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
+	for range 30 {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int64
+	for i, s := range srvs {
+		if d := s.calls.Load() - before[i]; d > 0 {
+			got = append(got, d)
+		}
+	}
+	if len(got) != 1 || got[0] != 30 {
+		t.Fatalf("alice's 30 calls spread as %v, want all on one server", got)
+	}
+}
+
+func TestRegisterErrorsAndUnknownService(t *testing.T) {
+	b := lb.New(lb.Config{})
+	defer b.Close()
+	if _, err := balancer.Register("", b); err == nil {
+		t.Fatal("empty service registered")
+	}
+	un, err := balancer.Register("dup", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := balancer.Register("dup", b); err == nil {
+		t.Fatal("duplicate registered")
+	}
+	un()
+	if un2, err := balancer.Register("dup", b); err != nil {
+		t.Fatalf("after unregister: %v", err)
+	} else {
+		un2()
+	}
+	conn, err := grpc.NewClient("bulwark:///nobody", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = testpb.NewTestServiceClient(conn).EmptyCall(context.Background(), &testpb.Empty{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no balancer registered") {
+		t.Fatalf("call to an unregistered service: %v", err)
+	}
+}
+
+func TestHealthChecker(t *testing.T) {
+	s := start(t)
+	ep := lb.Endpoint{Addr: s.addr}
+	hc := balancer.HealthChecker{}
+	if err := hc.Check(context.Background(), ep); err != nil {
+		t.Fatalf("serving server: %v", err)
+	}
+	s.hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if err := hc.Check(context.Background(), ep); err == nil {
+		t.Fatal("NOT_SERVING passed")
+	}
+	s.gs.Stop()
+	if err := hc.Check(context.Background(), ep); err == nil {
+		t.Fatal("stopped server passed")
+	}
+}
+
+func TestClassifyOverrideAppliesToGRPC(t *testing.T) {
+	// Unavailable judged neutral: the failing server is never ejected.
+	neutral := func(context.Context, error) bulwark.Outcome { return bulwark.Neutral }
+	srvs, b, client := setup(t, "classify", lb.Config{Policy: lb.RoundRobin(), Classify: neutral})
+	warmUp(t, srvs, func() { client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)) })
+	srvs[0].fail.Store(true)
+	for range 60 {
+		client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true))
+	}
+	if st := stateOf(b, srvs[0].addr); st != lb.Healthy {
+		t.Fatalf("with Unavailable judged neutral the server is %v, want healthy", st)
+	}
+}
+
+func TestPushbackTrailerSteersP2C(t *testing.T) {
+	srvs := []*server{start(t), start(t)}
+	srvs[0].slow = true // 5 ms a call
+	srvs[1].pushback = "30000"
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: srvs[0].addr}, {Addr: srvs[1].addr}},
+		Policy: lb.P2C(lb.P2CConfig{Penalty: time.Nanosecond}), Outlier: lb.OutlierConfig{ConsecutiveFailures: -1}})
+	defer b.Close()
+	unregister, err := balancer.Register("pushback", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	conn, err := grpc.NewClient("bulwark:///pushback", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	warmUp(t, srvs, func() { client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)) })
+	srvs[1].fail.Store(true)
+	tried := srvs[1].calls.Load()
+	for srvs[1].calls.Load() == tried { // until P2C has tried it failing once
+		client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true))
+	}
+	// It asked for 30 s; with a 1 ns penalty alone its fast failures
+	// would cost less than the slow server's 5 ms, and it would win.
+	before := srvs[1].calls.Load()
+	for range 30 {
+		if _, err := client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatalf("a call reached the server that asked for 30 s: %v", err)
+		}
+	}
+	if n := srvs[1].calls.Load() - before; n != 0 {
+		t.Fatalf("the server that pushed back got %d calls", n)
+	}
+}

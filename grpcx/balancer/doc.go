@@ -1,0 +1,43 @@
+// Package balancer balances gRPC clients with package lb: the same
+// policies, outlier ejection, active checks, panic threshold, slow start,
+// locality and per-endpoint breakers as lb's RoundTripper, over gRPC
+// SubConns.
+//
+// Importing it registers, with grpc-go, a load-balancing policy named
+// "bulwark" and a resolver for the scheme "bulwark"; importing package
+// grpcx alone registers nothing. Build an [lb.Balancer] (static endpoints,
+// DNS, SRV, a registry), register it under a service name, and dial
+// "bulwark:///<service>":
+//
+//	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.P2C(lb.P2CConfig{})})
+//	defer b.Close()
+//	unregister, err := balancer.Register("inventory", b)
+//	defer unregister()
+//	conn, err := grpc.NewClient("bulwark:///inventory",
+//		grpc.WithTransportCredentials(insecure.NewCredentials()))
+//
+// # How it works
+//
+// The resolver hands gRPC the balancer's endpoints (and every later change
+// of them) with a service config selecting the "bulwark" policy. The
+// policy opens one SubConn per endpoint; an endpoint whose SubConn is not
+// READY is out of lb's rotation (it shows as lb.Unhealthy) until it is.
+// Each RPC is picked by lb.Balancer.Pick (PickKey with a hash header, see
+// [Options]), and its outcome is recorded when it ends: judged by the
+// balancer's lb.Config.Classify if set, else by grpcx.Classify
+// (Unavailable, DeadlineExceeded, ResourceExhausted, Aborted, Internal,
+// Unknown fail; the caller's cancellation is neutral), except that an RPC
+// whose context was cancelled with bulwark.ErrSuperseded (a hedge's loser)
+// is a failure. A failed RPC's grpc-retry-pushback-ms trailer counts, for
+// P2C, as a call that took that long. So an endpoint that fails is
+// ejected, and P2C steers away from a slow or pushing-back one, for gRPC
+// as for HTTP.
+//
+// When lb picks an endpoint whose SubConn is not READY (in panic mode, or
+// in the moment before the state change arrives), the picker draws again,
+// and as a last resort uses any READY SubConn, so an RPC never waits on a
+// connection that another endpoint could serve.
+//
+// [HealthChecker] runs the gRPC health-checking protocol for lb's active
+// checks (lb.Config.Health.Checker).
+package balancer
