@@ -8,6 +8,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/cache"
+	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/timeout"
 )
@@ -27,6 +28,7 @@ type Client struct {
 	cache    *cache.HTTP      // nil without ClientConfig.Cache
 	policy   *retry.Policy
 	breakers *breaker.Set
+	balancer *lb.Balancer     // nil without ClientConfig.Balancer
 	attempt  *timeout.Timeout // nil when AttemptTimeout is negative
 	owned    *http.Transport  // the transport NewClient made, if any
 
@@ -82,6 +84,19 @@ func NewClient(cfg ClientConfig) *Client {
 		// No header: the attempt timeout below sends the time left.
 		c.total = timeout.New(timeout.Config{Name: cfg.Name, Timeout: d, Header: timeout.NoHeader, MeterProvider: cfg.MeterProvider})
 	}
+	if cfg.Balancer != nil {
+		lc := *cfg.Balancer
+		if lc.Name == "" {
+			lc.Name = cfg.Name
+		}
+		if lc.MeterProvider == nil {
+			lc.MeterProvider = cfg.MeterProvider
+		}
+		if lc.Breakers == nil {
+			lc.Breakers = c.breakers
+		}
+		c.balancer = lb.New(lc)
+	}
 	if cfg.AttemptTimeout >= 0 {
 		d := cfg.AttemptTimeout
 		if d == 0 {
@@ -102,7 +117,8 @@ func NewClient(cfg ClientConfig) *Client {
 }
 
 // RoundTripper returns the stack's layers (the total timeout, the cache if
-// configured, retry, a breaker per host, the attempt timeout) over next,
+// configured, retry, the balancer with a breaker per endpoint or a breaker
+// per host, the attempt timeout) over next,
 // for a program that builds its own http.Client or puts more layers around
 // them; nil next means http.DefaultTransport. The layers are the Client's:
 // they share its retry budget and breakers, and after Close they keep
@@ -115,7 +131,14 @@ func (c *Client) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if c.cache != nil {
 		layers = append(layers, c.cache.RoundTripper)
 	}
-	layers = append(layers, c.policy.RoundTripper, c.breakers.RoundTripper)
+	layers = append(layers, c.policy.RoundTripper)
+	if c.balancer != nil {
+		// The balancer consults and feeds the per-endpoint breakers
+		// itself, and passes over an endpoint whose breaker rejects.
+		layers = append(layers, c.balancer.RoundTripper)
+	} else {
+		layers = append(layers, c.breakers.RoundTripper)
+	}
 	if c.attempt != nil {
 		layers = append(layers, c.attempt.RoundTripper)
 	}
@@ -125,7 +148,8 @@ func (c *Client) RoundTripper(next http.RoundTripper) http.RoundTripper {
 // Close releases what the stack holds: the layers' metric registrations
 // and, when NewClient made the transport, its idle connections. Requests in
 // flight finish; a request sent after Close still goes through the stack,
-// unobserved, with every host sharing one breaker (breaker.Set.Close). It
+// unobserved, with every host sharing one breaker (breaker.Set.Close) and,
+// with a Balancer, its background loops stopped (lb.Balancer.Close). It
 // is safe to call more than once and from several goroutines; calls after
 // the first return nil.
 func (c *Client) Close() error {
@@ -135,6 +159,9 @@ func (c *Client) Close() error {
 		errs := []error{c.policy.Close(), c.breakers.Close()}
 		if c.cache != nil {
 			errs = append(errs, c.cache.Close())
+		}
+		if c.balancer != nil {
+			errs = append(errs, c.balancer.Close())
 		}
 		if c.total != nil {
 			errs = append(errs, c.total.Close())

@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/conformance"
+	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/stack"
 	"github.com/bulwark-go/bulwark/timeout"
@@ -286,6 +287,7 @@ func TestClientConfigValidate(t *testing.T) {
 		{"retry", stack.ClientConfig{Retry: &retry.Config{MaxAttempts: -1}}, "Retry.MaxAttempts"},
 		{"breaker", stack.ClientConfig{Breaker: &breaker.Config{WindowSize: -1}}, "Breaker.WindowSize"},
 		{"cache", stack.ClientConfig{Cache: &cache.HTTPConfig{MaxBodyBytes: -1}}, "Cache.MaxBodyBytes"},
+		{"balancer", stack.ClientConfig{Balancer: &lb.Config{MaxAttempts: -1}}, "Balancer.MaxAttempts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -360,5 +362,39 @@ func TestClientCacheServesAFreshResponse(t *testing.T) {
 	get(t, c2, srv.URL)
 	if hits.Load() != 2 {
 		t.Fatalf("no Cache: server saw %d requests, want 2", hits.Load())
+	}
+}
+
+// TestClientBalancerSpreadsAndRetriesElsewhere: with a Balancer, requests
+// to a logical host go to the endpoints; an endpoint that fails has its
+// breaker open, and the retry lands on a healthy one.
+func TestClientBalancerSpreadsAndRetriesElsewhere(t *testing.T) {
+	var goodHits, badHits atomic.Int32
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		goodHits.Add(1)
+		io.WriteString(w, "ok")
+	}))
+	defer good.Close()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		badHits.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer bad.Close()
+	c := newClient(t, stack.ClientConfig{
+		Retry:    fast,
+		Balancer: &lb.Config{Policy: lb.RoundRobin(), Endpoints: []lb.Endpoint{{Addr: good.Listener.Addr().String()}, {Addr: bad.Listener.Addr().String()}}},
+		Breaker:  &breaker.Config{ConsecutiveFailures: 2, OpenDuration: time.Hour},
+	})
+	for i := range 20 {
+		code, body, err := get(t, c, "http://service/items")
+		if err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v, want every request served by the good endpoint", i, code, body, err)
+		}
+	}
+	if badHits.Load() != 2 {
+		t.Fatalf("the failing endpoint saw %d requests, want 2: its breaker should have opened after 2 failures", badHits.Load())
+	}
+	if goodHits.Load() != 20 {
+		t.Fatalf("the good endpoint saw %d requests, want 20", goodHits.Load())
 	}
 }

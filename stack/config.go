@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/validate"
+	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/limit"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/session"
@@ -35,7 +36,8 @@ const (
 
 // ClientConfig configures the client stack built by NewClient. The zero
 // value is useful: a 30 s total timeout, no cache, retry with its defaults plus
-// automatic Idempotency-Keys, a breaker per host with its defaults, a 10 s
+// automatic Idempotency-Keys, no balancing, a breaker per host with its
+// defaults, a 10 s
 // attempt timeout and a transport of the Client's own. NewClient copies the
 // Config; changing it afterwards has no effect.
 type ClientConfig struct {
@@ -65,9 +67,21 @@ type ClientConfig struct {
 	// MeterProvider filled in when empty; MaxAttempts 1 turns retries off.
 	Retry *retry.Config
 
-	// Breaker configures the breaker that guards each host (one per URL
-	// host, host:port). nil means breaker's defaults. Name and
-	// MeterProvider are filled in when empty.
+	// Balancer, if set, spreads the attempts over a service's endpoints
+	// (package lb, below retry, so that a retry can land on another
+	// endpoint): send requests to any host (e.g. http://service/path),
+	// and each attempt goes to the endpoint the balancer picks, with
+	// lb.Config's defaults (P2C on peak-EWMA latency, passive outlier
+	// ejection) for what it leaves zero. Its Breakers default to the
+	// stack's breakers, one per endpoint. Default nil: no balancing;
+	// requests go to their URL's host. Name and MeterProvider are
+	// filled in when empty.
+	Balancer *lb.Config
+
+	// Breaker configures the breaker that guards each endpoint: one per
+	// Balancer endpoint (unless Balancer.Breakers is set), or without a
+	// Balancer one per URL host (host:port). nil means breaker's
+	// defaults. Name and MeterProvider are filled in when empty.
 	Breaker *breaker.Config
 
 	// AttemptTimeout bounds each attempt (each try of retry), and sends
@@ -106,6 +120,11 @@ func (c ClientConfig) Validate() error {
 	}
 	if c.Retry != nil {
 		if err := nested("Retry", c.Retry.Validate()); err != nil {
+			return err
+		}
+	}
+	if c.Balancer != nil {
+		if err := nested("Balancer", c.Balancer.Validate()); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,9 @@
 //	cache              ClientConfig.Cache (default: none), an RFC 9111 HTTP cache
 //	retry              ClientConfig.Retry (default: 3 attempts, exponential backoff with
 //	                   full jitter, a 10% retry budget, automatic Idempotency-Key)
-//	breaker per host   ClientConfig.Breaker (default: breaker's defaults), one per URL host
+//	balancer           ClientConfig.Balancer (default: none), package lb: picks an endpoint per attempt
+//	breakers           ClientConfig.Breaker (default: breaker's defaults), one per endpoint
+//	                   of the balancer, or without one, one per URL host
 //	attempt timeout    ClientConfig.AttemptTimeout (default 10 s), sends Request-Timeout-Ms
 //	transport          ClientConfig.Transport (default: a clone of http.DefaultTransport)
 //
@@ -26,9 +28,9 @@
 // idempotency, or this package's server stack with
 // ServerConfig.Idempotency set) so that a retried POST runs once.
 //
-// Client-side load balancing (package lb, with a breaker per endpoint
-// instead of per host) will take the breaker layer's place once it is part
-// of the module.
+// With a Balancer, the breakers are the balancer's: it passes over an
+// endpoint whose breaker rejects, before anything is sent, and a retry
+// picks again, so it can land on another endpoint.
 //
 // # The server stack
 //
