@@ -89,7 +89,7 @@ const (
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http with a round-robin over the instances and a %s timeout", formatDuration(cfg.deadline)),
-		"the same, plus retry (budget, hedging after 100ms, an Idempotency-Key on each POST), a breaker per instance and a 250ms per-attempt timeout",
+		"the preset client stack, stack.NewClient: the same deadline, retry (budget, hedging after 100ms, an Idempotency-Key on each POST), lb (P2C, outlier ejection, slow start, a breaker per instance) and a 250ms per-attempt timeout",
 	}
 }
 
@@ -388,14 +388,14 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "  dup: orders placed more than once; breaker: state changes of bulwark's breakers")
+	fmt.Fprintln(out, "  dup: orders placed more than once; breaker: state changes of bulwark's breakers and lb's ejections and returns")
 	for _, ph := range phases {
 		fmt.Fprintf(out, "  %-18s %s\n", ph.name+":", ph.about)
 	}
 	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 72, 9))
 	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 72, 9))
 	fmt.Fprintln(out, "servers: bulwark's server stack (package stack): a 5s timeout, and idempotency keys kept in Redis")
-	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade), Redis outage, lb and chaos")
+	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade), Redis outage, faults from package chaos")
 	fmt.Fprintln(out, "\nbulwark's targets:")
 	for _, t := range targets(o.rows) {
 		mark := "ok  "
