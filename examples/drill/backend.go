@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/idempotency/redisstore"
@@ -46,15 +47,16 @@ type backend struct {
 	ln  net.Listener
 }
 
-func startBackend(name string, rdb redis.UniversalClient, l *ledger) (*backend, error) {
+func startBackend(name string, rdb redis.UniversalClient, l *ledger, mp metric.MeterProvider) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	b := &backend{name: name, addr: ln.Addr().String(), ledger: l}
 	b.stack = stack.NewServer(stack.ServerConfig{
-		Name:    "drill-backend",
-		Timeout: &timeout.Config{Timeout: 5 * time.Second},
+		Name:          "drill-backend-" + name,
+		MeterProvider: mp,
+		Timeout:       &timeout.Config{Timeout: 5 * time.Second},
 		Idempotency: &idempotency.Config{
 			Store: redisstore.New(rdb, redisstore.Config{Prefix: "drill:idem:"}),
 			// A hedge that lands here while the first attempt still

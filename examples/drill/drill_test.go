@@ -142,7 +142,7 @@ func TestFlags(t *testing.T) {
 			t.Fatalf("-h: %v, want flag.ErrHelp", err)
 		}
 		help := stderr.String()
-		for _, want := range []string{"Usage: drill ", "-quick", "-report", "bare", "bulwark", "127.0.0.1"} {
+		for _, want := range []string{"Usage: drill ", "-quick", "-report", "-metrics", "REDIS_ADDR", "status 1", "bare", "bulwark", "127.0.0.1"} {
 			if !strings.Contains(help, want) {
 				t.Errorf("help lacks %q:\n%s", want, help)
 			}

@@ -1,11 +1,13 @@
 // Command drill is bulwark's main demo: a scripted failure drill against a
 // small service, run twice at the same time, once through a bare net/http
-// client and once through a client built from bulwark's packages, with the
-// results printed side by side, phase by phase.
+// client and once through bulwark's preset client stack (package stack),
+// with the results printed side by side, phase by phase, and bulwark's
+// targets judged at the end (exit status 1 if one is missed).
 //
-//	go run ./examples/drill            # the full drill: about 13 s once compiled
+//	go run ./examples/drill            # the full drill: about 15 s once compiled
 //	go run ./examples/drill -quick     # a short run (used by CI): about 5 s
 //	go run ./examples/drill -report drill-report.html
+//	go run ./examples/drill -metrics :9464   # Prometheus text at /metrics while it runs
 //	go run ./examples/drill -h         # the phases, the clients and the flags
 //
 // The first `go run` also compiles bulwark and its dependencies: about 15 s
@@ -13,9 +15,13 @@
 // downloaded too. Later runs start at once.
 //
 // It needs nothing but Go: the service's instances are real HTTP servers on
-// loopback (127.0.0.1), started and broken by the drill itself. Most of its
-// time goes to the latency-spike phase, where the bare client waits out its
-// deadline on every request that lands on the slow instance.
+// loopback (127.0.0.1), each behind bulwark's server stack, started and
+// broken by the drill itself; their idempotency records live in an
+// embedded Redis (miniredis), or in the Redis at REDIS_ADDR. Half the
+// requests are POSTs that place an order, and every placement is counted,
+// so an order placed twice shows. Most of the drill's time goes to the
+// latency-spike phase, where the bare client waits out its deadline on
+// every request that lands on the slow instance.
 package main
 
 import (
@@ -33,6 +39,9 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // phase is one step of the drill: a fault switched on before the load runs
@@ -65,7 +74,7 @@ var phases = []phase{
 		// and each holds a worker until its deadline.
 		return time.Duration(cfg.requests/3) * min(cfg.deadline, 1500*time.Millisecond) / time.Duration(cfg.concurrency)
 	}, 2 * time.Second, time.Second},
-	{"responses dropped", "a is fast again; instance b does the work, then drops every response", func(bs []*backend) error {
+	{"responses dropped", "a fast again; b does the work, then drops the response", func(bs []*backend) error {
 		bs[0].delay.Store(0)
 		bs[1].drop.Store(true)
 		return nil
@@ -166,6 +175,7 @@ type config struct {
 	requests    int           // per phase and client
 	concurrency int           // workers per client
 	deadline    time.Duration // each request's overall deadline, both clients
+	metrics     string        // -metrics address, "" for none
 }
 
 // outcome is a whole drill: when it ran, what it did and how long each
@@ -238,6 +248,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a short drill: 60 requests per phase and client, 6 workers (CI runs this)")
 	report := fs.String("report", "", "also write a self-contained HTML `file` with charts of the results;\nthe file is created before the drill starts")
+	metrics := fs.String("metrics", "", "serve the OpenTelemetry metrics of bulwark's stacks (client and servers)\nin the Prometheus text format at http://`addr`/metrics while the drill runs;\n:PORT listens on 127.0.0.1")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return config{}, "", err
@@ -251,6 +262,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 		cfg.requests = 60
 		cfg.concurrency = 6
 	}
+	cfg.metrics = *metrics
 	return cfg, *report, nil
 }
 
@@ -258,15 +270,18 @@ func usage(fs *flag.FlagSet) {
 	w := fs.Output()
 	cfg := config{requests: 300, concurrency: 8, deadline: time.Second}
 	about := clientsAbout(cfg)
-	fmt.Fprintf(w, `Usage: drill [-quick] [-report file]
+	fmt.Fprintf(w, `Usage: drill [-quick] [-report file] [-metrics addr]
 
 drill is bulwark's failure drill. It starts three instances (a, b, c) of a
-small HTTP service on 127.0.0.1, then sends the same load through two clients
-at the same time, phase by phase, while it breaks the instances:
+small HTTP service on 127.0.0.1, each behind bulwark's server stack with its
+idempotency records in Redis (an embedded miniredis, or the Redis at
+REDIS_ADDR), then sends the same load, GET and POST (placing orders)
+alternately, through two clients at the same time, phase by phase, while it
+breaks the instances:
 
 `)
 	for i, ph := range phases {
-		fmt.Fprintf(w, "  %d. %-14s %s\n", i+1, ph.name, ph.about)
+		fmt.Fprintf(w, "  %d. %-18s %s\n", i+1, ph.name, ph.about)
 	}
 	fmt.Fprintf(w, `
 The clients:
@@ -274,10 +289,15 @@ The clients:
   bare     %s
   bulwark  %s
 
-It prints each client's success rate and p50/p99 latency per phase. A full
-drill takes about 13 s (mostly the latency spike, where the bare client waits
-out its deadline); -quick about 5 s. Progress goes to stderr: a bar on a
-terminal, one line per finished phase otherwise.
+It prints, per phase and client, the success rate, p50, p99 and max latency,
+the orders placed more than once, and bulwark's breaker and ejection
+changes; then bulwark's targets (instance down: at least 99.9%% success;
+latency spike: p99 after the phase's first second at most twice the steady
+p99; no order placed twice; responses dropped: at least 99.9%% success), and
+exits with status 1 if bulwark missed one. A full drill takes about 15 s
+(mostly the latency spike, where the bare client waits out its deadline);
+-quick about 5 s. Progress goes to stderr: a bar on a terminal, one line per
+finished phase otherwise.
 
 Flags:
 `, wrap(about[0], 66, 11), wrap(about[1], 66, 11))
@@ -320,10 +340,23 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	}
 	defer stopRedis()
 	o.redis = where
+	var mp metric.MeterProvider // nil: the global provider, a no-op
+	if cfg.metrics != "" {
+		reader := sdkmetric.NewManualReader()
+		provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer provider.Shutdown(context.Background())
+		ms, err := startMetrics(cfg.metrics, reader)
+		if err != nil {
+			return nil, err
+		}
+		defer ms.close()
+		fmt.Fprintf(out, "metrics: %s (Prometheus text format)\n", ms.url)
+		mp = provider
+	}
 	ledger := newLedger()
 	var bs []*backend
 	for _, name := range []string{"a", "b", "c"} {
-		b, err := startBackend(name, rdb, ledger)
+		b, err := startBackend(name, rdb, ledger, mp)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +371,7 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 
 	bare := newBareClient(o.addrs, cfg)
 	defer bare.stop()
-	guarded := newBulwarkClient(o.addrs, cfg)
+	guarded := newBulwarkClient(o.addrs, cfg, mp)
 	defer guarded.stop()
 	clients := []*client{bare, guarded}
 

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
@@ -46,7 +48,7 @@ func newBareClient(addrs []string, cfg config) *client {
 // breaker opens, P2C steers away from its latency, and requests stop
 // paying the hedge delay. A retry picks again, so it lands on another
 // instance.
-func newBulwarkClient(addrs []string, cfg config) *client {
+func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *client {
 	t := transport()
 	var changes atomic.Int64
 	var eps []lb.Endpoint
@@ -54,8 +56,9 @@ func newBulwarkClient(addrs []string, cfg config) *client {
 		eps = append(eps, lb.Endpoint{Addr: a})
 	}
 	c := stack.NewClient(stack.ClientConfig{
-		Name:    "drill",
-		Timeout: cfg.deadline,
+		Name:          "drill",
+		MeterProvider: mp,
+		Timeout:       cfg.deadline,
 		Retry: &retry.Config{
 			MaxAttempts: 3,
 			BaseDelay:   5 * time.Millisecond,
