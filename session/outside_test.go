@@ -60,7 +60,9 @@ func (s *spy) DestroyUser(ctx context.Context, u string) (int, error) {
 	return s.Store.DestroyUser(ctx, u)
 }
 
-func (s *spy) calls() int64 { return s.loads.Load() + s.commits.Load() + s.takes.Load() + s.users.Load() }
+func (s *spy) calls() int64 {
+	return s.loads.Load() + s.commits.Load() + s.takes.Load() + s.users.Load()
+}
 
 // failing is a store that fails every call when down is set.
 type failing struct {
