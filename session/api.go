@@ -20,7 +20,9 @@ import (
 // (the first WriteHeader, Write or Flush), or when the handler returns if
 // it wrote nothing. Changes made after the headers are written are
 // committed when the handler returns. If the handler panics, nothing is
-// committed.
+// committed. Once the handler has returned (or panicked), Put, Remove,
+// Clear, SetUser and Renew return ErrHandlerReturned: a goroutine it left
+// behind can no longer change the session.
 
 // Get returns the value stored under key, decoded as a T, and whether
 // there was one. It reports false when the key is absent, when the
@@ -73,7 +75,8 @@ func Has(ctx context.Context, key string) bool {
 //
 // Put on a request without a session creates one (and its cookie) when
 // the changes are committed; once the response's headers are written,
-// that is too late and Put returns ErrHeadersWritten.
+// that is too late and Put returns ErrHeadersWritten. Once the handler has
+// returned, Put returns ErrHandlerReturned.
 func Put(ctx context.Context, key string, v any) error {
 	s := from(ctx)
 	if s == nil {
@@ -123,7 +126,8 @@ func Put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// Remove deletes key from the session, leaving the other keys alone.
+// Remove deletes key from the session, leaving the other keys alone. Once
+// the handler has returned, it returns ErrHandlerReturned.
 func Remove(ctx context.Context, key string) error {
 	s := from(ctx)
 	if s == nil {
@@ -131,8 +135,8 @@ func Remove(ctx context.Context, key string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	delete(s.set, key)
 	delete(s.decoded, key)
@@ -147,7 +151,7 @@ func Remove(ctx context.Context, key string) error {
 
 // Clear deletes every key of the session, keeping the session itself (its
 // token, user and deadlines). Keys put after Clear by the same request
-// are kept.
+// are kept. Once the handler has returned, it returns ErrHandlerReturned.
 func Clear(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {
@@ -155,8 +159,8 @@ func Clear(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	s.set, s.decoded, s.del, s.clear = nil, nil, nil, true
 	return nil
@@ -176,7 +180,9 @@ func Keys(ctx context.Context) []string {
 // SetUser binds the session to userID (at most MaxUserIDLen bytes), so
 // that Manager.DestroyAll(userID) ends it. Call Renew at the same time
 // when the user logs in. The binding is committed with the request's other
-// changes.
+// changes. It returns ErrInvalidUser for an empty or too long userID,
+// ErrHeadersWritten on a request without a session once the headers are
+// written, and ErrHandlerReturned once the handler has returned.
 func SetUser(ctx context.Context, userID string) error {
 	s := from(ctx)
 	if s == nil {
@@ -187,6 +193,9 @@ func SetUser(ctx context.Context, userID string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.done {
+		return ErrHandlerReturned
+	}
 	s.load() // for the absolute deadline, which bounds the user's index
 	if err := s.writable(); err != nil {
 		return err
@@ -223,8 +232,10 @@ func User(ctx context.Context) string {
 // session and its changes are dropped. If the session was already gone,
 // Renew leaves the request without a session (a later Put starts a fresh
 // one). On a request without a session it does nothing. It returns
-// ErrHeadersWritten once the response's headers are written, and a
-// *StoreError if the store fails (the old token may then be dead already).
+// ErrHeadersWritten once the response's headers are written,
+// ErrHandlerReturned once the handler has returned (in both cases without
+// touching the session), and a *StoreError if the store fails (the old
+// token may then be dead already).
 func Renew(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {
@@ -232,8 +243,8 @@ func Renew(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	if s.wrote {
 		return ErrHeadersWritten
@@ -283,7 +294,10 @@ func Renew(ctx context.Context) error {
 // after — can bring it back, and the response deletes the cookie. Changes
 // this request has not committed are dropped; keys put afterwards start a
 // fresh session with a new token. It returns a *StoreError if the store
-// fails (the session may then still be live: answer accordingly).
+// fails (the session may then still be live: answer accordingly). Once the
+// response's headers are written, or the handler has returned, Destroy
+// still ends the session in the store, but the cookie can no longer be
+// deleted.
 func Destroy(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {

@@ -52,9 +52,18 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		} else {
 			rec.Reset(hw)
 		}
+		defer s.markDone() // on return and on panic
 		next.ServeHTTP(rec.Writer(), r)
 		s.finish(w, r)
 	})
+}
+
+// markDone ends the request's right to change its session: a goroutine the
+// handler left behind gets ErrHandlerReturned.
+func (s *state) markDone() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
 }
 
 // beforeWrite commits the session before the response's headers go out.

@@ -183,6 +183,7 @@ type state struct {
 	setCookie, delCookie bool
 	err                  error // the session is unusable for this request
 	wrote                bool  // the response's headers are written (or the handler ended)
+	done                 bool  // the handler has returned: nothing more is committed
 	failed               bool  // the ErrorHandler answered the request
 }
 
@@ -251,16 +252,28 @@ func (s *state) get(key string) ([]byte, any, bool) {
 	return v, nil, ok
 }
 
-// canCreate reports an error if a change would need a new session that the
-// client could no longer be told about.
+// writable reports an error if the request can no longer change its
+// session: the handler has returned, the session is unusable, or a change
+// would need a new session that the client could no longer be told about.
 func (s *state) writable() error {
 	switch {
+	case s.done:
+		return ErrHandlerReturned
 	case s.err != nil:
 		return s.err
 	case s.wrote && s.id == "":
 		return ErrHeadersWritten
 	}
 	return nil
+}
+
+// changeable reports an error if the request can no longer change its
+// session at all.
+func (s *state) changeable() error {
+	if s.done {
+		return ErrHandlerReturned
+	}
+	return s.err
 }
 
 func (s *state) keys() []string {

@@ -1564,12 +1564,9 @@ func TestOutsideTLSCookieJar(t *testing.T) {
 }
 
 // TestOutsideConcurrentUseInRequest: a handler's goroutines may use the
-// session at once, and a goroutine left behind after the handler returned
-// changes nothing (and races with nothing).
+// session at once.
 func TestOutsideConcurrentUseInRequest(t *testing.T) {
 	m := manager(t, session.Config{})
-	leftBehind := make(chan struct{})
-	leftDone := make(chan error, 1)
 	mux := app().(*http.ServeMux)
 	mux.HandleFunc("/fan", func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -1582,21 +1579,60 @@ func TestOutsideConcurrentUseInRequest(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		go func() {
-			<-leftBehind
-			leftDone <- session.Put(ctx, "ghost", "1")
-		}()
 	})
 	srv := newTLS(t, m.Handler(mux))
 	c := browser(t, srv)
 	c.body("/put?k=a&v=1")
 	c.body("/fan")
-	close(leftBehind)
-	err := <-leftDone
 	if got := c.body("/keys"); got != "a,k0,k1,k2,k3,k4,k5,k6,k7" {
 		t.Fatalf("keys = %q", got)
 	}
-	t.Logf("Put after the handler returned: %v", err)
+}
+
+// TestChangesAfterHandlerReturnedAreRefused: a goroutine the handler left
+// behind cannot change the session any more (its changes would never be
+// committed): Put, Remove, Clear, SetUser and Renew say so with
+// ErrHandlerReturned rather than returning nil, and Renew does not end
+// the session (its new cookie could never reach the client).
+func TestChangesAfterHandlerReturnedAreRefused(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		t.Run(fmt.Sprint("panics=", panics), func(t *testing.T) {
+			m := manager(t, session.Config{})
+			ctxs := make(chan context.Context, 1)
+			mux := app().(*http.ServeMux)
+			mux.HandleFunc("/leave", func(w http.ResponseWriter, r *http.Request) {
+				session.Keys(r.Context())
+				select {
+				case ctxs <- r.Context():
+				default: // the client retried the aborted request
+				}
+				if panics {
+					panic(http.ErrAbortHandler)
+				}
+			})
+			srv := newTLS(t, m.Handler(mux))
+			c := browser(t, srv)
+			c.body("/put?k=a&v=1")
+			if resp, err := c.http.Get(srv.URL + "/leave"); err == nil { // a panic aborts the response
+				resp.Body.Close()
+			}
+			ctx := <-ctxs
+			for name, f := range map[string]func() error{
+				"Put":     func() error { return session.Put(ctx, "ghost", "1") },
+				"Remove":  func() error { return session.Remove(ctx, "a") },
+				"Clear":   func() error { return session.Clear(ctx) },
+				"SetUser": func() error { return session.SetUser(ctx, "mallory") },
+				"Renew":   func() error { return session.Renew(ctx) },
+			} {
+				if err := f(); !errors.Is(err, session.ErrHandlerReturned) {
+					t.Errorf("%s after the handler returned = %v, want ErrHandlerReturned", name, err)
+				}
+			}
+			if got := c.body("/keys"); got != "a" {
+				t.Fatalf("keys = %q, want a (nothing after the handler returned counts)", got)
+			}
+		})
+	}
 }
 
 // TestOutsideRenewCarriesOverlappingCommits: Renew carries what an
