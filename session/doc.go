@@ -31,7 +31,8 @@
 // keys both keep their changes, and for one key the request that commits
 // last wins (last writer wins, per key). Clear removes every key present
 // at commit time. Changes made once the handler has returned (from a
-// goroutine it left behind) are never committed.
+// goroutine it left behind) are never committed: Put, Remove, Clear,
+// SetUser and Renew then return ErrHandlerReturned.
 //
 // # Logout, renewal, fixation
 //
