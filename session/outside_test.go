@@ -1709,3 +1709,23 @@ func TestOutsideClearAtCommit(t *testing.T) {
 		t.Fatalf("keys after Clear = %q", got)
 	}
 }
+
+// TestValidateCookiePrefixAnyCase: browsers match the __Host- and
+// __Secure- prefixes case-insensitively (RFC 6265bis), so "__host-x"
+// without Secure is a cookie every browser rejects; and a Path with a
+// control character would be rewritten by net/http.
+func TestValidateCookiePrefixAnyCase(t *testing.T) {
+	for name, ck := range map[string]session.Cookie{
+		"__host- insecure":    {Name: "__host-x", Insecure: true},
+		"__HOST- with domain": {Name: "__HOST-x", Domain: "example.com"},
+		"__Host- with path":   {Name: "__hOsT-x", Path: "/app"},
+		"__secure- insecure":  {Name: "__SECURE-x", Insecure: true},
+		"path with tab":       {Name: "s", Path: "/a\tb", Insecure: true},
+		"path with DEL":       {Name: "s", Path: "/a\x7fb", Insecure: true},
+		"domain with tab":     {Name: "s", Domain: "a.com\t", Insecure: true},
+	} {
+		if err := (session.Config{Cookie: ck}).Validate(); !errors.Is(err, bulwark.ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want an error", name, err)
+		}
+	}
+}
