@@ -83,8 +83,10 @@ type Config struct {
 	// ErrorHandler answers a request whose session could not be loaded or
 	// saved (the store is unreachable, timed out or full), in place of
 	// the handler's response, when the failure happens before that
-	// response's headers are written. Whatever the handler writes after
-	// that is discarded (its Write calls return the error). nil: 503
+	// response's headers are written; it starts from an empty header map
+	// (the headers the handler set for its own response are dropped).
+	// Whatever the handler writes after that is discarded (its Write
+	// calls return the error). nil: 503
 	// Service Unavailable with the plain-text body "session: store
 	// unavailable" for a store failure (err matches ErrStore), and 500
 	// with "session: session too large" when a commit was refused for

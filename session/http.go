@@ -26,8 +26,8 @@ import (
 // informational headers excepted), or when the handler returns if it
 // wrote nothing. A failure of the store before that point (loading or
 // committing) runs Config.ErrorHandler (default: 503) in place of the
-// handler's response; the handler's later writes are discarded and
-// return the error. After that point, a failure is reported only through
+// handler's response, with none of the headers the handler had set; the
+// handler's later writes are discarded and return the error. After that point, a failure is reported only through
 // Config.OnStoreError and the metrics. The writer passed to next keeps
 // http.Flusher, http.Hijacker (when the server's writer has it),
 // io.ReaderFrom and Unwrap for http.ResponseController. A panic in next
@@ -83,6 +83,10 @@ func (s *state) beforeWrite(w http.ResponseWriter, r *http.Request) bool {
 	}
 	s.mu.Unlock()
 	if err != nil {
+		// The ErrorHandler's answer replaces the handler's response: none
+		// of the headers set for it (Content-Encoding, Cache-Control,
+		// ETag, its cookies, ...) may go out with the error.
+		clear(w.Header())
 		s.m.onError(w, r, err)
 		return false
 	}

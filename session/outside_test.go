@@ -1729,3 +1729,37 @@ func TestValidateCookiePrefixAnyCase(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorResponseDropsHandlerHeaders: the ErrorHandler's answer replaces
+// the handler's response, so it must not go out under the headers the
+// handler had set for its own body: a Content-Encoding would make the
+// client decode plain text as gzip, a "Cache-Control: public" would let a
+// shared cache keep the 503, a handler's Set-Cookie would go out with it.
+func TestErrorResponseDropsHandlerHeaders(t *testing.T) {
+	f := &failing{Store: memStore(t)}
+	m := manager(t, session.Config{Store: f})
+	srv := newTLS(t, m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Cache-Control", "public, max-age=600")
+		h.Set("ETag", `"v1"`)
+		h.Set("Set-Cookie", "csrf=abc")
+		session.Put(r.Context(), "a", "1")
+		w.Write([]byte("\x1f\x8b gzip body"))
+	})))
+	f.down.Store(true)
+	c := browser(t, srv)
+	c.http.Transport.(*http.Transport).DisableCompression = true
+	resp, b := c.get("/")
+	if resp.StatusCode != http.StatusServiceUnavailable || b != "session: store unavailable\n" {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+	for _, k := range []string{"Content-Encoding", "ETag", "Set-Cookie"} {
+		if v := resp.Header.Values(k); len(v) != 0 {
+			t.Errorf("the error response carries the handler's %s: %q", k, v)
+		}
+	}
+	if v := resp.Header.Get("Cache-Control"); strings.Contains(v, "public") {
+		t.Errorf("the error response is cacheable: Cache-Control %q", v)
+	}
+}
