@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/bulwark-go/bulwark/internal/clock"
@@ -229,9 +230,10 @@ func User(ctx context.Context) string {
 // whole, and the data carried over includes what overlapping requests
 // committed) and stores it under the new one; the new cookie goes out with
 // the response. A request still using the old token afterwards finds no
-// session and its changes are dropped. If the session was already gone,
-// Renew leaves the request without a session (a later Put starts a fresh
-// one). On a request without a session it does nothing. It returns
+// session and its changes are dropped. If the session was already gone
+// (or a DestroyAll of its user overtook the renewal), Renew leaves the
+// request without a session (a later Put starts a fresh one) and returns
+// nil. On a request without a session it does nothing. It returns
 // ErrHeadersWritten once the response's headers are written,
 // ErrHandlerReturned once the handler has returned (in both cases without
 // touching the session), and a *StoreError if the store fails (the old
@@ -274,11 +276,19 @@ func Renew(ctx context.Context) error {
 	}
 	token, id := newToken()
 	ch := &Change{Create: true, Deadline: rec.Deadline, Now: now, Idle: s.m.idle, Set: rec.Values, User: user}
-	if user != "" {
-		ch.Unindex = old
+	if user != "" && user == rec.User {
+		ch.Unindex = old // and the store refuses if DestroyAll(user) ran since the Take
 	}
 	if err := s.m.store.Commit(s.ctx, id, ch); err != nil {
 		s.live, s.values = false, nil
+		if errors.Is(err, ErrNotFound) {
+			// DestroyAll overtook the renewal: the session is gone.
+			if !s.userDirty {
+				s.user = ""
+			}
+			s.delCookie = s.hadCookie
+			return nil
+		}
 		s.fail(opRenew, err)
 		return s.err
 	}

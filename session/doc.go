@@ -93,9 +93,11 @@
 // never compile go-redis, keeps a session as a hash under a key tagged by
 // its id, with a tombstone key of the same tag, and each user's sessions
 // in a sorted set tagged by the user: every script touches keys of one
-// tag, so it runs on Redis Cluster. DestroyAll reads the user's index and
-// deletes each session with a script on that session's keys. Both stores
-// pass one conformance suite.
+// tag, so it runs on Redis Cluster. DestroyAll takes the user's index
+// atomically and deletes each session with a script on that session's
+// keys; a Renew of one of them that DestroyAll overtakes finds its old id
+// gone from the index and leaves the request without a session. Both
+// stores pass one conformance suite.
 //
 // # Telemetry
 //

@@ -124,6 +124,19 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 			delete(s.tombs, id)
 		}
 	}
+	// Index entries of taken sessions whose tombstones have expired.
+	for user, ids := range s.users {
+		for id := range ids {
+			if _, live := s.sessions[id]; !live {
+				if _, tomb := s.tombs[id]; !tomb {
+					delete(ids, id)
+				}
+			}
+		}
+		if len(ids) == 0 {
+			delete(s.users, user)
+		}
+	}
 }
 
 // Close stops the cleanup goroutine and waits for it to end. It is safe to
@@ -238,6 +251,13 @@ func (s *MemoryStore) Commit(ctx context.Context, id string, ch *Change) error {
 	if ch.SizeLimit > 0 && size > ch.SizeLimit {
 		return ErrTooLarge
 	}
+	if ch.Create && ch.Unindex != "" && ch.User != "" {
+		// A renewal: the session it replaces must still be in the user's
+		// index, or DestroyUser ran since its Take.
+		if _, ok := s.users[ch.User][ch.Unindex]; !ok {
+			return ErrNotFound
+		}
+	}
 	if ch.Create {
 		s.sessions[id] = r
 	}
@@ -286,7 +306,7 @@ func (s *MemoryStore) Take(ctx context.Context, id string) (*Record, error) {
 		return nil, nil // no tombstone: a flood of unknown ids must not grow the store
 	}
 	s.tombs[id] = now.Add(TombstoneTTL)
-	s.remove(id, r)
+	delete(s.sessions, id) // its index entry stays for a renewal (Change.Unindex); sweep drops it
 	return r.export(), nil
 }
 
