@@ -50,10 +50,15 @@
 // # Tokens
 //
 // A token is 256 bits from crypto/rand in unpadded base64url (43
-// characters). The store keys sessions by the SHA-256 of the token, so a
-// copy of the store's data (a Redis dump, a replica, a backup) holds no
-// usable cookie. A cookie that is not a well-formed token is ignored
-// without a store call.
+// characters). The store keys sessions by the SHA-256 of the token's 32
+// bytes (in unpadded base64url), so a copy of the store's data (a Redis
+// dump, a replica, a backup) holds no usable cookie. A cookie that is not
+// a well-formed token (43 characters of canonical unpadded base64url) is
+// ignored without a store call. When a request carries several cookies of
+// the session's name (a sibling subdomain or a longer path can add one
+// unless the name has the __Host- prefix, as the default has), the first
+// well-formed one is used, as net/http lists them: browsers send the
+// cookie with the longest path first.
 //
 // # Expiry
 //

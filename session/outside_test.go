@@ -688,9 +688,9 @@ func TestOutsideFixation(t *testing.T) {
 }
 
 // TestOutsideDuplicateCookies: two cookies of the session's name (a
-// sibling subdomain or a more specific path can add one): a garbage or
-// unknown first cookie must not hide the real session, and a known session
-// is never replaced by an unknown one.
+// sibling subdomain or a more specific path can add one): a garbage first
+// cookie does not hide the real session; otherwise the first well-formed
+// one counts, as documented.
 func TestOutsideDuplicateCookies(t *testing.T) {
 	m := manager(t, session.Config{Cookie: session.Cookie{Insecure: true}})
 	srv := httptest.NewServer(m.Handler(app()))
@@ -714,6 +714,19 @@ func TestOutsideDuplicateCookies(t *testing.T) {
 		if string(b) != "1" {
 			t.Errorf("Cookie: %q: read %q, want the session's 1", hdr, b)
 		}
+	}
+	// Documented: the first well-formed cookie is the one used, even when
+	// the store does not know it.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/get?k=a", nil)
+	req.Header.Set("Cookie", "session="+strings.Repeat("Q", 43)+"; session="+tok)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "<none>" {
+		t.Errorf("an unknown first token then the session's: read %q, want <none> (the first well-formed cookie counts)", b)
 	}
 }
 

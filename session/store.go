@@ -9,8 +9,8 @@ import (
 // and the Redis store (package session/redisstore) implement it; both pass
 // the same conformance suite.
 //
-// A store never sees a token: ids are the SHA-256 of the token in
-// unpadded base64url (43 characters from [A-Za-z0-9_-]). Values are
+// A store never sees a token: ids are the SHA-256 of the token's 32 bytes
+// in unpadded base64url (43 characters from [A-Za-z0-9_-]). Values are
 // stored per key, so that [Store.Commit] applies one request's changes
 // key by key, atomically, over whatever other requests committed
 // meanwhile.
