@@ -254,7 +254,7 @@ func Renew(ctx context.Context) error {
 	if s.id == "" {
 		return nil
 	}
-	rec, err := s.m.store.Take(s.ctx, s.id)
+	rec, err := s.m.store.Take(s.storeCtx(), s.id)
 	if err != nil {
 		s.fail(opRenew, err)
 		return s.err
@@ -279,7 +279,7 @@ func Renew(ctx context.Context) error {
 	if user != "" && user == rec.User {
 		ch.Unindex = old // and the store refuses if DestroyAll(user) ran since the Take
 	}
-	if err := s.m.store.Commit(s.ctx, id, ch); err != nil {
+	if err := s.m.store.Commit(s.storeCtx(), id, ch); err != nil {
 		s.live, s.values = false, nil
 		if errors.Is(err, ErrNotFound) {
 			// DestroyAll overtook the renewal: the session is gone.
@@ -316,9 +316,9 @@ func Destroy(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.id != "" {
-		if _, err := s.m.store.Take(s.ctx, s.id); err != nil {
+		if _, err := s.m.store.Take(s.storeCtx(), s.id); err != nil {
 			serr := &StoreError{Op: opNames[opDestroy], Err: err}
-			s.m.storeError(s.ctx, opDestroy, serr, s.wrote)
+			s.m.storeError(s.storeCtx(), opDestroy, serr, s.wrote)
 			return serr
 		}
 	}

@@ -27,11 +27,17 @@ import (
 // wrote nothing. A failure of the store before that point (loading or
 // committing) runs Config.ErrorHandler (default: 503) in place of the
 // handler's response, with none of the headers the handler had set; the
-// handler's later writes are discarded and return the error. After that point, a failure is reported only through
-// Config.OnStoreError and the metrics. The writer passed to next keeps
-// http.Flusher, http.Hijacker (when the server's writer has it),
-// io.ReaderFrom and Unwrap for http.ResponseController. A panic in next
-// commits nothing and goes on.
+// handler's later writes are discarded and return the error. After that
+// point, a failure is reported only through Config.OnStoreError and the
+// metrics.
+//
+// Store calls run under the request's context without its cancellation
+// (its values and deadline are kept), so a client that hangs up stops
+// neither the commit of what the handler did nor a Destroy.
+//
+// The writer passed to next keeps http.Flusher, http.Hijacker (when the
+// server's writer has it), io.ReaderFrom and Unwrap for
+// http.ResponseController. A panic in next commits nothing and goes on.
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := &state{m: m}
@@ -43,7 +49,7 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 			}
 		}
 		ctx := context.WithValue(r.Context(), ctxKey{}, s)
-		s.ctx = ctx
+		s.reqCtx = ctx
 		r = r.WithContext(ctx)
 		hw := &hookWriter{ResponseWriter: w, s: s, r: r}
 		var rec httpx.Recorder
@@ -63,6 +69,9 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 func (s *state) markDone() {
 	s.mu.Lock()
 	s.done = true
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.mu.Unlock()
 }
 

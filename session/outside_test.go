@@ -1776,3 +1776,63 @@ func TestErrorResponseDropsHandlerHeaders(t *testing.T) {
 		t.Errorf("the error response is cacheable: Cache-Control %q", v)
 	}
 }
+
+// TestClientGoneStillCommits: a client that hangs up while its request
+// runs cancels r.Context(), but what the handler did must still be saved,
+// and above all a logout must still end the session (OWASP: logout is
+// enforced server-side), whatever the client does.
+func TestClientGoneStillCommits(t *testing.T) {
+	st := memStore(t)
+	m := manager(t, session.Config{Store: st})
+	results := make(chan error, 1)
+	finished := make(chan struct{}, 1)
+	started := make(chan struct{}, 1)
+	mux := app().(*http.ServeMux)
+	mux.HandleFunc("/slow-order", func(w http.ResponseWriter, r *http.Request) {
+		session.Keys(r.Context())
+		started <- struct{}{}
+		<-r.Context().Done() // the client has gone
+		results <- session.Put(r.Context(), "order", "placed")
+	})
+	mux.HandleFunc("/slow-logout", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+		results <- session.Destroy(r.Context())
+	})
+	h := m.Handler(mux)
+	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, "/slow") {
+			finished <- struct{}{} // the Manager has committed
+		}
+	}))
+	c := browser(t, srv)
+	c.body("/put?k=a&v=1")
+	hangUp := func(path string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := c.http.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		<-started
+		cancel()
+		<-errc
+		if err := <-results; err != nil {
+			t.Errorf("%s: the session call after the client left: %v", path, err)
+		}
+		<-finished
+	}
+	hangUp("/slow-order")
+	if got := c.body("/get?k=order"); got != "placed" {
+		t.Errorf("a change made before the client hung up was lost: %q", got)
+	}
+	hangUp("/slow-logout")
+	if got := c.body("/get?k=a"); got != "<none>" {
+		t.Errorf("a logout whose client hung up left the session alive: %q", got)
+	}
+}
