@@ -106,9 +106,13 @@
 //
 // # Telemetry
 //
-// Observable counters bulwark.session.loads, bulwark.session.saves and
-// bulwark.session.store.errors (attribute bulwark.session.op: load, save,
-// renew, destroy, destroy_all), labelled bulwark.name = Config.Name.
+// Observable counters, all labelled bulwark.name = Config.Name:
+// bulwark.session.loads (sessions read from the store),
+// bulwark.session.saves (commits: changes, creations, renewals and idle
+// extensions) and bulwark.session.store.errors, by operation (attribute
+// bulwark.session.op: load, save, renew, destroy, destroy_all). A failure
+// of a request whose context has ended (its deadline passed) is not
+// counted as a store error. Manager.Close unregisters them.
 //
 // # Migrating from alexedwards/scs
 //
