@@ -1836,3 +1836,43 @@ func TestClientGoneStillCommits(t *testing.T) {
 		t.Errorf("a logout whose client hung up left the session alive: %q", got)
 	}
 }
+
+// TestMemoryTombstonesBounded: every logout leaves a tombstone for
+// TombstoneTTL; a flood of create-and-logout requests (each cheap for an
+// anonymous client) must not grow the memory store past MaxSessions
+// tombstones, as it bounds sessions.
+func TestMemoryTombstonesBounded(t *testing.T) {
+	st := session.NewMemoryStore(session.MemoryConfig{MaxSessions: 2})
+	defer st.Close()
+	ctx := context.Background()
+	var ids []string
+	for i := range 6 {
+		id := fmt.Sprintf("%043d", i)
+		now := time.Now()
+		if err := st.Commit(ctx, id, &session.Change{Create: true, Now: now, Idle: time.Hour, Deadline: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := st.Take(ctx, id); r == nil || err != nil {
+			t.Fatal(r, err)
+		}
+		ids = append(ids, id)
+	}
+	tombstoned := 0
+	for _, id := range ids {
+		now := time.Now()
+		// A session that expires at once: probing leaves no tombstone.
+		err := st.Commit(ctx, id, &session.Change{Create: true, Now: now, Idle: time.Nanosecond, Deadline: now.Add(time.Hour)})
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			tombstoned++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if tombstoned > 2 {
+		t.Fatalf("the store holds %d tombstones, want at most MaxSessions (2)", tombstoned)
+	}
+	if tombstoned == 0 {
+		t.Fatalf("no tombstone at all")
+	}
+}
