@@ -59,7 +59,8 @@ type Config struct {
 	Codec Codec
 	// IdleTimeout ends a session that has not been used for that long; it
 	// is enforced by the store (a Redis TTL) and checked again on load.
-	// 0 means DefaultIdleTimeout (30 minutes); at most Lifetime.
+	// 0 means DefaultIdleTimeout (30 minutes), or Lifetime if that is
+	// shorter; at most Lifetime.
 	IdleTimeout time.Duration
 	// Lifetime ends a session that long after it was created, however
 	// active it is; Renew keeps it. 0 means DefaultLifetime (12 hours); at

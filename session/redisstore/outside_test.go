@@ -341,3 +341,33 @@ func TestOutsideRedisValidate(t *testing.T) {
 	}()
 	redisstore.New(nil, redisstore.Config{})
 }
+
+// TestOutsideDestroyAllFinishesAnAbortedOne: ids a DestroyUser had taken
+// from the index (the documented ":d" set) but not ended, because it failed
+// midway, are ended by the next DestroyAll of that user.
+func TestOutsideDestroyAllFinishesAnAbortedOne(t *testing.T) {
+	redistest.Flavours(t, func(t *testing.T, h *redistest.Harness) {
+		srv, m := instance(t, h.Client, h.Prefix)
+		c := newJarClient(t, srv)
+		c.must("/login?u=peggy")
+		c.must("/put?k=a&v=1")
+		ctx := context.Background()
+		idx := h.Prefix + "user:{" + base64.RawURLEncoding.EncodeToString([]byte("peggy")) + "}"
+		// What a DestroyUser that failed after taking the index leaves.
+		ids, err := h.Client.ZRangeWithScores(ctx, idx, 0, -1).Result()
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("index %q = %v, %v", idx, ids, err)
+		}
+		h.Client.ZAdd(ctx, idx+":d", ids[0])
+		h.Client.Del(ctx, idx)
+		if n, err := m.DestroyAll(ctx, "peggy"); n != 1 || err != nil {
+			t.Fatalf("DestroyAll = %d, %v; want 1", n, err)
+		}
+		if got := c.must("/get?k=a"); got != "<none>" {
+			t.Fatalf("the session survived: %q", got)
+		}
+		if n, _ := h.Client.Exists(ctx, idx, idx+":d").Result(); n != 0 {
+			t.Errorf("DestroyAll left %d index keys behind", n)
+		}
+	})
+}
