@@ -34,36 +34,6 @@ import (
 	"github.com/bulwark-go/bulwark/session"
 )
 
-// spy wraps a real store and counts the calls that reach it.
-type spy struct {
-	session.Store
-	loads, commits, takes, users atomic.Int64
-}
-
-func (s *spy) Load(ctx context.Context, id string) (*session.Record, error) {
-	s.loads.Add(1)
-	return s.Store.Load(ctx, id)
-}
-
-func (s *spy) Commit(ctx context.Context, id string, ch *session.Change) error {
-	s.commits.Add(1)
-	return s.Store.Commit(ctx, id, ch)
-}
-
-func (s *spy) Take(ctx context.Context, id string) (*session.Record, error) {
-	s.takes.Add(1)
-	return s.Store.Take(ctx, id)
-}
-
-func (s *spy) DestroyUser(ctx context.Context, u string) (int, error) {
-	s.users.Add(1)
-	return s.Store.DestroyUser(ctx, u)
-}
-
-func (s *spy) calls() int64 {
-	return s.loads.Load() + s.commits.Load() + s.takes.Load() + s.users.Load()
-}
-
 // failing is a store that fails every call when down is set.
 type failing struct {
 	session.Store
@@ -244,6 +214,52 @@ func (c *client) setToken(tok string) {
 	c.jar.SetCookies(u, []*http.Cookie{{Name: session.DefaultCookieName, Value: tok, Path: "/", Secure: true}})
 }
 
+// gate holds a handler between two points while a test does what must
+// happen meanwhile: the handler calls wait, the test calls meanwhile.
+type gate struct{ reached, release chan struct{} }
+
+func newGate() *gate { return &gate{make(chan struct{}), make(chan struct{})} }
+
+func (g *gate) wait() {
+	g.reached <- struct{}{}
+	<-g.release
+}
+
+// meanwhile sends GET path, whose handler calls g.wait, runs during while
+// that handler waits, then lets it finish; it returns the response's
+// status and body.
+func (c *client) meanwhile(path string, g *gate, during func()) (int, string) {
+	c.t.Helper()
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.http.Get(c.srv.URL + path)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{code: resp.StatusCode, body: string(b)}
+	}()
+	select {
+	case <-g.reached:
+	case r := <-done:
+		c.t.Fatalf("GET %s ended before its handler reached the gate: %d %q %v", path, r.code, r.body, r.err)
+	}
+	during()
+	close(g.release)
+	r := <-done
+	if r.err != nil {
+		c.t.Fatalf("GET %s: %v", path, r.err)
+	}
+	return r.code, r.body
+}
+
 func sessionCookie(resp *http.Response, name string) *http.Cookie {
 	for _, ck := range resp.Cookies() {
 		if ck.Name == name {
@@ -351,58 +367,58 @@ func TestOutsideCookieOptions(t *testing.T) {
 // TestOutsideLazyLoad: a request that never touches the session makes no
 // store call and sets no cookie, with or without a (valid) cookie.
 func TestOutsideLazyLoad(t *testing.T) {
-	st := &spy{Store: memStore(t)}
+	st := &counting{Store: memStore(t)}
 	m := manager(t, session.Config{Store: st})
 	srv := newTLS(t, m.Handler(app()))
 	c := browser(t, srv)
 
 	resp, _ := c.get("/none")
-	if st.calls() != 0 || len(resp.Header["Set-Cookie"]) != 0 || len(resp.Header["Cache-Control"]) != 0 {
-		t.Fatalf("untouched request without cookie: %d store calls, headers %v", st.calls(), resp.Header)
+	if st.total() != 0 || len(resp.Header["Set-Cookie"]) != 0 || len(resp.Header["Cache-Control"]) != 0 {
+		t.Fatalf("untouched request without cookie: %d store calls, headers %v", st.total(), resp.Header)
 	}
 	// A read without any cookie has nothing to load.
 	if b := c.body("/get?k=a"); b != "<none>" {
 		t.Fatalf("get = %q", b)
 	}
-	if st.calls() != 0 || c.token() != "" {
-		t.Fatalf("a read without a cookie made %d store calls and set cookie %q", st.calls(), c.token())
+	if st.total() != 0 || c.token() != "" {
+		t.Fatalf("a read without a cookie made %d store calls and set cookie %q", st.total(), c.token())
 	}
 	c.body("/put?k=a&v=1")
-	if n := st.calls(); n != 1 {
+	if n := st.total(); n != 1 {
 		t.Fatalf("a write-only request on a new session made %d store calls, want 1 (docs)", n)
 	}
-	before := st.calls()
+	before := st.total()
 	resp, _ = c.get("/none")
-	if st.calls() != before || len(resp.Header["Set-Cookie"]) != 0 {
-		t.Fatalf("untouched request with a session cookie called the store %d times, Set-Cookie %q", st.calls()-before, resp.Header["Set-Cookie"])
+	if st.total() != before || len(resp.Header["Set-Cookie"]) != 0 {
+		t.Fatalf("untouched request with a session cookie called the store %d times, Set-Cookie %q", st.total()-before, resp.Header["Set-Cookie"])
 	}
-	before = st.calls()
+	before = st.total()
 	c.body("/get?k=a")
-	if n := st.calls() - before; n != 1 {
+	if n := st.total() - before; n != 1 {
 		t.Fatalf("a read made %d store calls, want 1", n)
 	}
-	before = st.calls()
+	before = st.total()
 	c.body("/put?k=b&v=2")
-	if n := st.calls() - before; n != 1 {
+	if n := st.total() - before; n != 1 {
 		t.Fatalf("a write-only request on an existing session made %d store calls, want 1", n)
 	}
-	before = st.calls()
+	before = st.total()
 	c.body("/keys")
 	c.body("/put?k=c&v=3")
-	if n := st.calls() - before; n != 2 {
+	if n := st.total() - before; n != 2 {
 		t.Fatalf("a read, then a write-only request: %d store calls, want 2", n)
 	}
 	// Garbage and oversized cookies: ignored without a store call.
 	for _, v := range []string{"x", strings.Repeat("A", 42), strings.Repeat("A", 44), strings.Repeat("A", 4000), "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="} {
 		d := browser(t, srv)
-		before = st.calls()
+		before = st.total()
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/get?k=a", nil)
 		req.Header.Set("Cookie", "__Host-session="+v)
 		if _, b := d.do(req); b != "<none>" {
 			t.Fatalf("cookie %.20q read %q", v, b)
 		}
-		if st.calls() != before {
-			t.Errorf("malformed cookie %.20q cost %d store calls", v, st.calls()-before)
+		if st.total() != before {
+			t.Errorf("malformed cookie %.20q cost %d store calls", v, st.total()-before)
 		}
 	}
 }
@@ -828,14 +844,12 @@ func TestOutsideRebindUser(t *testing.T) {
 // different keys both keep their changes; for one key the last commit wins.
 func TestOutsideOverlappingRequests(t *testing.T) {
 	m := manager(t, session.Config{})
-	loaded := make(chan struct{})
-	release := make(chan struct{})
+	g := newGate()
 	mux := app().(*http.ServeMux)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		n, _ := session.Get[string](ctx, "n")
-		loaded <- struct{}{}
-		<-release
+		g.wait()
 		session.Put(ctx, "slow", "s")
 		session.Put(ctx, "same", "slow")
 		io.WriteString(w, n)
@@ -843,23 +857,10 @@ func TestOutsideOverlappingRequests(t *testing.T) {
 	srv := newTLS(t, m.Handler(mux))
 	c := browser(t, srv)
 	c.body("/put?k=n&v=0")
-	done := make(chan string)
-	go func() {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/slow", nil)
-		resp, err := c.http.Do(req)
-		if err != nil {
-			done <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		done <- string(b)
-	}()
-	<-loaded
-	c.body("/put?k=fast&v=f")
-	c.body("/put?k=same&v=fast")
-	close(release)
-	<-done
+	c.meanwhile("/slow", g, func() {
+		c.body("/put?k=fast&v=f")
+		c.body("/put?k=same&v=fast")
+	})
 	if got := c.body("/keys"); got != "fast,n,same,slow" {
 		t.Fatalf("keys = %q, want both requests' keys", got)
 	}
@@ -876,16 +877,14 @@ func TestOutsideNoResurrection(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/read=%v", end, read), func(t *testing.T) {
 				st := memStore(t)
 				m := manager(t, session.Config{Store: st})
-				started := make(chan struct{})
-				release := make(chan struct{})
+				g := newGate()
 				mux := app().(*http.ServeMux)
 				mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 					ctx := r.Context()
 					if read {
 						session.Get[string](ctx, "a")
 					}
-					started <- struct{}{}
-					<-release
+					g.wait()
 					session.Put(ctx, "late", "1")
 				})
 				srv := newTLS(t, m.Handler(mux))
@@ -895,31 +894,18 @@ func TestOutsideNoResurrection(t *testing.T) {
 				old := c.token()
 				slow := browser(t, srv)
 				slow.setToken(old)
-				done := make(chan *http.Response)
-				go func() {
-					req, _ := http.NewRequest(http.MethodGet, srv.URL+"/slow", nil)
-					resp, err := slow.http.Do(req)
-					if err != nil {
-						t.Error(err)
-					} else {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
+				code, _ := slow.meanwhile("/slow", g, func() {
+					switch end {
+					case "destroy":
+						c.body("/destroy")
+					case "renew":
+						c.body("/renew")
+					case "destroyall":
+						if n, err := m.DestroyAll(context.Background(), "alice"); n != 1 || err != nil {
+							t.Errorf("DestroyAll = %d %v", n, err)
+						}
 					}
-					done <- resp
-				}()
-				<-started
-				switch end {
-				case "destroy":
-					c.body("/destroy")
-				case "renew":
-					c.body("/renew")
-				case "destroyall":
-					if n, err := m.DestroyAll(context.Background(), "alice"); n != 1 || err != nil {
-						t.Fatalf("DestroyAll = %d %v", n, err)
-					}
-				}
-				close(release)
-				resp := <-done
+				})
 				probe := browser(t, srv)
 				probe.setToken(old)
 				if got := probe.body("/keys"); got != "" {
@@ -939,8 +925,8 @@ func TestOutsideNoResurrection(t *testing.T) {
 						t.Errorf("renewed session holds %q, want a", got)
 					}
 				}
-				if resp != nil && resp.StatusCode != 200 {
-					t.Errorf("late request answered %d", resp.StatusCode)
+				if code != 200 {
+					t.Errorf("late request answered %d", code)
 				}
 				want := 0
 				if end == "renew" {
@@ -960,8 +946,7 @@ func TestOutsideNoResurrection(t *testing.T) {
 func TestOutsideSizeLimit(t *testing.T) {
 	st := memStore(t)
 	m := manager(t, session.Config{Store: st, SizeLimit: 100})
-	loaded := make(chan struct{})
-	release := make(chan struct{})
+	g := newGate()
 	mux := app().(*http.ServeMux)
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		err := session.Put(r.Context(), "big", strings.Repeat("x", 200))
@@ -975,8 +960,7 @@ func TestOutsideSizeLimit(t *testing.T) {
 	mux.HandleFunc("/half", func(w http.ResponseWriter, r *http.Request) {
 		session.Keys(r.Context())
 		if r.URL.Query().Get("wait") != "" {
-			loaded <- struct{}{}
-			<-release
+			g.wait()
 		}
 		if err := session.Put(r.Context(), r.URL.Query().Get("k"), strings.Repeat("y", 60)); err != nil {
 			t.Errorf("Put within SizeLimit: %v", err)
@@ -992,22 +976,9 @@ func TestOutsideSizeLimit(t *testing.T) {
 	}
 	// Two overlapping requests, each within the limit, together past it:
 	// the second commit is refused with the documented 500.
-	done := make(chan *http.Response)
-	go func() {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/half?k=p&wait=1", nil)
-		resp, _ := c.http.Do(req)
-		if resp != nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		done <- resp
-	}()
-	<-loaded
-	c.body("/half?k=q")
-	close(release)
-	resp := <-done
-	if resp == nil || resp.StatusCode != http.StatusInternalServerError {
-		t.Fatalf("commit past SizeLimit answered %v, want 500", resp)
+	code, b := c.meanwhile("/half?k=p&wait=1", g, func() { c.body("/half?k=q") })
+	if code != http.StatusInternalServerError || b != "session: session too large\n" {
+		t.Fatalf("commit past SizeLimit answered %d %q, want 500", code, b)
 	}
 	if got := c.body("/keys"); got != "a,q" {
 		t.Fatalf("keys after a refused commit = %q, want a,q", got)
@@ -1224,7 +1195,7 @@ func TestOutsideResponseController(t *testing.T) {
 // TestOutsidePanic: a panicking handler commits nothing, creates no session
 // and its panic reaches net/http.
 func TestOutsidePanic(t *testing.T) {
-	st := &spy{Store: memStore(t)}
+	st := &counting{Store: memStore(t)}
 	m := manager(t, session.Config{Store: st})
 	var recovered atomic.Value
 	mux := app().(*http.ServeMux)
@@ -1484,7 +1455,7 @@ func TestOutsideIdleAndAbsolute(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := session.NewMemoryStore(session.MemoryConfig{})
 		defer st.Close()
-		sp := &spy{Store: st}
+		sp := &counting{Store: st}
 		m := session.New(session.Config{Store: sp, IdleTimeout: 30 * time.Minute, Lifetime: time.Hour,
 			Cookie: session.Cookie{Insecure: true}})
 		defer m.Close()
@@ -1652,13 +1623,11 @@ func TestChangesAfterHandlerReturnedAreRefused(t *testing.T) {
 // overlapping request committed after this one loaded.
 func TestOutsideRenewCarriesOverlappingCommits(t *testing.T) {
 	m := manager(t, session.Config{})
-	loaded := make(chan struct{})
-	release := make(chan struct{})
+	g := newGate()
 	mux := app().(*http.ServeMux)
 	mux.HandleFunc("/slowrenew", func(w http.ResponseWriter, r *http.Request) {
 		session.Keys(r.Context())
-		loaded <- struct{}{}
-		<-release
+		g.wait()
 		if err := session.Renew(r.Context()); err != nil {
 			t.Error(err)
 		}
@@ -1669,20 +1638,7 @@ func TestOutsideRenewCarriesOverlappingCommits(t *testing.T) {
 	srv := newTLS(t, m.Handler(mux))
 	c := browser(t, srv)
 	c.body("/put?k=a&v=1")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/slowrenew", nil)
-		resp, err := c.http.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
-	<-loaded
-	c.body("/put?k=other&v=2")
-	close(release)
-	<-done
+	c.meanwhile("/slowrenew", g, func() { c.body("/put?k=other&v=2") })
 	if got := c.body("/keys"); got != "a,other" {
 		t.Fatalf("keys after Renew = %q", got)
 	}
@@ -1692,32 +1648,17 @@ func TestOutsideRenewCarriesOverlappingCommits(t *testing.T) {
 // time, including those an overlapping request committed meanwhile.
 func TestOutsideClearAtCommit(t *testing.T) {
 	m := manager(t, session.Config{})
-	loaded := make(chan struct{})
-	release := make(chan struct{})
+	g := newGate()
 	mux := app().(*http.ServeMux)
 	mux.HandleFunc("/slowclear", func(w http.ResponseWriter, r *http.Request) {
 		session.Keys(r.Context())
-		loaded <- struct{}{}
-		<-release
+		g.wait()
 		session.Clear(r.Context())
 	})
 	srv := newTLS(t, m.Handler(mux))
 	c := browser(t, srv)
 	c.body("/put?k=a&v=1")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/slowclear", nil)
-		resp, err := c.http.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
-	<-loaded
-	c.body("/put?k=b&v=2")
-	close(release)
-	<-done
+	c.meanwhile("/slowclear", g, func() { c.body("/put?k=b&v=2") })
 	if got := c.body("/keys"); got != "" {
 		t.Fatalf("keys after Clear = %q", got)
 	}
