@@ -74,9 +74,11 @@ func Has(ctx context.Context, key string) bool {
 // that put different keys both keep their values; for one key, the
 // request that commits last wins.
 //
-// Put on a request without a session creates one (and its cookie) when
-// the changes are committed; once the response's headers are written,
-// that is too late and Put returns ErrHeadersWritten. Once the handler has
+// Put on a request without a session (no cookie, or one naming no live
+// session) creates one (and its cookie) when the changes are committed;
+// once the response's headers are written, that is too late and Put
+// returns ErrHeadersWritten (a Put after the headers loads the session
+// first, if the request has not, to know). Once the handler has
 // returned, Put returns ErrHandlerReturned.
 func Put(ctx context.Context, key string, v any) error {
 	s := from(ctx)

@@ -272,9 +272,15 @@ func (s *state) get(key string) ([]byte, any, bool) {
 // session: the handler has returned, the session is unusable, or a change
 // would need a new session that the client could no longer be told about.
 func (s *state) writable() error {
-	switch {
-	case s.done:
+	if s.done {
 		return ErrHandlerReturned
+	}
+	if s.wrote && s.id != "" {
+		// Too late to create a session: find out whether the cookie names
+		// a live one (a blind write could not start a fresh one any more).
+		s.load()
+	}
+	switch {
 	case s.err != nil:
 		return s.err
 	case s.wrote && s.id == "":

@@ -1817,3 +1817,33 @@ func TestMemoryTombstonesBounded(t *testing.T) {
 		t.Fatalf("no tombstone at all")
 	}
 }
+
+// TestPutAfterHeadersWithDeadCookie: a request whose cookie names no live
+// session (expired, destroyed, never issued) has no session, so a Put
+// once the headers are written must say ErrHeadersWritten, as for a
+// request without a cookie, rather than return nil and drop the value.
+func TestPutAfterHeadersWithDeadCookie(t *testing.T) {
+	m := manager(t, session.Config{})
+	puts := make(chan error, 1)
+	mux := app().(*http.ServeMux)
+	mux.HandleFunc("/late", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "body first")
+		puts <- session.Put(r.Context(), "late", "1")
+	})
+	srv := newTLS(t, m.Handler(mux))
+	c := browser(t, srv)
+	c.setToken(strings.Repeat("Q", 43))
+	c.body("/late")
+	if err := <-puts; !errors.Is(err, session.ErrHeadersWritten) {
+		t.Fatalf("Put after the headers with a dead cookie = %v, want ErrHeadersWritten", err)
+	}
+	// With a live session it is committed.
+	c.body("/put?k=a&v=1")
+	c.body("/late")
+	if err := <-puts; err != nil {
+		t.Fatalf("Put after the headers on a live session = %v", err)
+	}
+	if got := c.body("/get?k=late"); got != "1" {
+		t.Fatalf("a Put after the headers on a live session was not committed: %q", got)
+	}
+}
