@@ -70,7 +70,10 @@ func (s *state) markDone() {
 	s.mu.Lock()
 	s.done = true
 	if s.cancel != nil {
+		// A goroutine left behind may still Destroy: it gets a fresh
+		// store context (its timer ends at the request's deadline).
 		s.cancel()
+		s.sctx, s.cancel = nil, nil
 	}
 	s.mu.Unlock()
 }

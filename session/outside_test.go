@@ -1847,3 +1847,31 @@ func TestPutAfterHeadersWithDeadCookie(t *testing.T) {
 		t.Fatalf("a Put after the headers on a live session was not committed: %q", got)
 	}
 }
+
+// TestDestroyAfterHandlerReturned: Destroy from a goroutine the handler
+// left behind still ends the session in the store, as documented, also
+// when the request had a deadline.
+func TestDestroyAfterHandlerReturned(t *testing.T) {
+	m := manager(t, session.Config{})
+	ctxs := make(chan context.Context, 1)
+	mux := app().(*http.ServeMux)
+	mux.HandleFunc("/leave", func(w http.ResponseWriter, r *http.Request) {
+		session.Keys(r.Context())
+		ctxs <- r.Context()
+	})
+	h := m.Handler(mux)
+	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Hour)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	c := browser(t, srv)
+	c.body("/put?k=a&v=1")
+	c.body("/leave")
+	if err := session.Destroy(<-ctxs); err != nil {
+		t.Fatalf("Destroy after the handler returned: %v", err)
+	}
+	if got := c.body("/get?k=a"); got != "<none>" {
+		t.Fatalf("the session survived Destroy: %q", got)
+	}
+}
