@@ -1875,3 +1875,32 @@ func TestDestroyAfterHandlerReturned(t *testing.T) {
 		t.Fatalf("the session survived Destroy: %q", got)
 	}
 }
+
+// TestOutsideHTTP2: over HTTP/2 (no Hijacker), the cookie still goes out
+// before the first flush and a session round-trips.
+func TestOutsideHTTP2(t *testing.T) {
+	m := manager(t, session.Config{})
+	mux := app().(*http.ServeMux)
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(http.Hijacker); ok {
+			t.Errorf("the writer offers Hijack over HTTP/2")
+		}
+		session.Put(r.Context(), "a", "h2")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+		io.WriteString(w, "streamed")
+	})
+	srv := httptest.NewUnstartedServer(m.Handler(mux))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := browser(t, srv)
+	resp, b := c.get("/stream")
+	if resp.ProtoMajor != 2 || b != "streamed" || sessionCookie(resp, session.DefaultCookieName) == nil {
+		t.Fatalf("HTTP/%d %q, Set-Cookie %q", resp.ProtoMajor, b, resp.Header["Set-Cookie"])
+	}
+	if got := c.body("/get?k=a"); got != "h2" {
+		t.Fatalf("read over HTTP/2: %q", got)
+	}
+}
