@@ -53,6 +53,10 @@ func (s *Store) userKey(user string) string {
 	return s.prefix + "user:{" + base64.RawURLEncoding.EncodeToString([]byte(user)) + "}"
 }
 
+// endingKey holds the ids a DestroyUser of user is ending; it shares the
+// index's hash tag, for takeIndexScript.
+func (s *Store) endingKey(user string) string { return s.userKey(user) + ":d" }
+
 // Hash fields: "v:<key>" for values, and meta fields starting with "_".
 const (
 	valuePrefix = "v:"
@@ -305,7 +309,7 @@ func (s *Store) DestroyUser(ctx context.Context, user string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	idx := s.userKey(user)
-	ending := idx + ":d"
+	ending := s.endingKey(user)
 	ids, err := takeIndexScript.Run(ctx, s.client, []string{idx, ending}, ms(clock.Real.Now())).StringSlice()
 	if err != nil || len(ids) == 0 {
 		return 0, err
