@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/bulwark-go/bulwark/internal/clock"
@@ -20,7 +21,9 @@ import (
 // (the first WriteHeader, Write or Flush), or when the handler returns if
 // it wrote nothing. Changes made after the headers are written are
 // committed when the handler returns. If the handler panics, nothing is
-// committed.
+// committed. Once the handler has returned (or panicked), Put, Remove,
+// Clear, SetUser and Renew return ErrHandlerReturned: a goroutine it left
+// behind can no longer change the session.
 
 // Get returns the value stored under key, decoded as a T, and whether
 // there was one. It reports false when the key is absent, when the
@@ -71,9 +74,12 @@ func Has(ctx context.Context, key string) bool {
 // that put different keys both keep their values; for one key, the
 // request that commits last wins.
 //
-// Put on a request without a session creates one (and its cookie) when
-// the changes are committed; once the response's headers are written,
-// that is too late and Put returns ErrHeadersWritten.
+// Put on a request without a session (no cookie, or one naming no live
+// session) creates one (and its cookie) when the changes are committed;
+// once the response's headers are written, that is too late and Put
+// returns ErrHeadersWritten (a Put after the headers loads the session
+// first, if the request has not, to know). Once the handler has
+// returned, Put returns ErrHandlerReturned.
 func Put(ctx context.Context, key string, v any) error {
 	s := from(ctx)
 	if s == nil {
@@ -123,7 +129,8 @@ func Put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// Remove deletes key from the session, leaving the other keys alone.
+// Remove deletes key from the session, leaving the other keys alone. Once
+// the handler has returned, it returns ErrHandlerReturned.
 func Remove(ctx context.Context, key string) error {
 	s := from(ctx)
 	if s == nil {
@@ -131,8 +138,8 @@ func Remove(ctx context.Context, key string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	delete(s.set, key)
 	delete(s.decoded, key)
@@ -147,7 +154,7 @@ func Remove(ctx context.Context, key string) error {
 
 // Clear deletes every key of the session, keeping the session itself (its
 // token, user and deadlines). Keys put after Clear by the same request
-// are kept.
+// are kept. Once the handler has returned, it returns ErrHandlerReturned.
 func Clear(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {
@@ -155,8 +162,8 @@ func Clear(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	s.set, s.decoded, s.del, s.clear = nil, nil, nil, true
 	return nil
@@ -176,7 +183,9 @@ func Keys(ctx context.Context) []string {
 // SetUser binds the session to userID (at most MaxUserIDLen bytes), so
 // that Manager.DestroyAll(userID) ends it. Call Renew at the same time
 // when the user logs in. The binding is committed with the request's other
-// changes.
+// changes. It returns ErrInvalidUser for an empty or too long userID,
+// ErrHeadersWritten on a request without a session once the headers are
+// written, and ErrHandlerReturned once the handler has returned.
 func SetUser(ctx context.Context, userID string) error {
 	s := from(ctx)
 	if s == nil {
@@ -187,6 +196,9 @@ func SetUser(ctx context.Context, userID string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.done {
+		return ErrHandlerReturned
+	}
 	s.load() // for the absolute deadline, which bounds the user's index
 	if err := s.writable(); err != nil {
 		return err
@@ -220,11 +232,14 @@ func User(ctx context.Context) string {
 // whole, and the data carried over includes what overlapping requests
 // committed) and stores it under the new one; the new cookie goes out with
 // the response. A request still using the old token afterwards finds no
-// session and its changes are dropped. If the session was already gone,
-// Renew leaves the request without a session (a later Put starts a fresh
-// one). On a request without a session it does nothing. It returns
-// ErrHeadersWritten once the response's headers are written, and a
-// *StoreError if the store fails (the old token may then be dead already).
+// session and its changes are dropped. If the session was already gone
+// (or a DestroyAll of its user overtook the renewal), Renew leaves the
+// request without a session (a later Put starts a fresh one) and returns
+// nil. On a request without a session it does nothing. It returns
+// ErrHeadersWritten once the response's headers are written,
+// ErrHandlerReturned once the handler has returned (in both cases without
+// touching the session), and a *StoreError if the store fails (the old
+// token may then be dead already).
 func Renew(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {
@@ -232,8 +247,8 @@ func Renew(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+	if err := s.changeable(); err != nil {
+		return err
 	}
 	if s.wrote {
 		return ErrHeadersWritten
@@ -241,7 +256,7 @@ func Renew(ctx context.Context) error {
 	if s.id == "" {
 		return nil
 	}
-	rec, err := s.m.store.Take(s.ctx, s.id)
+	rec, err := s.m.store.Take(s.storeCtx(), s.id)
 	if err != nil {
 		s.fail(opRenew, err)
 		return s.err
@@ -263,11 +278,19 @@ func Renew(ctx context.Context) error {
 	}
 	token, id := newToken()
 	ch := &Change{Create: true, Deadline: rec.Deadline, Now: now, Idle: s.m.idle, Set: rec.Values, User: user}
-	if user != "" {
-		ch.Unindex = old
+	if user != "" && user == rec.User {
+		ch.Unindex = old // and the store refuses if DestroyAll(user) ran since the Take
 	}
-	if err := s.m.store.Commit(s.ctx, id, ch); err != nil {
+	if err := s.m.store.Commit(s.storeCtx(), id, ch); err != nil {
 		s.live, s.values = false, nil
+		if errors.Is(err, ErrNotFound) {
+			// DestroyAll overtook the renewal: the session is gone.
+			if !s.userDirty {
+				s.user = ""
+			}
+			s.delCookie = s.hadCookie
+			return nil
+		}
 		s.fail(opRenew, err)
 		return s.err
 	}
@@ -283,7 +306,10 @@ func Renew(ctx context.Context) error {
 // after — can bring it back, and the response deletes the cookie. Changes
 // this request has not committed are dropped; keys put afterwards start a
 // fresh session with a new token. It returns a *StoreError if the store
-// fails (the session may then still be live: answer accordingly).
+// fails (the session may then still be live: answer accordingly). Once the
+// response's headers are written, or the handler has returned, Destroy
+// still ends the session in the store, but the cookie can no longer be
+// deleted.
 func Destroy(ctx context.Context) error {
 	s := from(ctx)
 	if s == nil {
@@ -292,9 +318,9 @@ func Destroy(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.id != "" {
-		if _, err := s.m.store.Take(s.ctx, s.id); err != nil {
+		if _, err := s.m.store.Take(s.storeCtx(), s.id); err != nil {
 			serr := &StoreError{Op: opNames[opDestroy], Err: err}
-			s.m.storeError(s.ctx, opDestroy, serr, s.wrote)
+			s.m.storeError(s.storeCtx(), opDestroy, serr, s.wrote)
 			return serr
 		}
 	}

@@ -59,7 +59,8 @@ type Config struct {
 	Codec Codec
 	// IdleTimeout ends a session that has not been used for that long; it
 	// is enforced by the store (a Redis TTL) and checked again on load.
-	// 0 means DefaultIdleTimeout (30 minutes); at most Lifetime.
+	// 0 means DefaultIdleTimeout (30 minutes), or Lifetime if that is
+	// shorter; at most Lifetime.
 	IdleTimeout time.Duration
 	// Lifetime ends a session that long after it was created, however
 	// active it is; Renew keeps it. 0 means DefaultLifetime (12 hours); at
@@ -83,8 +84,10 @@ type Config struct {
 	// ErrorHandler answers a request whose session could not be loaded or
 	// saved (the store is unreachable, timed out or full), in place of
 	// the handler's response, when the failure happens before that
-	// response's headers are written. Whatever the handler writes after
-	// that is discarded (its Write calls return the error). nil: 503
+	// response's headers are written; it starts from an empty header map
+	// (the headers the handler set for its own response are dropped).
+	// Whatever the handler writes after that is discarded (its Write
+	// calls return the error). nil: 503
 	// Service Unavailable with the plain-text body "session: store
 	// unavailable" for a store failure (err matches ErrStore), and 500
 	// with "session: session too large" when a commit was refused for
@@ -110,7 +113,8 @@ type Cookie struct {
 	// Name of the cookie. "": DefaultCookieName ("__Host-session"), or
 	// DefaultInsecureCookieName ("session") when Insecure is set. A name
 	// starting with "__Host-" requires Secure, Path "/" and no Domain; one
-	// starting with "__Secure-" requires Secure.
+	// starting with "__Secure-" requires Secure (in any case: browsers
+	// match these prefixes case-insensitively).
 	Name string
 	// Path of the cookie. "": "/".
 	Path string
@@ -164,12 +168,13 @@ func (c Config) Validate() error {
 	ck := c.Cookie
 	name := ck.cookieName()
 	v.Check(validCookieName(name), "Cookie.Name", ck.Name, "\"\" (default) or an RFC 6265 token")
-	v.Check(!strings.HasPrefix(name, "__Host-") || !ck.Insecure && ck.Domain == "" && (ck.Path == "" || ck.Path == "/"),
-		"Cookie.Name", ck.Name, "a __Host- name only with Secure, no Domain and Path /")
-	v.Check(!strings.HasPrefix(name, "__Secure-") || !ck.Insecure, "Cookie.Name", ck.Name, "a __Secure- name only with Secure")
-	v.Check(ck.Path == "" || strings.HasPrefix(ck.Path, "/") && !strings.ContainsAny(ck.Path, ";\x00\r\n"),
-		"Cookie.Path", ck.Path, "\"\" (default) or a path starting with /")
-	v.Check(!strings.ContainsAny(ck.Domain, "; \x00\r\n"), "Cookie.Domain", ck.Domain, "\"\" (default, host-only) or a domain")
+	v.Check(!hasPrefixFold(name, "__Host-") || !ck.Insecure && ck.Domain == "" && (ck.Path == "" || ck.Path == "/"),
+		"Cookie.Name", ck.Name, "a __Host- name (in any case) only with Secure, no Domain and Path /")
+	v.Check(!hasPrefixFold(name, "__Secure-") || !ck.Insecure, "Cookie.Name", ck.Name, "a __Secure- name (in any case) only with Secure")
+	v.Check(ck.Path == "" || strings.HasPrefix(ck.Path, "/") && !hasCookieCtl(ck.Path),
+		"Cookie.Path", ck.Path, "\"\" (default) or a path starting with /, without ';' or control characters")
+	v.Check(!strings.Contains(ck.Domain, " ") && !hasCookieCtl(ck.Domain), "Cookie.Domain", ck.Domain,
+		"\"\" (default, host-only) or a domain, without ';', spaces or control characters")
 	v.Check(ck.SameSite >= 0 && ck.SameSite <= http.SameSiteNoneMode, "Cookie.SameSite", ck.SameSite,
 		"0 (default: Lax) or an http.SameSite constant")
 	v.Check(ck.SameSite != http.SameSiteNoneMode || !ck.Insecure, "Cookie.SameSite", ck.SameSite,
@@ -185,6 +190,23 @@ func (ck Cookie) cookieName() string {
 		return DefaultInsecureCookieName
 	}
 	return DefaultCookieName
+}
+
+// hasPrefixFold reports whether name starts with prefix in any case:
+// browsers match cookie prefixes case-insensitively (RFC 6265bis).
+func hasPrefixFold(name, prefix string) bool {
+	return len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
+}
+
+// hasCookieCtl reports whether an attribute value holds a byte net/http
+// would drop from it: ';' or a control character.
+func hasCookieCtl(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c == 0x7f || c == ';' {
+			return true
+		}
+	}
+	return false
 }
 
 // validCookieName reports whether name is an RFC 6265 token.

@@ -31,7 +31,8 @@
 // keys both keep their changes, and for one key the request that commits
 // last wins (last writer wins, per key). Clear removes every key present
 // at commit time. Changes made once the handler has returned (from a
-// goroutine it left behind) are never committed.
+// goroutine it left behind) are never committed: Put, Remove, Clear,
+// SetUser and Renew then return ErrHandlerReturned.
 //
 // # Logout, renewal, fixation
 //
@@ -49,10 +50,15 @@
 // # Tokens
 //
 // A token is 256 bits from crypto/rand in unpadded base64url (43
-// characters). The store keys sessions by the SHA-256 of the token, so a
-// copy of the store's data (a Redis dump, a replica, a backup) holds no
-// usable cookie. A cookie that is not a well-formed token is ignored
-// without a store call.
+// characters). The store keys sessions by the SHA-256 of the token's 32
+// bytes (in unpadded base64url), so a copy of the store's data (a Redis
+// dump, a replica, a backup) holds no usable cookie. A cookie that is not
+// a well-formed token (43 characters of canonical unpadded base64url) is
+// ignored without a store call. When a request carries several cookies of
+// the session's name (a sibling subdomain or a longer path can add one
+// unless the name has the __Host- prefix, as the default has), the first
+// well-formed one is used, as net/http lists them: browsers send the
+// cookie with the longest path first.
 //
 // # Expiry
 //
@@ -92,15 +98,21 @@
 // never compile go-redis, keeps a session as a hash under a key tagged by
 // its id, with a tombstone key of the same tag, and each user's sessions
 // in a sorted set tagged by the user: every script touches keys of one
-// tag, so it runs on Redis Cluster. DestroyAll reads the user's index and
-// deletes each session with a script on that session's keys. Both stores
-// pass one conformance suite.
+// tag, so it runs on Redis Cluster. DestroyAll takes the user's index
+// atomically and deletes each session with a script on that session's
+// keys; a Renew of one of them that DestroyAll overtakes finds its old id
+// gone from the index and leaves the request without a session. Both
+// stores pass one conformance suite.
 //
 // # Telemetry
 //
-// Observable counters bulwark.session.loads, bulwark.session.saves and
-// bulwark.session.store.errors (attribute bulwark.session.op: load, save,
-// renew, destroy, destroy_all), labelled bulwark.name = Config.Name.
+// Observable counters, all labelled bulwark.name = Config.Name:
+// bulwark.session.loads (sessions read from the store),
+// bulwark.session.saves (commits: changes, creations, renewals and idle
+// extensions) and bulwark.session.store.errors, by operation (attribute
+// bulwark.session.op: load, save, renew, destroy, destroy_all). A failure
+// of a request whose context has ended (its deadline passed) is not
+// counted as a store error. Manager.Close unregisters them.
 //
 // # Migrating from alexedwards/scs
 //

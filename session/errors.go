@@ -19,6 +19,11 @@ var (
 	// request that has no session yet, once the response's headers are
 	// written: the new cookie could no longer reach the client.
 	ErrHeadersWritten = errors.New("session: response headers already written")
+	// ErrHandlerReturned is returned by Put, Remove, Clear, SetUser and
+	// Renew once the handler served by [Manager.Handler] has returned (or
+	// panicked), from a goroutine it left behind: the request's changes
+	// have been committed, and later ones never would be.
+	ErrHandlerReturned = errors.New("session: the request's handler has returned; its session can no longer change")
 	// ErrNotFound is returned by [Store.Commit] when the session it is
 	// asked to change does not exist (it expired, was destroyed or never
 	// existed), and when a session to create is tombstoned. Nothing is

@@ -26,12 +26,18 @@ import (
 // informational headers excepted), or when the handler returns if it
 // wrote nothing. A failure of the store before that point (loading or
 // committing) runs Config.ErrorHandler (default: 503) in place of the
-// handler's response; the handler's later writes are discarded and
-// return the error. After that point, a failure is reported only through
-// Config.OnStoreError and the metrics. The writer passed to next keeps
-// http.Flusher, http.Hijacker (when the server's writer has it),
-// io.ReaderFrom and Unwrap for http.ResponseController. A panic in next
-// commits nothing and goes on.
+// handler's response, with none of the headers the handler had set; the
+// handler's later writes are discarded and return the error. After that
+// point, a failure is reported only through Config.OnStoreError and the
+// metrics.
+//
+// Store calls run under the request's context without its cancellation
+// (its values and deadline are kept), so a client that hangs up stops
+// neither the commit of what the handler did nor a Destroy.
+//
+// The writer passed to next keeps http.Flusher, http.Hijacker (when the
+// server's writer has it), io.ReaderFrom and Unwrap for
+// http.ResponseController. A panic in next commits nothing and goes on.
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := &state{m: m}
@@ -43,7 +49,7 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 			}
 		}
 		ctx := context.WithValue(r.Context(), ctxKey{}, s)
-		s.ctx = ctx
+		s.reqCtx = ctx
 		r = r.WithContext(ctx)
 		hw := &hookWriter{ResponseWriter: w, s: s, r: r}
 		var rec httpx.Recorder
@@ -52,9 +58,24 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		} else {
 			rec.Reset(hw)
 		}
+		defer s.markDone() // on return and on panic
 		next.ServeHTTP(rec.Writer(), r)
 		s.finish(w, r)
 	})
+}
+
+// markDone ends the request's right to change its session: a goroutine the
+// handler left behind gets ErrHandlerReturned.
+func (s *state) markDone() {
+	s.mu.Lock()
+	s.done = true
+	if s.cancel != nil {
+		// A goroutine left behind may still Destroy: it gets a fresh
+		// store context (its timer ends at the request's deadline).
+		s.cancel()
+		s.sctx, s.cancel = nil, nil
+	}
+	s.mu.Unlock()
 }
 
 // beforeWrite commits the session before the response's headers go out.
@@ -74,6 +95,10 @@ func (s *state) beforeWrite(w http.ResponseWriter, r *http.Request) bool {
 	}
 	s.mu.Unlock()
 	if err != nil {
+		// The ErrorHandler's answer replaces the handler's response: none
+		// of the headers set for it (Content-Encoding, Cache-Control,
+		// ETag, its cookies, ...) may go out with the error.
+		clear(w.Header())
 		s.m.onError(w, r, err)
 		return false
 	}

@@ -160,9 +160,11 @@ type ctxKey struct{}
 // state is one request's session. Its mutex makes the package functions
 // safe for a handler that shares its context with goroutines of its own.
 type state struct {
-	mu  sync.Mutex
-	m   *Manager
-	ctx context.Context
+	mu     sync.Mutex
+	m      *Manager
+	reqCtx context.Context    // the request's context
+	sctx   context.Context    // for store calls: see storeCtx
+	cancel context.CancelFunc // of sctx's deadline, if any
 
 	hadCookie bool   // the request carried a cookie of our name
 	token, id string // "" when the request has no live session yet
@@ -183,6 +185,7 @@ type state struct {
 	setCookie, delCookie bool
 	err                  error // the session is unusable for this request
 	wrote                bool  // the response's headers are written (or the handler ended)
+	done                 bool  // the handler has returned: nothing more is committed
 	failed               bool  // the ErrorHandler answered the request
 }
 
@@ -194,12 +197,26 @@ func from(ctx context.Context) *state {
 	return s
 }
 
+// storeCtx returns the context of the request's store calls: the
+// request's, with its values and deadline but not its cancellation, so that
+// a client hanging up cannot stop a commit of what the handler did, or a
+// logout. s.mu is held.
+func (s *state) storeCtx() context.Context {
+	if s.sctx == nil {
+		s.sctx = context.WithoutCancel(s.reqCtx)
+		if d, ok := s.reqCtx.Deadline(); ok {
+			s.sctx, s.cancel = context.WithDeadline(s.sctx, d)
+		}
+	}
+	return s.sctx
+}
+
 func (s *state) fail(op int, err error) {
 	serr := &StoreError{Op: opNames[op], Err: err}
 	if s.err == nil {
 		s.err = serr
 	}
-	s.m.storeError(s.ctx, op, serr, s.wrote)
+	s.m.storeError(s.storeCtx(), op, serr, s.wrote)
 }
 
 // load reads the session from the store once, if the request has a token.
@@ -211,7 +228,7 @@ func (s *state) load() {
 	if s.id == "" {
 		return
 	}
-	rec, err := s.m.store.Load(s.ctx, s.id)
+	rec, err := s.m.store.Load(s.storeCtx(), s.id)
 	s.m.loads.Add(1)
 	if err != nil {
 		s.fail(opLoad, err)
@@ -251,9 +268,18 @@ func (s *state) get(key string) ([]byte, any, bool) {
 	return v, nil, ok
 }
 
-// canCreate reports an error if a change would need a new session that the
-// client could no longer be told about.
+// writable reports an error if the request can no longer change its
+// session: the handler has returned, the session is unusable, or a change
+// would need a new session that the client could no longer be told about.
 func (s *state) writable() error {
+	if s.done {
+		return ErrHandlerReturned
+	}
+	if s.wrote && s.id != "" {
+		// Too late to create a session: find out whether the cookie names
+		// a live one (a blind write could not start a fresh one any more).
+		s.load()
+	}
 	switch {
 	case s.err != nil:
 		return s.err
@@ -261,6 +287,15 @@ func (s *state) writable() error {
 		return ErrHeadersWritten
 	}
 	return nil
+}
+
+// changeable reports an error if the request can no longer change its
+// session at all.
+func (s *state) changeable() error {
+	if s.done {
+		return ErrHandlerReturned
+	}
+	return s.err
 }
 
 func (s *state) keys() []string {
@@ -317,7 +352,7 @@ func (s *state) save(h http.Header, canCookie bool) {
 	changed := s.clear || len(s.set) > 0 || len(s.del) > 0 || s.userDirty
 	now := clock.Real.Now()
 	if s.id != "" && (changed || s.touch) {
-		err := s.m.store.Commit(s.ctx, s.id, s.change(now))
+		err := s.m.store.Commit(s.storeCtx(), s.id, s.change(now))
 		switch {
 		case err == nil:
 			s.m.saves.Add(1)
@@ -346,7 +381,7 @@ func (s *state) save(h http.Header, canCookie bool) {
 		token, id := newToken()
 		ch := s.change(now)
 		ch.Create, ch.Deadline, ch.Clear, ch.Delete = true, now.Add(s.m.life), false, nil
-		if err := s.m.store.Commit(s.ctx, id, ch); err != nil {
+		if err := s.m.store.Commit(s.storeCtx(), id, ch); err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				s.err = fmt.Errorf("%w (Config.SizeLimit %d bytes)", ErrTooLarge, s.m.sizeLimit)
 			} else {

@@ -26,8 +26,11 @@ const (
 type MemoryConfig struct {
 	// MaxSessions bounds how many sessions the store holds; creating one
 	// more fails with ErrFull (which the Manager answers with its
-	// ErrorHandler) rather than evicting a live session. 0 means
-	// DefaultMaxSessions (100,000); at most MaxMaxSessions.
+	// ErrorHandler) rather than evicting a live session. It bounds the
+	// tombstones of destroyed sessions too (see TombstoneTTL): past it, an
+	// older tombstone is dropped, so a flood of logins and logouts cannot
+	// grow the store. 0 means DefaultMaxSessions (100,000); at most
+	// MaxMaxSessions.
 	MaxSessions int
 	// CleanupInterval is how often a background goroutine deletes
 	// expired sessions and tombstones (expired sessions are invisible at
@@ -51,12 +54,19 @@ type MemoryStore struct {
 	mu       sync.Mutex
 	max      int
 	sessions map[string]*memRecord
-	tombs    map[string]time.Time
+	tombs    map[string]tomb
 	users    map[string]map[string]struct{}
 
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+}
+
+// tomb is a destroyed session's id: refused by Commit with Create until
+// then. The id stays in user's index (for a renewal) as long as it lasts.
+type tomb struct {
+	until time.Time
+	user  string
 }
 
 type memRecord struct {
@@ -81,7 +91,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	s := &MemoryStore{
 		max:      cfg.MaxSessions,
 		sessions: make(map[string]*memRecord),
-		tombs:    make(map[string]time.Time),
+		tombs:    make(map[string]tomb),
 		users:    make(map[string]map[string]struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -119,9 +129,46 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 			s.remove(id, r)
 		}
 	}
-	for id, until := range s.tombs {
-		if !now.Before(until) {
-			delete(s.tombs, id)
+	for id, tb := range s.tombs {
+		if !now.Before(tb.until) {
+			s.dropTomb(id, tb)
+		}
+	}
+}
+
+// addTomb tombstones id, bound to user's index until it expires. The
+// tombstones are bounded like the sessions: past MaxSessions, an older
+// one is dropped (ids are random: only a renewal of that very session,
+// within TombstoneTTL, could notice). s.mu is held.
+func (s *MemoryStore) addTomb(id string, tb tomb) {
+	if old, ok := s.tombs[id]; ok {
+		if old.user != "" && old.user != tb.user {
+			s.unindex(old.user, id)
+		}
+	} else if len(s.tombs) >= s.max {
+		for victim, vt := range s.tombs {
+			s.dropTomb(victim, vt)
+			break
+		}
+	}
+	s.tombs[id] = tb
+}
+
+// dropTomb deletes a tombstone and the index entry it kept. s.mu is held.
+func (s *MemoryStore) dropTomb(id string, tb tomb) {
+	delete(s.tombs, id)
+	if tb.user != "" {
+		if _, live := s.sessions[id]; !live {
+			s.unindex(tb.user, id)
+		}
+	}
+}
+
+func (s *MemoryStore) unindex(user, id string) {
+	if ids := s.users[user]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.users, user)
 		}
 	}
 }
@@ -164,12 +211,7 @@ func (s *MemoryStore) live(id string, now time.Time) *memRecord {
 func (s *MemoryStore) remove(id string, r *memRecord) {
 	delete(s.sessions, id)
 	if r.user != "" {
-		if ids := s.users[r.user]; ids != nil {
-			delete(ids, id)
-			if len(ids) == 0 {
-				delete(s.users, r.user)
-			}
-		}
+		s.unindex(r.user, id)
 	}
 }
 
@@ -206,7 +248,7 @@ func (s *MemoryStore) Commit(ctx context.Context, id string, ch *Change) error {
 	defer s.mu.Unlock()
 	r := s.live(id, now)
 	if ch.Create {
-		if until, ok := s.tombs[id]; r != nil || ok && now.Before(until) {
+		if tb, ok := s.tombs[id]; r != nil || ok && now.Before(tb.until) {
 			return ErrNotFound
 		}
 		if len(s.sessions) >= s.max {
@@ -237,6 +279,13 @@ func (s *MemoryStore) Commit(ctx context.Context, id string, ch *Change) error {
 	}
 	if ch.SizeLimit > 0 && size > ch.SizeLimit {
 		return ErrTooLarge
+	}
+	if ch.Create && ch.Unindex != "" && ch.User != "" {
+		// A renewal: the session it replaces must still be in the user's
+		// index, or DestroyUser ran since its Take.
+		if _, ok := s.users[ch.User][ch.Unindex]; !ok {
+			return ErrNotFound
+		}
 	}
 	if ch.Create {
 		s.sessions[id] = r
@@ -285,8 +334,8 @@ func (s *MemoryStore) Take(ctx context.Context, id string) (*Record, error) {
 	if r == nil {
 		return nil, nil // no tombstone: a flood of unknown ids must not grow the store
 	}
-	s.tombs[id] = now.Add(TombstoneTTL)
-	s.remove(id, r)
+	delete(s.sessions, id)
+	s.addTomb(id, tomb{until: now.Add(TombstoneTTL), user: r.user}) // its index entry stays, for a renewal (Change.Unindex)
 	return r.export(), nil
 }
 
@@ -304,7 +353,7 @@ func (s *MemoryStore) DestroyUser(ctx context.Context, user string) (int, error)
 			s.remove(id, r)
 			n++
 		}
-		s.tombs[id] = now.Add(TombstoneTTL)
+		s.addTomb(id, tomb{until: now.Add(TombstoneTTL)})
 	}
 	delete(s.users, user)
 	return n, nil

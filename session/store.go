@@ -9,8 +9,8 @@ import (
 // and the Redis store (package session/redisstore) implement it; both pass
 // the same conformance suite.
 //
-// A store never sees a token: ids are the SHA-256 of the token in
-// unpadded base64url (43 characters from [A-Za-z0-9_-]). Values are
+// A store never sees a token: ids are the SHA-256 of the token's 32 bytes
+// in unpadded base64url (43 characters from [A-Za-z0-9_-]). Values are
 // stored per key, so that [Store.Commit] applies one request's changes
 // key by key, atomically, over whatever other requests committed
 // meanwhile.
@@ -39,13 +39,16 @@ type Store interface {
 	// Take deletes the session id and returns what it held, atomically,
 	// or nil and no error if it did not exist. The id of a session it
 	// deleted is tombstoned for TombstoneTTL: a later Commit with Create
-	// on it fails. Destroy and Renew use it.
+	// on it fails. The id stays in its user's index until a Commit with
+	// Unindex moves it or DestroyUser runs (see Change.Unindex). Destroy
+	// and Renew use it.
 	Take(ctx context.Context, id string) (*Record, error)
 
 	// DestroyUser deletes every session bound to user (see Change.User)
 	// and returns how many it deleted, in time proportional to that
 	// user's sessions. A session bound to user by a Commit that runs
-	// concurrently with DestroyUser is deleted or never created.
+	// concurrently with DestroyUser is deleted or never created, and so is
+	// a renewal (Change.Unindex) of a session of user taken before.
 	DestroyUser(ctx context.Context, user string) (int, error)
 }
 
@@ -84,8 +87,12 @@ type Change struct {
 	// User, if not "", binds the session to this user, for
 	// [Store.DestroyUser].
 	User string
-	// Unindex, if not "", is the id of a session that this one replaces
-	// (Renew): it is removed from User's index.
+	// Unindex, if not "", is the id of a session bound to User that this
+	// one replaces (Renew, after a Take of Unindex): the new session takes
+	// its place in User's index. If Unindex is no longer in that index
+	// (a DestroyUser of User ran since the Take), the Commit creates
+	// nothing and returns ErrNotFound, so that a renewal overtaken by
+	// DestroyUser cannot carry the session over.
 	Unindex string
 	// SizeLimit bounds the sum of len(key)+len(value) over the session's
 	// keys after the change; 0 means no bound.

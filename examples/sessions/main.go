@@ -59,7 +59,10 @@ func login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	session.SetUser(ctx, r.URL.Query().Get("user"))
+	if err := session.SetUser(ctx, r.URL.Query().Get("user")); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest) // ErrInvalidUser: empty or too long
+		return
+	}
 	io.WriteString(w, "logged in")
 }
 

@@ -8,13 +8,16 @@
 // # Keys
 //
 // With the default prefix "bulwark:session:", a session whose id (the
-// SHA-256 of its token, base64url) is ID lives in
+// SHA-256 of its token's 32 bytes, base64url) is ID lives in
 //
-//	bulwark:session:{ID}      a hash: "v:<key>" per value, "_a" absolute and
-//	                          "_e" idle deadline (Unix ms), "_u" user, "_s" size
-//	bulwark:session:{ID}:x    its tombstone once destroyed (10 minutes)
-//	bulwark:session:user:{U}  the user's index: a sorted set of ids scored by
-//	                          their absolute deadlines (U: the user ID in base64url)
+//	bulwark:session:{ID}        a hash: "v:<key>" per value, "_a" absolute and
+//	                            "_e" idle deadline (Unix ms), "_u" user, "_s" size
+//	bulwark:session:{ID}:x      its tombstone once destroyed (10 minutes)
+//	bulwark:session:user:{U}    the user's index: a sorted set of ids scored by
+//	                            their absolute deadlines (U: the user ID in base64url)
+//	bulwark:session:user:{U}:d  the ids a DestroyUser is ending: it moves the
+//	                            index there atomically, so that a Renew racing
+//	                            with it finds its old id gone and gives up
 //
 // The hash expires at the session's idle deadline (PEXPIRE), which every
 // commit moves. Every script touches keys of one hash tag only (a
@@ -23,9 +26,9 @@
 // # Round trips
 //
 // Load is one HGETALL; Commit one EVALSHA (plus one on the user's index
-// when it binds a user); Take one EVALSHA; DestroyUser one ZRANGE, one
-// pipeline of one script per session (each on that session's own slot),
-// and one ZREM. The first script call on a server that does not hold the
+// when it binds a user); Take one EVALSHA; DestroyUser one EVALSHA on the
+// user's index, one pipeline of one script per session (each on that
+// session's own slot), and one ZREM. The first script call on a server that does not hold the
 // script yet costs one more (NOSCRIPT, then EVAL); [Store.LoadScripts]
 // loads them ahead, on every master of a Cluster.
 //

@@ -20,6 +20,11 @@ func TestKeysShareSlot(t *testing.T) {
 			t.Fatalf("session and tombstone keys of %q are on different slots", id)
 		}
 	}
+	for _, u := range []string{"alice", "{x}", strings.Repeat("u", 512)} {
+		if redistest.Slot(s.userKey(u)) != redistest.Slot(s.endingKey(u)) {
+			t.Fatalf("the index of %q and its ending set are on different slots", u)
+		}
+	}
 	// Different sessions spread over slots.
 	if redistest.Slot(s.sessionKey("a1")) == redistest.Slot(s.sessionKey("b2")) &&
 		redistest.Slot(s.sessionKey("c3")) == redistest.Slot(s.sessionKey("d4")) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/session"
 )
 
@@ -51,6 +52,10 @@ func (s *Store) tombKey(id string) string    { return s.prefix + "{" + id + "}:x
 func (s *Store) userKey(user string) string {
 	return s.prefix + "user:{" + base64.RawURLEncoding.EncodeToString([]byte(user)) + "}"
 }
+
+// endingKey holds the ids a DestroyUser of user is ending; it shares the
+// index's hash tag, for takeIndexScript.
+func (s *Store) endingKey(user string) string { return s.userKey(user) + ":d" }
 
 // Hash fields: "v:<key>" for values, and meta fields starting with "_".
 const (
@@ -126,11 +131,16 @@ return 1
 `)
 
 // indexScript adds a session to its user's index. KEYS: the index.
-// ARGV: id, its absolute deadline, now (ms), an id to remove or "".
+// ARGV: id, its absolute deadline, now (ms), the id it replaces or "".
+// Returns 0, changing nothing, when the id it replaces is no longer in the
+// index (DestroyUser took the index since), else 1.
 var indexScript = redis.NewScript(`
 local k = KEYS[1]
+if ARGV[4] ~= '' then
+  if not redis.call('ZSCORE', k, ARGV[4]) then return 0 end
+  redis.call('ZREM', k, ARGV[4])
+end
 redis.call('ZADD', k, ARGV[2], ARGV[1])
-if ARGV[4] ~= '' then redis.call('ZREM', k, ARGV[4]) end
 redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[3])
 local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
 if top[2] then
@@ -138,6 +148,22 @@ if top[2] then
   if ttl > 0 then redis.call('PEXPIRE', k, string.format('%.0f', ttl)) end
 end
 return 1
+`)
+
+// takeIndexScript moves a user's index into the set of ids DestroyUser is
+// ending, atomically, and returns that set: a renewal that has not yet
+// moved its id in the index finds it gone (see indexScript). The set stays
+// until DestroyUser has ended its ids, so a DestroyUser that fails midway
+// is finished by the next one. KEYS: the index, the set. ARGV: now (ms).
+var takeIndexScript = redis.NewScript(`
+local k, d = KEYS[1], KEYS[2]
+redis.call('ZUNIONSTORE', d, 2, d, k, 'AGGREGATE', 'MAX')
+redis.call('DEL', k)
+redis.call('ZREMRANGEBYSCORE', d, '-inf', '(' .. ARGV[1])
+local top = redis.call('ZRANGE', d, -1, -1, 'WITHSCORES')
+if not top[2] then return {} end
+redis.call('PEXPIRE', d, string.format('%.0f', math.max(1, tonumber(top[2]) - tonumber(ARGV[1]))))
+return redis.call('ZRANGE', d, 0, -1)
 `)
 
 // takeScript deletes a session and tombstones its id, returning what it
@@ -218,9 +244,13 @@ func (s *Store) Commit(ctx context.Context, id string, ch *session.Change) error
 		if deadline.IsZero() {
 			deadline = ch.Now.Add(session.MaxLifetime)
 		}
-		if err := indexScript.Run(ctx, s.client, []string{s.userKey(ch.User)},
-			id, ms(deadline), ms(ch.Now), ch.Unindex).Err(); err != nil {
+		n, err := indexScript.Run(ctx, s.client, []string{s.userKey(ch.User)},
+			id, ms(deadline), ms(ch.Now), ch.Unindex).Int()
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return session.ErrNotFound // a renewal overtaken by DestroyUser
 		}
 	}
 	args := make([]any, 0, 8+len(ch.Delete)+2*len(ch.Set))
@@ -267,16 +297,20 @@ func (s *Store) Take(ctx context.Context, id string) (*session.Record, error) {
 	return rec, nil
 }
 
-// DestroyUser implements [session.Store]: it reads the user's index, then
-// deletes each of its sessions with a script on that session's own keys
-// (sent in one pipeline, so no command spans two hash tags on Cluster),
-// then removes those ids from the index: three round trips on a single
-// server, whatever the number of sessions.
+// DestroyUser implements [session.Store]: it takes the user's index
+// atomically (moving its ids to a set of ids being ended, of the same hash
+// tag, where a renewal can no longer find them), then deletes each of its
+// sessions with a script on that session's own keys (sent in one pipeline,
+// so no command spans two hash tags on Cluster), then removes those ids
+// from that set: three round trips on a single server, whatever the number
+// of sessions. If it fails midway, the ids stay in that set and the next
+// DestroyUser of the user ends them.
 func (s *Store) DestroyUser(ctx context.Context, user string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	idx := s.userKey(user)
-	ids, err := s.client.ZRange(ctx, idx, 0, -1).Result()
+	ending := s.endingKey(user)
+	ids, err := takeIndexScript.Run(ctx, s.client, []string{idx, ending}, ms(clock.Real.Now())).StringSlice()
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -299,7 +333,7 @@ func (s *Store) DestroyUser(ctx context.Context, user string) (int, error) {
 	for i, id := range ids {
 		members[i] = id
 	}
-	if err := s.client.ZRem(ctx, idx, members...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.client.ZRem(ctx, ending, members...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return n, err
 	}
 	return n, nil
@@ -313,7 +347,7 @@ func (s *Store) DestroyUser(ctx context.Context, user string) (int, error) {
 func (s *Store) LoadScripts(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	for _, sc := range []*redis.Script{commitScript, indexScript, takeScript, destroyUserScript} {
+	for _, sc := range []*redis.Script{commitScript, indexScript, takeIndexScript, takeScript, destroyUserScript} {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bulwark-go/bulwark/session"
@@ -114,6 +115,22 @@ func App(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ok")
+}
+
+// pausing stops, once armed, the first Renew between taking the old
+// session and creating the new one, until release is closed.
+type pausing struct {
+	session.Store
+	armed           atomic.Bool
+	paused, release chan struct{}
+}
+
+func (p *pausing) Commit(ctx context.Context, id string, ch *session.Change) error {
+	if ch.Create && ch.Unindex != "" && p.armed.CompareAndSwap(true, false) {
+		p.paused <- struct{}{}
+		<-p.release
+	}
+	return p.Store.Commit(ctx, id, ch)
 }
 
 // Scenarios runs the Manager's behaviour tests over a store: the lost
@@ -325,6 +342,38 @@ func Scenarios(t *testing.T, newStore func(t *testing.T) session.Store) {
 		}
 		if _, err := m.DestroyAll(context.Background(), ""); err == nil {
 			t.Fatal("DestroyAll of an empty user ID succeeded")
+		}
+	})
+
+	// A Renew overtaken by DestroyAll between taking the old session and
+	// creating the new one must not carry the session over: "log out
+	// everywhere" would miss it.
+	t.Run("RenewRacingDestroyAll", func(t *testing.T) {
+		p := &pausing{Store: newStore(t), paused: make(chan struct{}), release: make(chan struct{})}
+		m := session.New(session.Config{Store: p})
+		t.Cleanup(func() { m.Close() })
+		_, c := NewServer(t, m, App)
+		c.Must("/login?u=olivia")
+		c.Must("/put?k=a&v=1")
+		p.armed.Store(true)
+		done := make(chan int)
+		go func() {
+			code, _ := c.Clone().Get("/renew")
+			done <- code
+		}()
+		<-p.paused
+		if _, err := m.DestroyAll(context.Background(), "olivia"); err != nil {
+			t.Fatal(err)
+		}
+		close(p.release)
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("a Renew overtaken by DestroyAll answered %d, want 200 (no session left)", code)
+		}
+		if v := c.Must("/get?k=a"); v != "<none>" {
+			t.Fatalf("the session survived DestroyAll under its old token: %q", v)
+		}
+		if n, _ := m.DestroyAll(context.Background(), "olivia"); n != 0 {
+			t.Fatalf("a session renewed while DestroyAll ran survived it (a second DestroyAll found %d)", n)
 		}
 	})
 

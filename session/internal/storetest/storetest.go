@@ -324,6 +324,34 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		}
 	})
 
+	// A Renew takes the old session, then creates the new one: a
+	// DestroyUser between the two must stop the creation, or "log out
+	// everywhere" would miss a session renewed at that moment.
+	t.Run("RenewAfterDestroyUserFails", func(t *testing.T) {
+		s := newStore(t)
+		old := ID()
+		Create(t, s, old, "ivan", map[string]string{"k": "v"})
+		r, err := s.Take(context.Background(), old)
+		if err != nil || r == nil {
+			t.Fatal(r, err)
+		}
+		if _, err := s.DestroyUser(context.Background(), "ivan"); err != nil {
+			t.Fatal(err)
+		}
+		nu := ID()
+		now := time.Now()
+		err = s.Commit(context.Background(), nu, &session.Change{Create: true, Now: now, Idle: time.Hour, Deadline: r.Deadline,
+			Set: r.Values, User: r.User, Unindex: old})
+		if !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("Commit of a renewal after DestroyUser = %v, want ErrNotFound", err)
+		}
+		if r := load(t, s, nu); r != nil {
+			t.Fatalf("the renewed session survived DestroyUser: %+v", r)
+		}
+		// A fresh login after DestroyUser is not affected.
+		Create(t, s, ID(), "ivan", nil)
+	})
+
 	t.Run("ConcurrentKeys", func(t *testing.T) {
 		s := newStore(t)
 		id := ID()
