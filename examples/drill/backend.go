@@ -63,6 +63,9 @@ func startBackend(name string, rdb redis.UniversalClient, l *ledger, mp metric.M
 			// runs elsewhere waits for it (its response, or its key
 			// released when it was cut off) instead of a 409.
 			Wait: 2 * time.Second,
+			// Fail fast when Redis is unreachable: a 503 at once, rather
+			// than a wait past the client's attempt timeout.
+			StoreTimeout: 100 * time.Millisecond,
 		},
 	})
 	b.handler = b.stack.Handler(http.HandlerFunc(b.handle))

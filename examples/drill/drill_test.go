@@ -70,8 +70,18 @@ func TestDrill(t *testing.T) {
 	if spike[1].settled == 0 || spike[1].n <= 30 {
 		t.Errorf("latency spike: bulwark sent %d requests, %d after the settle time: the phase's hold did not keep it sending", spike[1].n, spike[1].settled)
 	}
-	if len(targets(rows)) != 4 {
-		t.Errorf("%d targets judged, want 4", len(targets(rows)))
+	// Redis down: the keyed POSTs are refused (fail closed), the GETs
+	// served; then everything recovers.
+	redis, recovered := rows[phaseIndex(phaseRedis)], rows[len(rows)-1]
+	if redis[1].getsOK != redis[1].gets || redis[1].ok != redis[1].getsOK {
+		t.Errorf("Redis outage: bulwark served %d of %d GETs and %d of %d POSTs, want every GET and no POST",
+			redis[1].getsOK, redis[1].gets, redis[1].ok-redis[1].getsOK, redis[1].n-redis[1].gets)
+	}
+	if recovered[1].ok < 29 {
+		t.Errorf("recovered: bulwark %d of 30 ok, want all but one at worst", recovered[1].ok)
+	}
+	if len(targets(rows)) != 5 {
+		t.Errorf("%d targets judged, want 5", len(targets(rows)))
 	}
 	for _, ph := range phases {
 		if !strings.Contains(out.String(), ph.name) {
@@ -119,7 +129,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("estimate at the start of the latency spike = %v, want at least %v (100 requests × 1s deadline / 8 workers)", left, want)
 	}
 	s := buf.String()
-	for _, want := range []string{"3/5 latency spike", "elapsed", "left", "["} {
+	for _, want := range []string{"3/6 latency spike", "elapsed", "left", "["} {
 		if !strings.Contains(s, want) {
 			t.Errorf("terminal progress %q lacks %q", s, want)
 		}
@@ -266,13 +276,14 @@ func TestReport(t *testing.T) {
 		{{n: 300, ok: 200, p50: 31 * time.Microsecond, p99: 5100 * time.Microsecond}, {n: 300, ok: 300, p50: 147 * time.Microsecond, p99: 51 * time.Millisecond}},
 		{{n: 300, ok: 200, p50: 282 * time.Microsecond, p99: 1005600 * time.Microsecond}, {n: 300, ok: 299, p50: 146 * time.Microsecond, p99: 251600 * time.Microsecond}},
 		{{n: 300, ok: 200, p50: 126 * time.Microsecond, p99: 11800 * time.Microsecond}, {n: 300, ok: 300, p50: 769 * time.Microsecond, p99: 27600 * time.Microsecond}},
+		{{n: 300, ok: 300, p50: 151 * time.Microsecond, p99: 737 * time.Microsecond}, {n: 300, ok: 150, p50: 201 * time.Millisecond, p99: 229 * time.Millisecond}},
 		{{n: 300, ok: 0, p50: 377 * time.Microsecond, p99: 8500 * time.Microsecond}, {n: 300, ok: 300, p50: 406 * time.Microsecond, p99: 6300 * time.Microsecond}},
 	}
 	o := &outcome{
 		cfg:    config{requests: 300, concurrency: 8, deadline: time.Second},
 		start:  time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC),
 		rows:   rows,
-		took:   []time.Duration{time.Second, time.Second, 12 * time.Second, time.Second, time.Second},
+		took:   []time.Duration{time.Second, time.Second, 12 * time.Second, time.Second, time.Second, time.Second},
 		total:  15 * time.Second,
 		addrs:  []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"},
 		abouts: clientsAbout(config{deadline: time.Second}),

@@ -49,7 +49,7 @@ import (
 type phase struct {
 	name  string
 	about string
-	setup func(bs []*backend) error
+	setup func(e *env) error
 	// least is the least time the phase's fault forces on the bare
 	// client (the slowest of the two), for the progress estimate; zero
 	// for a phase that runs at the speed of loopback.
@@ -61,28 +61,37 @@ type phase struct {
 }
 
 var phases = []phase{
-	{"steady", "all three instances healthy", func(bs []*backend) error { return nil }, nil, 0, 0},
-	{"instance down", "instance b refuses connections", func(bs []*backend) error {
-		bs[1].down()
+	{"steady", "all three instances healthy", func(e *env) error { return nil }, nil, 0, 0},
+	{"instance down", "instance b refuses connections", func(e *env) error {
+		e.bs[1].down()
 		return nil
 	}, nil, 0, 0},
-	{"latency spike", "b is back; instance a answers after 1.5s", func(bs []*backend) error {
-		bs[0].delay.Store(int64(1500 * time.Millisecond))
-		return bs[1].up()
+	{"latency spike", "b is back; instance a answers after 1.5s", func(e *env) error {
+		e.bs[0].delay.Store(int64(1500 * time.Millisecond))
+		return e.bs[1].up()
 	}, func(cfg config) time.Duration {
 		// Round-robin sends a third of the bare client's requests to a,
 		// and each holds a worker until its deadline.
 		return time.Duration(cfg.requests/3) * min(cfg.deadline, 1500*time.Millisecond) / time.Duration(cfg.concurrency)
 	}, 2 * time.Second, time.Second},
-	{"responses dropped", "a fast again; b does the work, then drops the response", func(bs []*backend) error {
-		bs[0].delay.Store(0)
-		bs[1].drop.Store(true)
+	{"responses dropped", "a fast again; b does the work, then drops the response", func(e *env) error {
+		e.bs[0].delay.Store(0)
+		e.bs[1].drop.Store(true)
 		return nil
 	}, nil, 0, 0},
-	{"recovered", "all healthy again", func(bs []*backend) error {
-		bs[1].drop.Store(false)
-		return nil
+	{phaseRedis, "b answers again; Redis is down: POSTs with a key are refused (503)", func(e *env) error {
+		e.bs[1].drop.Store(false)
+		return e.redis.down()
 	}, nil, 0, 0},
+	{"recovered", "all healthy again, Redis back", func(e *env) error {
+		return e.redis.up()
+	}, nil, 0, 0},
+}
+
+// env is what the phases act on.
+type env struct {
+	bs    []*backend
+	redis *redisCtl
 }
 
 // The phases the targets are judged on, by name.
@@ -91,6 +100,7 @@ const (
 	phaseDown    = "instance down"
 	phaseSpike   = "latency spike"
 	phaseDropped = "responses dropped"
+	phaseRedis   = "Redis outage"
 )
 
 // clientsAbout describes the two clients, for the summary and the report.
@@ -105,6 +115,7 @@ func clientsAbout(cfg config) [2]string {
 // result is what one request did.
 type result struct {
 	ok      bool
+	post    bool
 	start   time.Duration // since the phase began
 	latency time.Duration
 }
@@ -118,10 +129,11 @@ type stats struct {
 	// phase's fault (a breaker needs a few calls, and the first slow
 	// calls their time, before it opens); settled counts them. Zero
 	// for a phase without a settle time.
-	p99Settled time.Duration
-	settled    int
-	dups       int   // orders placed more than once (extra placements)
-	breaker    int64 // breaker state changes during the phase
+	p99Settled   time.Duration
+	settled      int
+	dups         int   // orders placed more than once (extra placements)
+	gets, getsOK int   // the GETs among n and ok
+	breaker      int64 // breaker state changes during the phase
 }
 
 func summarise(rs []result, settle time.Duration) stats {
@@ -139,6 +151,12 @@ func summarise(rs []result, settle time.Duration) stats {
 	for _, r := range rs {
 		if r.ok {
 			s.ok++
+		}
+		if !r.post {
+			s.gets++
+			if r.ok {
+				s.getsOK++
+			}
 		}
 		lat = append(lat, r.latency)
 	}
@@ -334,12 +352,13 @@ type client struct {
 // run runs the drill, prints its table to out and reports progress to p.
 func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	o := &outcome{cfg: cfg, start: time.Now(), abouts: clientsAbout(cfg)}
-	rdb, where, stopRedis, err := startRedis()
+	rc, err := startRedis()
 	if err != nil {
 		return nil, err
 	}
-	defer stopRedis()
-	o.redis = where
+	defer rc.stop()
+	rdb := rc.client
+	o.redis = rc.where
 	var mp metric.MeterProvider // nil: the global provider, a no-op
 	if cfg.metrics != "" {
 		reader := sdkmetric.NewManualReader()
@@ -378,7 +397,7 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	p.start(cfg, len(clients))
 	defer p.stop()
 	for i, ph := range phases {
-		if err := ph.setup(bs); err != nil {
+		if err := ph.setup(&env{bs, rc}); err != nil {
 			return nil, err
 		}
 		p.beginPhase(i)
@@ -425,10 +444,10 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	for _, ph := range phases {
 		fmt.Fprintf(out, "  %-18s %s\n", ph.name+":", ph.about)
 	}
-	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 72, 9))
-	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 72, 9))
-	fmt.Fprintln(out, "servers: bulwark's server stack (package stack): a 5s timeout, and idempotency keys kept in Redis")
-	fmt.Fprintln(out, "coming in later drills: overload burst (limit, degrade), Redis outage, faults from package chaos")
+	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 70, 9))
+	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 70, 9))
+	fmt.Fprintf(out, "servers: %s\n", wrap("bulwark's server stack (stack.NewServer): a 5s timeout, and idempotency keys kept in Redis, which fail closed: while Redis is down, a POST with a key is answered 503 and not run, since no one could tell whether it already ran. bulwark's client counts those 503s (problem details) as neutral: Redis is shared, so no instance is to blame, and its breakers and ejections stay out of it. The bare client's POSTs carry no key, so they run unchecked, and cost the servers none of the two Redis calls (claim, complete) each of bulwark's makes.", 70, 9))
+	fmt.Fprintf(out, "not yet:  %s\n", wrap("an overload burst with mixed criticality (package degrade), faults injected by package chaos, a gateway built from both stacks", 70, 10))
 	fmt.Fprintln(out, "\nbulwark's targets:")
 	for _, t := range targets(o.rows) {
 		mark := "ok  "
@@ -489,6 +508,15 @@ func targets(rows [][2]stats) []target {
 	if r, ok := rowOf(rows, phaseDropped); ok {
 		g := r[1]
 		ts = append(ts, target{fmt.Sprintf("responses dropped: success %s, target at least 99.9%%", formatRate(g.rate())), g.rate() >= 99.9})
+	}
+	if r, ok := rowOf(rows, phaseRedis); ok {
+		g := r[1]
+		rate := 0.0
+		if g.gets > 0 {
+			rate = 100 * float64(g.getsOK) / float64(g.gets)
+		}
+		ts = append(ts, target{fmt.Sprintf("Redis outage: GETs (no Redis needed) %s served, target at least 99.9%%; POSTs refused as configured (%d of %d served)",
+			formatRate(rate), g.ok-g.getsOK, g.n-g.gets), rate >= 99.9})
 	}
 	return ts
 }
@@ -564,13 +592,13 @@ func one(c *http.Client, deadline time.Duration, order string, phaseBegan time.T
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://service"+path, body)
 	if err != nil {
-		return result{start: at, latency: time.Since(start)}
+		return result{post: order != "", start: at, latency: time.Since(start)}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return result{start: at, latency: time.Since(start)}
+		return result{post: order != "", start: at, latency: time.Since(start)}
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return result{ok: err == nil && resp.StatusCode == want, start: at, latency: time.Since(start)}
+	return result{ok: err == nil && resp.StatusCode == want, post: order != "", start: at, latency: time.Since(start)}
 }

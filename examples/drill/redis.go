@@ -9,21 +9,58 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// startRedis connects to the Redis at REDIS_ADDR, or starts an embedded
-// one (miniredis) on 127.0.0.1, and says which in where.
-func startRedis() (rdb redis.UniversalClient, where string, stop func(), err error) {
+// redisCtl is the drill's Redis: the one at REDIS_ADDR, or an embedded
+// miniredis on 127.0.0.1 that the Redis-outage phase stops and restarts.
+type redisCtl struct {
+	client redis.UniversalClient
+	where  string
+	mr     *miniredis.Miniredis // nil for a real Redis
+}
+
+func startRedis() (*redisCtl, error) {
 	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
 		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		if err := c.Ping(context.Background()).Err(); err != nil {
 			c.Close()
-			return nil, "", nil, fmt.Errorf("REDIS_ADDR=%s: %w", addr, err)
+			return nil, fmt.Errorf("REDIS_ADDR=%s: %w", addr, err)
 		}
-		return c, "Redis at " + addr, func() { c.Close() }, nil
+		return &redisCtl{client: c, where: "Redis at " + addr}, nil
 	}
 	mr := miniredis.NewMiniRedis()
 	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
+	// go-redis logs every failed dial; during the outage that is noise.
+	redis.SetLogger(quiet{})
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true, PoolSize: 64})
-	return c, "an embedded Redis (miniredis) on " + mr.Addr(), func() { c.Close(); mr.Close() }, nil
+	return &redisCtl{client: c, where: "an embedded Redis (miniredis) on " + mr.Addr(), mr: mr}, nil
 }
+
+// down stops the embedded Redis; a real one is left running (the drill
+// does not stop a server it did not start).
+func (r *redisCtl) down() error {
+	if r.mr != nil {
+		r.mr.Close()
+	}
+	return nil
+}
+
+// up restarts the embedded Redis on the same address, with its data.
+func (r *redisCtl) up() error {
+	if r.mr == nil {
+		return nil
+	}
+	return r.mr.Restart()
+}
+
+func (r *redisCtl) stop() {
+	r.client.Close()
+	if r.mr != nil {
+		r.mr.Close()
+	}
+}
+
+// quiet discards go-redis's log lines.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

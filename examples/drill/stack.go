@@ -4,12 +4,15 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	bulwarkoutcome "github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/stack"
@@ -83,6 +86,7 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 			OnStateChange: func(context.Context, lb.StateChangeEvent) {
 				changes.Add(1)
 			},
+			ClassifyHTTP: sharedOutage,
 		},
 		Breaker: &breaker.Config{
 			WindowSize:       20,
@@ -91,6 +95,7 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 			OpenDuration:     time.Second,
 			HalfOpenProbes:   2,
 			OnStateChange:    func(context.Context, breaker.StateChangeEvent) { changes.Add(1) },
+			ClassifyHTTP:     sharedOutage,
 		},
 		AttemptTimeout: attemptTimeout,
 		Transport:      t,
@@ -107,3 +112,18 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 }
 
 const attemptTimeout = 250 * time.Millisecond
+
+// sharedOutage is bulwark's HTTP classification, except that a 503 in
+// problem details (application/problem+json) is neutral. That is how the
+// servers' idempotency layer answers when its store, the Redis every
+// instance shares, is down: no instance is to blame, and another one
+// would answer the same. Counted as a failure, it would open every
+// instance's breaker and eject every instance, and the GETs, which need
+// no Redis, would fail with the POSTs.
+func sharedOutage(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
+	if err == nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable &&
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		return bulwark.Neutral
+	}
+	return bulwarkoutcome.HTTP(ctx, resp, err)
+}
