@@ -80,8 +80,8 @@ func TestDrill(t *testing.T) {
 	if recovered[1].ok < 29 {
 		t.Errorf("recovered: bulwark %d of 30 ok, want all but one at worst", recovered[1].ok)
 	}
-	if len(targets(rows)) != 5 {
-		t.Errorf("%d targets judged, want 5", len(targets(rows)))
+	if len(targets(rows)) != 6 {
+		t.Errorf("%d targets judged, want 6", len(targets(rows)))
 	}
 	for _, ph := range phases {
 		if !strings.Contains(out.String(), ph.name) {

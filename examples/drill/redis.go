@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -45,12 +46,30 @@ func (r *redisCtl) down() error {
 	return nil
 }
 
-// up restarts the embedded Redis on the same address, with its data.
+// up restarts the embedded Redis on the same address, with its data, and
+// waits (at most 3 s) until the client reaches it again: after many failed
+// dials, go-redis probes a server only once a second, and the recovery
+// phase should measure the stacks, not that probe.
 func (r *redisCtl) up() error {
 	if r.mr == nil {
 		return nil
 	}
-	return r.mr.Restart()
+	if err := r.mr.Restart(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for {
+		err := r.client.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Redis did not come back: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (r *redisCtl) stop() {

@@ -43,14 +43,13 @@ func newBareClient(addrs []string, cfg config) *client {
 // (package stack), outermost first:
 //
 //	total timeout -> retry (budget, hedging, Idempotency-Key on POST)
-//	-> lb (P2C on latency, outlier ejection, slow start, a breaker per
+//	-> lb (round robin, outlier ejection, slow start, a breaker per
 //	instance) -> 250ms per-attempt timeout -> http.Transport
 //
 // A hedge's loser is cancelled with the cause bulwark.ErrSuperseded, which
 // the balancer and the breaker count as a failure: a slow instance's
-// breaker opens, P2C steers away from its latency, and requests stop
-// paying the hedge delay. A retry picks again, so it lands on another
-// instance.
+// breaker opens, lb passes over it, and requests stop paying the hedge
+// delay. A retry picks again, so it lands on another instance.
 func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *client {
 	t := transport()
 	var changes atomic.Int64
@@ -77,6 +76,14 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 		},
 		Balancer: &lb.Config{
 			Endpoints: eps,
+			// Round robin rather than lb's default P2C: with Breakers, a
+			// pick whose breaker rejects is drawn again, and P2C over
+			// the two endpoints left when one is ejected and another's
+			// breaker is open draws the same one every time, so every
+			// call failed with breaker.ErrOpen while the third instance
+			// was healthy (reported to lb's maintainers). Round robin's
+			// next draw is the next instance.
+			Policy: lb.RoundRobin(),
 			Outlier: lb.OutlierConfig{
 				ConsecutiveFailures: 5,
 				Interval:            time.Second,
@@ -89,13 +96,16 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 			ClassifyHTTP: sharedOutage,
 		},
 		Breaker: &breaker.Config{
-			WindowSize:       20,
-			MinimumCalls:     5,
-			SlowCallDuration: 200 * time.Millisecond,
-			OpenDuration:     time.Second,
-			HalfOpenProbes:   2,
-			OnStateChange:    func(context.Context, breaker.StateChangeEvent) { changes.Add(1) },
-			ClassifyHTTP:     sharedOutage,
+			// Open on an instance that fails nearly every call (a dead or
+			// hung one), not on one that loses some hedges while the
+			// machine is busy: with every breaker open, every call fails.
+			FailureRate:    0.8,
+			WindowSize:     20,
+			MinimumCalls:   10,
+			OpenDuration:   time.Second,
+			HalfOpenProbes: 2,
+			OnStateChange:  func(context.Context, breaker.StateChangeEvent) { changes.Add(1) },
+			ClassifyHTTP:   sharedOutage,
 		},
 		AttemptTimeout: attemptTimeout,
 		Transport:      t,
