@@ -300,6 +300,9 @@ func (r *Rate) Wait(ctx context.Context) error {
 
 // waitGCRA is Wait on the TAT in p.
 func waitGCRA(ctx context.Context, g gcra, p *atomic.Int64, now int64, clk clock.Clock, c counts) error {
+	if ctx.Err() != nil { // a done ctx takes no turn, even a free one
+		return context.Cause(ctx)
+	}
 	var wait int64
 	for {
 		tat := p.Load()
@@ -311,9 +314,6 @@ func waitGCRA(ctx context.Context, g gcra, p *atomic.Int64, now int64, clk clock
 				return nil
 			}
 			continue
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(clk.Now()) < time.Duration(wait) {
 			c.record(false)
