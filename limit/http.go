@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ import (
 const (
 	// HeaderRateLimitPolicy carries the policy: "name";q=<quota>;w=<window seconds>.
 	HeaderRateLimitPolicy = "RateLimit-Policy"
-	// HeaderRateLimit carries the state: "name";r=<remaining>;t=<seconds to reset>.
+	// HeaderRateLimit carries the state: "name";r=<remaining>;t=<reset>,
+	// where reset is the draft's: the seconds until more quota is made
+	// available (Decision.Reset, rounded up), left out when unknown.
 	HeaderRateLimit = "RateLimit"
 )
 
@@ -84,9 +87,10 @@ func decideRate(l *rate.Limiter) Decision {
 	}
 	d := Decision{Allowed: true, Policy: pol}
 	if lim != rate.Inf && lim > 0 {
-		tokens := l.TokensAt(now)
-		d.Remaining = int64(max(0, tokens))
-		d.Reset = time.Duration((float64(burst) - tokens) / float64(lim) * float64(time.Second))
+		tokens := max(0, l.TokensAt(now))
+		d.Remaining = int64(tokens)
+		// Until the next whole token: when one more call fits.
+		d.Reset = time.Duration((math.Floor(tokens) + 1 - tokens) / float64(lim) * float64(time.Second))
 	}
 	return d
 }
@@ -94,7 +98,10 @@ func decideRate(l *rate.Limiter) Decision {
 // SetHeaders sets the RateLimit and RateLimit-Policy fields of h
 // (draft-ietf-httpapi-ratelimit-headers-10) from d, and for a rejected
 // call Retry-After, in whole seconds rounded up. The RateLimit field's
-// reset ("t") is then the same moment as Retry-After, as the draft asks.
+// reset ("t") is d.Reset, the seconds until more quota is made available,
+// rounded up (for a rejected call, the same moment as Retry-After, as the
+// draft asks), and is left out when it is unknown (zero). The
+// RateLimit-Policy field is left out when d.Policy.Quota is not positive.
 func SetHeaders(h http.Header, d Decision) {
 	name := sfString(d.Policy.Name)
 	if d.Policy.Quota > 0 {
@@ -106,8 +113,11 @@ func SetHeaders(h http.Header, d Decision) {
 		reset = d.RetryAfter
 		httpx.SetRetryAfter(h, d.RetryAfter)
 	}
-	h.Set(HeaderRateLimit, name+";r="+strconv.FormatInt(max(d.Remaining, 0), 10)+
-		";t="+strconv.FormatInt(ceilSeconds(reset), 10))
+	v := name + ";r=" + strconv.FormatInt(max(d.Remaining, 0), 10)
+	if reset > 0 {
+		v += ";t=" + strconv.FormatInt(ceilSeconds(reset), 10)
+	}
+	h.Set(HeaderRateLimit, v)
 }
 
 func ceilSeconds(d time.Duration) int64 {

@@ -986,3 +986,82 @@ func TestOutsideAdaptiveRejectsAboveLimit(t *testing.T) {
 	var zero limit.Permit
 	zero.Release(bulwark.Success)
 }
+
+// Regression: the RateLimit field's "t" said when the limiter would be
+// back to a full burst, not, as the draft's reset parameter says, when
+// more quota is made available: the last admitted call of a burst of 10
+// at one a minute got r=0;t=600 while the rejected call right after it got
+// r=0;t=60 (and Retry-After: 60) for the same state.
+func TestRateLimitResetIsWhenMoreQuotaComes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := limit.NewRate(limit.RateConfig{Name: "m", Every: time.Minute, Burst: 10})
+		defer rt.Close()
+		xt := rate.NewLimiter(rate.Every(time.Minute), 10)
+		k := limit.NewKeyed(limit.KeyedConfig{Rate: limit.RateConfig{Name: "m", Every: time.Minute, Burst: 10}})
+		defer k.Close()
+		fast := limit.NewRate(limit.RateConfig{Name: "m", Rate: 20000, Burst: 4000}) // sharded
+		defer fast.Close()
+		for name, decide := range map[string]func() limit.Decision{
+			"Rate":  rt.Decide,
+			"Keyed": func() limit.Decision { return k.Decide(context.Background(), "a") },
+			"x/time/rate": func() limit.Decision {
+				rec := httptest.NewRecorder()
+				limit.Handler(xt, okHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+				return limit.Decision{Allowed: rec.Code == 200, Remaining: parseR(t, rec.Header().Get("RateLimit")),
+					Reset: time.Duration(parseT(t, rec.Header().Get("RateLimit"))) * time.Second}
+			},
+		} {
+			for i := range 10 {
+				d := decide()
+				if !d.Allowed || d.Remaining != int64(9-i) {
+					t.Fatalf("%s: call %d = %+v", name, i, d)
+				}
+				if d.Reset.Round(time.Second) != time.Minute {
+					t.Errorf("%s: call %d: Reset %v, want a minute (the next unit of quota)", name, i, d.Reset)
+				}
+			}
+			d := decide()
+			if d.Allowed || d.Reset.Round(time.Second) != time.Minute {
+				t.Errorf("%s: rejected call: %+v, want Reset a minute", name, d)
+			}
+		}
+		for range 4000 {
+			fast.Allow()
+		}
+		if d := fast.Decide(); d.Allowed || d.Reset != d.RetryAfter || d.Reset > time.Millisecond {
+			t.Errorf("sharded, rejected: %+v", d)
+		}
+		time.Sleep(time.Second)
+		if d := fast.Decide(); !d.Allowed || d.Reset <= 0 || d.Reset > time.Millisecond {
+			t.Errorf("sharded, admitted: %+v, want more quota within a millisecond", d)
+		}
+	})
+}
+
+func parseT(t *testing.T, field string) int64 {
+	t.Helper()
+	for _, p := range strings.Split(field, ";") {
+		if v, ok := strings.CutPrefix(p, "t="); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("bad t in %q", field)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no t in %q", field)
+	return 0
+}
+
+// An unknown reset is left out of the RateLimit field, not sent as t=0
+// (which would tell clients that quota is back now).
+func TestSetHeadersLeavesOutAnUnknownReset(t *testing.T) {
+	h := http.Header{}
+	limit.SetHeaders(h, limit.Decision{Policy: limit.Policy{Name: "x"}})
+	if got := h.Get("RateLimit"); got != `"x";r=0` {
+		t.Errorf("RateLimit = %q, want \"x\";r=0", got)
+	}
+	if h.Get("Retry-After") != "" || h.Get("RateLimit-Policy") != "" {
+		t.Errorf("fields %v", h)
+	}
+}

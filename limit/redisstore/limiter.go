@@ -139,9 +139,11 @@ func (l *Limiter) Decide(ctx context.Context, key string) limit.Decision {
 	us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
 	if res[0] == 1 {
 		debt := us(res[1])
-		return limit.Decision{Allowed: true, Remaining: int64((l.tau - debt) / l.interval), Reset: debt, Policy: l.pol}
+		n := max(0, (l.tau-debt)/l.interval)
+		// One more call fits once the debt has fallen to tau - (n+1)·interval.
+		return limit.Decision{Allowed: true, Remaining: int64(n), Reset: debt - l.tau + (n+1)*l.interval, Policy: l.pol}
 	}
-	return limit.Decision{RetryAfter: us(res[1]), Reset: us(res[2]), Policy: l.pol}
+	return limit.Decision{RetryAfter: us(res[1]), Reset: us(res[1]), Policy: l.pol}
 }
 
 func (l *Limiter) fallback(ctx context.Context, key string, err error) limit.Decision {
