@@ -400,18 +400,23 @@ func TestOutsideXTimeRateHandlerHeaders(t *testing.T) {
 	}
 }
 
-func parseR(t *testing.T, field string) int64 {
+func parseR(t *testing.T, field string) int64 { t.Helper(); return param(t, field, "r") }
+
+func parseT(t *testing.T, field string) int64 { t.Helper(); return param(t, field, "t") }
+
+// param returns the integer parameter name of a RateLimit field.
+func param(t *testing.T, field, name string) int64 {
 	t.Helper()
 	for _, p := range strings.Split(field, ";") {
-		if v, ok := strings.CutPrefix(p, "r="); ok {
+		if v, ok := strings.CutPrefix(p, name+"="); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				t.Fatalf("bad r in %q", field)
+				t.Fatalf("bad %s in %q", name, field)
 			}
 			return n
 		}
 	}
-	t.Fatalf("no r in %q", field)
+	t.Fatalf("no %s in %q", name, field)
 	return 0
 }
 
@@ -1036,21 +1041,6 @@ func TestRateLimitResetIsWhenMoreQuotaComes(t *testing.T) {
 			t.Errorf("sharded, admitted: %+v, want more quota within a millisecond", d)
 		}
 	})
-}
-
-func parseT(t *testing.T, field string) int64 {
-	t.Helper()
-	for _, p := range strings.Split(field, ";") {
-		if v, ok := strings.CutPrefix(p, "t="); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatalf("bad t in %q", field)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no t in %q", field)
-	return 0
 }
 
 // An unknown reset is left out of the RateLimit field, not sent as t=0
