@@ -122,8 +122,9 @@
 // Each limiter exports bulwark.limit.decisions (admitted or rejected,
 // attribute bulwark.limit.decision), and concurrency limiters
 // bulwark.limit.in_flight and bulwark.limit.concurrency_limit, with the
-// attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive). Counting
-// costs one uncontended atomic add per decision.
+// attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive; the
+// distributed limiter of limit/redisstore reports distributed, under this
+// package's scope). Counting costs one uncontended atomic add per decision.
 //
 // # Dependencies
 //

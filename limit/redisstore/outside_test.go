@@ -298,3 +298,52 @@ func TestRedisResetIsWhenMoreQuotaComes(t *testing.T) {
 		}
 	})
 }
+
+// Regression: the distributed limiter exported no bulwark.limit.decisions,
+// though package limit says each limiter does and a redisstore reports
+// under its primitive's names, so that one dashboard covers every store.
+func TestRedisLimiterCountsDecisions(t *testing.T) {
+	redistest.Controlled(t, func(t *testing.T, h *redistest.Harness) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		l := redisstore.New(h.Client, redisstore.Config{Rate: slow(2), Prefix: h.Prefix, MeterProvider: mp, Timeout: 50 * time.Millisecond})
+		defer l.Close()
+		for range 3 {
+			l.Allow(context.Background(), "k")
+		}
+		h.Down()
+		l.Allow(context.Background(), "other") // the local fallback admits
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		l.Allow(ctx, "k") // the caller gave up: not a decision
+		conformance.Instruments(t, reader)
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name != "bulwark.limit.decisions" {
+					continue
+				}
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					n, _ := dp.Attributes.Value("bulwark.name")
+					k, _ := dp.Attributes.Value("bulwark.limit.kind")
+					d, _ := dp.Attributes.Value("bulwark.limit.decision")
+					got[sm.Scope.Name+" "+n.AsString()+"/"+k.AsString()+"/"+d.AsString()] = dp.Value
+				}
+			}
+		}
+		want := map[string]int64{
+			"github.com/bulwark-go/bulwark/limit slow/distributed/admitted": 3,
+			"github.com/bulwark-go/bulwark/limit slow/distributed/rejected": 1,
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
+			}
+		}
+	})
+}
