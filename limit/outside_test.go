@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1053,5 +1054,38 @@ func TestSetHeadersLeavesOutAnUnknownReset(t *testing.T) {
 	}
 	if h.Get("Retry-After") != "" || h.Get("RateLimit-Policy") != "" {
 		t.Errorf("fields %v", h)
+	}
+}
+
+// Regression: Keyed bounded the number of keys but kept each key whole
+// (and whatever string it was cut from), so MaxKeys keys taken from a
+// client's headers (an API key, up to net/http's 1 MB of headers) could
+// hold gigabytes. Long keys are now kept as a hash, and short ones copied.
+func TestKeyedMemoryDoesNotGrowWithKeyLength(t *testing.T) {
+	k := limit.NewKeyed(limit.KeyedConfig{Rate: limit.RateConfig{Every: time.Hour, Burst: 1}, MaxKeys: 1000})
+	defer k.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 200 {
+		big := strings.Repeat(strconv.Itoa(i%10), 256<<10) + strconv.Itoa(i) // 256 KB
+		if !k.Allow(big) {
+			t.Fatalf("key %d rejected", i)
+		}
+		short, _, _ := strings.Cut(big[len(big)-8:]+"|"+big, "|") // a short key cut from a big string
+		k.Allow(short)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 8<<20 {
+		t.Fatalf("200 keys of 256 KB hold %d MB", grew>>20)
+	}
+	// A long key is still its own limit.
+	long := strings.Repeat("k", 100000)
+	if !k.Allow(long + "1") {
+		t.Fatal("a long key rejected")
+	}
+	if k.Allow(strings.Repeat("0", 256<<10) + "0") {
+		t.Fatal("a long key forgot its limit")
 	}
 }
