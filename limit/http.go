@@ -61,6 +61,11 @@ func decide(l Limiter) (Decision, bool) {
 	case interface{ Decide() Decision }:
 		return l.Decide(), true
 	case *rate.Limiter:
+		if lim := l.Limit(); lim == rate.Inf || lim <= 0 {
+			// No rate to describe: admitted always, or only a burst
+			// that never comes back.
+			return Decision{Allowed: l.Allow()}, false
+		}
 		return decideRate(l), true
 	}
 	return Decision{Allowed: l.Allow()}, false
@@ -154,7 +159,8 @@ func sfString(s string) string {
 
 // Handler returns server-side middleware that admits each request through
 // l and answers the others 429 Too Many Requests without running next.
-// When l can describe its decisions (a [*Rate], a [*rate.Limiter], or any
+// When l can describe its decisions (a [*Rate], a [*rate.Limiter] whose
+// limit is finite and positive, or any
 // Limiter with a Decide() Decision method), every response carries the
 // RateLimit and RateLimit-Policy fields (see [SetHeaders]) and a 429
 // carries Retry-After; the 429's body is the plain-text message of
@@ -305,8 +311,11 @@ func admit(ctx context.Context, l Limiter, o options) error {
 		return nil
 	}
 	err := l.Wait(ctx)
-	if err == nil || ctx.Err() != nil {
-		return err
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // a *rate.Limiter returns ctx.Err()
 	}
 	var re *RejectedError
 	if errors.As(err, &re) {
@@ -322,7 +331,8 @@ func admit(ctx context.Context, l Limiter, o options) error {
 // context allows, trying again after it; with [NoWait], or when the wait
 // is unknown or would pass the context's deadline, it rejects at once. A
 // rejected request never reaches the network: RoundTrip closes its body
-// and returns a [*RejectedError] (errors.Is ErrRateLimited).
+// and returns a [*RejectedError] (errors.Is ErrRateLimited), or
+// context.Cause of the request's context if that ended first.
 func KeyedRoundTripper(l KeyedLimiter, key func(*http.Request) string, next http.RoundTripper, opts ...Option) http.RoundTripper {
 	if l == nil {
 		panic("limit: KeyedRoundTripper called with a nil KeyedLimiter")
@@ -358,15 +368,18 @@ func admitKey(ctx context.Context, l KeyedLimiter, key string, o options) error 
 		return k.Wait(ctx, key)
 	}
 	for {
+		if ctx.Err() != nil { // a distributed limiter rejects such a call
+			return context.Cause(ctx)
+		}
 		d := l.Decide(ctx, key)
 		if d.Allowed {
 			return nil
 		}
+		if ctx.Err() != nil { // it ended during Decide
+			return context.Cause(ctx)
+		}
 		if o.noWait || d.RetryAfter <= 0 {
 			return rateError(d.RetryAfter)
-		}
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(clock.Real.Now()) < d.RetryAfter {
 			return rateError(d.RetryAfter)

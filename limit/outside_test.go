@@ -1089,3 +1089,29 @@ func TestKeyedMemoryDoesNotGrowWithKeyLength(t *testing.T) {
 		t.Fatal("a long key forgot its limit")
 	}
 }
+
+// Regression: RoundTripper around a *rate.Limiter returned ctx.Err(), not
+// context.Cause, when the request's context ended, as its doc promises.
+func TestRoundTripperReturnsTheCauseWithXTimeRate(t *testing.T) {
+	srv := httptest.NewServer(okHandler())
+	defer srv.Close()
+	c := &http.Client{Transport: limit.RoundTripper(rate.NewLimiter(rate.Every(time.Hour), 1), srv.Client().Transport)}
+	mustGet(t, c, srv.URL)
+	cause := errors.New("caller gave up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	if _, err := c.Do(req); !errors.Is(err, cause) {
+		t.Fatalf("= %v, want the cause", err)
+	}
+}
+
+// Regression: a *rate.Limiter with an infinite limit was described as
+// RateLimit: "default";r=0, telling clients they had no quota left.
+func TestHandlerSendsNoFieldsForAnInfiniteXTimeRate(t *testing.T) {
+	rec := httptest.NewRecorder()
+	limit.Handler(rate.NewLimiter(rate.Inf, 0), okHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 200 || rec.Header().Get("RateLimit") != "" || rec.Header().Get("RateLimit-Policy") != "" {
+		t.Fatalf("%d RateLimit %q Policy %q", rec.Code, rec.Header().Get("RateLimit"), rec.Header().Get("RateLimit-Policy"))
+	}
+}

@@ -347,3 +347,23 @@ func TestRedisLimiterCountsDecisions(t *testing.T) {
 		}
 	})
 }
+
+// Regression: KeyedRoundTripper over the distributed limiter answered a
+// request whose context had already ended with a *RejectedError (the
+// limiter rejects such a call) instead of the context's cause.
+func TestRoundTripperReturnsTheCause(t *testing.T) {
+	h := redistest.NewMiniredis(t)
+	l := redisstore.New(h.Client, redisstore.Config{Prefix: h.Prefix})
+	defer l.Close()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	cause := errors.New("caller gave up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	_, err := (&http.Client{Transport: l.RoundTripper(srv.Client().Transport)}).Do(req)
+	if !errors.Is(err, cause) || hits.Load() != 0 {
+		t.Fatalf("= %v (hits %d), want the cause", err, hits.Load())
+	}
+}
