@@ -160,11 +160,10 @@ func sfString(s string) string {
 // Handler returns server-side middleware that admits each request through
 // l and answers the others 429 Too Many Requests without running next.
 // When l can describe its decisions (a [*Rate], a [*rate.Limiter] whose
-// limit is finite and positive, or any
-// Limiter with a Decide() Decision method), every response carries the
-// RateLimit and RateLimit-Policy fields (see [SetHeaders]) and a 429
-// carries Retry-After; the 429's body is the plain-text message of
-// ErrRateLimited. A nil l or next panics.
+// limit is finite and positive, or any Limiter with a Decide() Decision
+// method), every response carries the RateLimit and RateLimit-Policy
+// fields (see [SetHeaders]) and a 429 carries Retry-After; the 429's body
+// is the plain-text message of ErrRateLimited. A nil l or next panics.
 func Handler(l Limiter, next http.Handler) http.Handler {
 	if l == nil || next == nil {
 		panic("limit: Handler called with a nil Limiter or next")
