@@ -151,31 +151,37 @@ func TestOutsideRedisDownFallback(t *testing.T) {
 
 func storeErrors(t *testing.T, reader *sdkmetric.ManualReader, fb string) int64 {
 	t.Helper()
+	return counter(t, reader, "bulwark.limit.store.errors", "bulwark.limit.fallback")[fb]
+}
+
+// counter collects reader and returns the int64 sum called name, in
+// package limit's scope, by the value of the attribute attr.
+func counter(t *testing.T, reader *sdkmetric.ManualReader, name string, attr attribute.Key) map[string]int64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	var n int64
+	got := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != "bulwark.limit.store.errors" {
+			if m.Name != name {
 				continue
 			}
 			if sm.Scope.Name != "github.com/bulwark-go/bulwark/limit" {
-				t.Errorf("store errors under scope %q", sm.Scope.Name)
+				t.Errorf("%s under scope %q", name, sm.Scope.Name)
 			}
 			sum, ok := m.Data.(metricdata.Sum[int64])
 			if !ok {
-				t.Fatalf("store errors is %T", m.Data)
+				t.Fatalf("%s is %T", name, m.Data)
 			}
 			for _, dp := range sum.DataPoints {
-				if v, _ := dp.Attributes.Value(attribute.Key("bulwark.limit.fallback")); v.AsString() == fb {
-					n += dp.Value
-				}
+				v, _ := dp.Attributes.Value(attr)
+				got[v.AsString()] += dp.Value
 			}
 		}
 	}
-	return n
+	return got
 }
 
 func TestOutsideKeys(t *testing.T) {
@@ -318,28 +324,14 @@ func TestRedisLimiterCountsDecisions(t *testing.T) {
 		cancel()
 		l.Allow(ctx, "k") // the caller gave up: not a decision
 		conformance.Instruments(t, reader)
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
+		if kinds := counter(t, reader, "bulwark.limit.decisions", "bulwark.limit.kind"); len(kinds) != 1 || kinds["distributed"] != 4 {
+			t.Errorf("decisions by kind = %v, want 4 distributed", kinds)
 		}
-		got := map[string]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if m.Name != "bulwark.limit.decisions" {
-					continue
-				}
-				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-					n, _ := dp.Attributes.Value("bulwark.name")
-					k, _ := dp.Attributes.Value("bulwark.limit.kind")
-					d, _ := dp.Attributes.Value("bulwark.limit.decision")
-					got[sm.Scope.Name+" "+n.AsString()+"/"+k.AsString()+"/"+d.AsString()] = dp.Value
-				}
-			}
+		if names := counter(t, reader, "bulwark.limit.decisions", "bulwark.name"); names["slow"] != 4 {
+			t.Errorf("decisions by name = %v, want 4 for slow", names)
 		}
-		want := map[string]int64{
-			"github.com/bulwark-go/bulwark/limit slow/distributed/admitted": 3,
-			"github.com/bulwark-go/bulwark/limit slow/distributed/rejected": 1,
-		}
+		got := counter(t, reader, "bulwark.limit.decisions", "bulwark.limit.decision")
+		want := map[string]int64{"admitted": 3, "rejected": 1}
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
