@@ -261,3 +261,39 @@ func TestLimitOutsideMetrics(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Regression: a client limit interceptor answered a call whose context
+// had ended with the bare context error, whose status.Code is Unknown (a
+// failure to every gRPC metric and classifier) where grpc-go itself says
+// Canceled or DeadlineExceeded.
+func TestLimitClientContextEndIsAStatus(t *testing.T) {
+	r := limit.NewRate(limit.RateConfig{Every: time.Hour, Burst: 1})
+	defer r.Close()
+	b := limit.NewBulkhead(limit.BulkheadConfig{MaxConcurrent: 1, MaxQueue: 1})
+	defer b.Close()
+	b.TryAcquire() // full: calls queue
+	defer b.Release()
+	srv := &outsideLimitSrv{}
+	for name, opt := range map[string]grpc.DialOption{
+		"rate":        grpc.WithUnaryInterceptor(UnaryClientLimit(r)),
+		"concurrency": grpc.WithUnaryInterceptor(UnaryClientConcurrency(b)),
+	} {
+		c := client(t, srv, nil, opt)
+		cause := errors.New("caller gave up")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(cause)
+		_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+		if status.Code(err) != codes.Canceled || !errors.Is(err, cause) {
+			t.Errorf("%s, cancelled: %v (%v), want Canceled wrapping the cause", name, err, status.Code(err))
+		}
+		dctx, dcancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		_, err = c.UnaryCall(dctx, &testpb.SimpleRequest{})
+		dcancel()
+		if status.Code(err) != codes.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s, past deadline: %v (%v), want DeadlineExceeded", name, err, status.Code(err))
+		}
+	}
+	if srv.hits.Load() != 0 {
+		t.Errorf("server saw %d calls", srv.hits.Load())
+	}
+}
