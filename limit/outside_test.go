@@ -1115,3 +1115,27 @@ func TestHandlerSendsNoFieldsForAnInfiniteXTimeRate(t *testing.T) {
 		t.Fatalf("%d RateLimit %q Policy %q", rec.Code, rec.Header().Get("RateLimit"), rec.Header().Get("RateLimit-Policy"))
 	}
 }
+
+// Any two distinct keys, short, long (hashed) or shaped like a hash, have
+// limits of their own.
+func FuzzKeyedKeys(f *testing.F) {
+	f.Add("a", "b")
+	f.Add(strings.Repeat("x", limit.MaxKeyLen+1), strings.Repeat("x", limit.MaxKeyLen))
+	f.Add("\xff0123456789abcdef0123456789abcdef", "")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if a == b {
+			return
+		}
+		k := limit.NewKeyed(limit.KeyedConfig{Rate: limit.RateConfig{Every: time.Hour, Burst: 1}})
+		defer k.Close()
+		if !k.Allow(a) || k.Allow(a) {
+			t.Fatalf("key %q: burst of 1 wrong", a)
+		}
+		if !k.Allow(b) {
+			t.Fatalf("key %q shares %q's limit", b, a)
+		}
+		if k.Len() != 2 {
+			t.Fatalf("Len %d, want 2", k.Len())
+		}
+	})
+}
