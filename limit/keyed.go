@@ -167,7 +167,7 @@ func (k *Keyed) insert(key string, now int64) *keyEntry {
 	for k2, v := range old {
 		m[k2] = v
 	}
-	m[strings.Clone(key)] = e // not the string key may be cut from
+	m[strings.Clone(key)] = e // a copy: key may be cut from a larger string
 	sh.Store(&m)
 	k.n++
 	return e
