@@ -93,7 +93,7 @@ func TestOutsideRedisDownFallback(t *testing.T) {
 				var events atomic.Int64
 				l := redisstore.New(h.Client, redisstore.Config{
 					Rate: slow(4), Prefix: h.Prefix, Instances: 2, Fallback: fb,
-					Timeout: 50 * time.Millisecond, MeterProvider: mp,
+					Timeout: 200 * time.Millisecond, MeterProvider: mp, // room for a loaded machine
 					OnStoreError: func(ctx context.Context, ev redisstore.StoreErrorEvent) {
 						if ev.Err == nil || ev.Key != "k" || ev.Fallback != fb || ctx == nil {
 							t.Errorf("event %+v", ev)
@@ -124,6 +124,11 @@ func TestOutsideRedisDownFallback(t *testing.T) {
 				}
 				conformance.Instruments(t, reader)
 				h.Up()
+				pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer pcancel()
+				if err := h.Client.Ping(pctx).Err(); err != nil { // reconnected
+					t.Fatal(err)
+				}
 				// Back on Redis: 3 left of the shared burst.
 				n := 0
 				for range 5 {
@@ -313,7 +318,7 @@ func TestRedisLimiterCountsDecisions(t *testing.T) {
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 		defer mp.Shutdown(context.Background())
-		l := redisstore.New(h.Client, redisstore.Config{Rate: slow(2), Prefix: h.Prefix, MeterProvider: mp, Timeout: 50 * time.Millisecond})
+		l := redisstore.New(h.Client, redisstore.Config{Rate: slow(2), Prefix: h.Prefix, MeterProvider: mp, Timeout: 200 * time.Millisecond})
 		defer l.Close()
 		for range 3 {
 			l.Allow(context.Background(), "k")
