@@ -40,13 +40,17 @@
 // # Limits
 //
 // The limit interceptors admit calls through package limit's limiters:
-// [UnaryServerLimit] and [UnaryClientLimit] (and their Stream and Keyed
-// forms) take a limit.Limiter — a *limit.Rate or a golang.org/x/time/rate
-// *rate.Limiter — and reject with ResourceExhausted and a
-// grpc-retry-pushback-ms trailer; [UnaryServerConcurrency] and
-// [UnaryClientConcurrency] take a *limit.Bulkhead or a *limit.Adaptive
-// and reject with Unavailable. Rejected client calls never reach the
-// network. See [LimitError].
+// [UnaryServerLimit] and [UnaryClientLimit] (and their Stream forms) take
+// a limit.Limiter — a *limit.Rate or a golang.org/x/time/rate
+// *rate.Limiter — and reject with ResourceExhausted, servers with a
+// grpc-retry-pushback-ms trailer; [UnaryServerKeyedLimit] and
+// [StreamServerKeyedLimit] do the same per key (per client address by
+// default) with a limit.KeyedLimiter — a *limit.Keyed or the distributed
+// limiter of limit/redisstore (there is no keyed client interceptor);
+// [UnaryServerConcurrency] and [UnaryClientConcurrency] (and their Stream
+// forms) take a *limit.Bulkhead or a *limit.Adaptive and reject with
+// Unavailable, without a pushback trailer (the wait is not known).
+// Rejected client calls never reach the network. See [LimitError].
 //
 // Timeouts: [UnaryClientTimeout] and [StreamClientTimeout] give calls
 // made without a deadline the limit of a *timeout.Timeout;
