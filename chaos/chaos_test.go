@@ -18,10 +18,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestValidate(t *testing.T) {
 	bad := map[string]Fault{
-		"Faults[0].Probability": {Action: Error, Probability: math.NaN()},
-		"Faults[0].HTTPStatus":  {Action: Error, HTTPStatus: 200},
-		"Faults[0].GRPCCode":    {Action: Error, GRPCCode: 17},
-		"Faults[0].Action":      {},
+		"Faults[0].Probability":   {Action: Error, Probability: math.NaN()},
+		"Faults[0].HTTPStatus":    {Action: Error, HTTPStatus: 200},
+		"Faults[0].GRPCCode":      {Action: Error, GRPCCode: 17},
+		"Faults[0].Action":        {},
 		"Faults[0].Latency.Delay": {Latency: Latency{Delay: 2 * MaxDelay}},
 		"Faults[0].Latency.Shape": {Latency: Latency{Dist: Pareto, Delay: 1, Shape: math.Inf(1)}},
 		"Faults[0].Latency.Dist":  {Latency: Latency{Dist: 9, Delay: 1}},

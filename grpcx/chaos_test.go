@@ -1,0 +1,105 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulwark-go/bulwark/chaos"
+	"github.com/bulwark-go/bulwark/internal/bridge"
+)
+
+func TestChaosBridgeSet(t *testing.T) {
+	if bridge.ChaosPick == nil || bridge.ChaosHeader == nil {
+		t.Fatal("package chaos did not set its bridge variables")
+	}
+}
+
+func drillCtx(t *testing.T, drill string) context.Context {
+	if drill == "" {
+		return t.Context()
+	}
+	return metadata.AppendToOutgoingContext(t.Context(), "bulwark-chaos", drill)
+}
+
+// TestChaosInterceptors runs every action through the server and the
+// client interceptors over a real connection, unary and streaming, and
+// checks what the caller sees and whether the server did the work.
+func TestChaosInterceptors(t *testing.T) {
+	for _, side := range []string{"server", "client"} {
+		for _, tc := range []struct {
+			action   chaos.Action
+			wantCode codes.Code
+			wantHits int64
+		}{{chaos.None, codes.OK, 1}, {chaos.Error, codes.ResourceExhausted, 0}, {chaos.Abort, codes.Unavailable, 0}, {chaos.Drop, codes.Unavailable, 1}} {
+			inj := chaos.New(chaos.Config{Enabled: true, Faults: []chaos.Fault{{
+				Name: "f", PathPrefix: "/grpc.testing.TestService/", Action: tc.action, GRPCCode: int(codes.ResourceExhausted),
+				Latency: chaos.Latency{Delay: 1000},
+			}}})
+			impl := &breakerTestServer{}
+			var c testpb.TestServiceClient
+			if side == "server" {
+				c = client(t, impl, []grpc.ServerOption{grpc.ChainUnaryInterceptor(UnaryServerChaos(inj)), grpc.ChainStreamInterceptor(StreamServerChaos(inj))})
+			} else {
+				c = client(t, impl, nil, grpc.WithChainUnaryInterceptor(UnaryClientChaos(inj)), grpc.WithChainStreamInterceptor(StreamClientChaos(inj)))
+			}
+			// Untargeted (no drill metadata): untouched.
+			if _, err := c.UnaryCall(drillCtx(t, ""), &testpb.SimpleRequest{}); err != nil {
+				t.Fatalf("%s %v: untargeted call: %v", side, tc.action, err)
+			}
+			impl.hits.Store(0)
+			_, err := c.UnaryCall(drillCtx(t, "d1"), &testpb.SimpleRequest{})
+			if status.Code(err) != tc.wantCode || impl.hits.Load() != tc.wantHits {
+				t.Errorf("%s %v unary: code %v, server hits %d; want %v, %d", side, tc.action, status.Code(err), impl.hits.Load(), tc.wantCode, tc.wantHits)
+			}
+			if side == "client" && tc.action != chaos.None && !errors.Is(err, chaos.ErrInjected) {
+				t.Errorf("client %v: %v does not match chaos.ErrInjected", tc.action, err)
+			}
+
+			impl.hits.Store(0)
+			err = func() error {
+				s, err := c.StreamingOutputCall(drillCtx(t, "d1"), &testpb.StreamingOutputCallRequest{
+					ResponseParameters: []*testpb.ResponseParameters{{}, {}}})
+				if err != nil {
+					return err
+				}
+				for {
+					if _, err := s.Recv(); err == io.EOF {
+						return nil
+					} else if err != nil {
+						return err
+					}
+				}
+			}()
+			if status.Code(err) != tc.wantCode || impl.hits.Load() != tc.wantHits {
+				t.Errorf("%s %v stream: code %v, server hits %d; want %v, %d", side, tc.action, status.Code(err), impl.hits.Load(), tc.wantCode, tc.wantHits)
+			}
+			if n := inj.Injected()["f"]; n != 2 {
+				t.Errorf("%s %v: Injected = %d, want 2", side, tc.action, n)
+			}
+			inj.Close()
+		}
+	}
+}
+
+func TestChaosDisabledPassesThrough(t *testing.T) {
+	inj := chaos.New(chaos.Config{Faults: []chaos.Fault{{AllTraffic: true, Action: chaos.Abort}}})
+	defer inj.Close()
+	impl := &breakerTestServer{}
+	c := client(t, impl, []grpc.ServerOption{grpc.ChainUnaryInterceptor(UnaryServerChaos(inj))},
+		grpc.WithChainUnaryInterceptor(UnaryClientChaos(inj)))
+	if _, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	inj.Enable()
+	if _, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("enabled: %v", err)
+	}
+}
