@@ -3,7 +3,10 @@ package grpcx
 import (
 	"context"
 	"errors"
+	"fmt"
+	"google.golang.org/grpc/credentials/insecure"
 	"io"
+	"net"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -102,4 +105,33 @@ func TestChaosDisabledPassesThrough(t *testing.T) {
 	if _, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("enabled: %v", err)
 	}
+}
+
+func ExampleUnaryServerChaos() {
+	inj := chaos.New(chaos.Config{Faults: []chaos.Fault{{
+		Name:       "empty-down",
+		PathPrefix: "/grpc.testing.TestService/EmptyCall",
+		Action:     chaos.Error,
+		GRPCCode:   int(codes.Unavailable),
+	}}})
+	defer inj.Close()
+
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryServerChaos(inj)))
+	testpb.RegisterTestServiceServer(gs, &breakerTestServer{})
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, _ := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer conn.Close()
+	c := testpb.NewTestServiceClient(conn)
+
+	inj.Enable()
+	drill := metadata.AppendToOutgoingContext(context.Background(), "bulwark-chaos", "drill-7")
+	_, err := c.EmptyCall(drill, &testpb.Empty{})
+	fmt.Println("drill call:", status.Code(err))
+	_, err = c.EmptyCall(context.Background(), &testpb.Empty{})
+	fmt.Println("production call:", status.Code(err))
+	// Output:
+	// drill call: Unavailable
+	// production call: OK
 }

@@ -337,3 +337,18 @@ func (h *Health) Report(ctx context.Context, g string) Report {
 	}
 	return rep
 }
+
+// Groups returns the names of the groups the checks list in Check.Groups,
+// sorted, without the reserved Ready and Live.
+func (h *Health) Groups() []string {
+	var out []string
+	for _, c := range *h.checks.Load() {
+		for _, g := range c.Groups {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
