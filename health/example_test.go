@@ -36,7 +36,7 @@ func Example() {
 		resp.Body.Close()
 		fmt.Println(resp.StatusCode)
 	}
-	probe() // an optional failure is reported, readiness holds
+	probe()                                           // an optional failure is reported, readiness holds
 	r := h.Report(context.Background(), health.Ready) // answered from the cache (TTL 5s)
 	fmt.Println(r.Status, r.Checks["search"].Status, r.Checks["search"].Error)
 	// Output:
