@@ -95,6 +95,12 @@ type ShedderConfig struct {
 	// MaxMinInFlight.
 	MinInFlight int
 
+	// RejectStatus is the HTTP status of a shed request: 503 Service
+	// Unavailable or 429 Too Many Requests. Default 503 (the server is
+	// overloaded, not the client over a quota). gRPC rejections are
+	// codes.Unavailable either way.
+	RejectStatus int
+
 	// Header is the request header a client (or an upstream service)
 	// states its criticality in: "critical", "default" or "sheddable"
 	// (gRPC: the same name as lower-case metadata). Default
@@ -150,6 +156,7 @@ func (c ShedderConfig) Validate() error {
 	v.Duration("ShedderConfig.CoolOff", c.CoolOff, time.Minute)
 	v.Float("ShedderConfig.Headroom", c.Headroom, 0.1, 10)
 	v.Size("ShedderConfig.MinInFlight", c.MinInFlight, MaxMinInFlight)
+	v.Check(c.RejectStatus == 0 || c.RejectStatus == 503 || c.RejectStatus == 429, "ShedderConfig.RejectStatus", c.RejectStatus, "0 (default), 503 or 429")
 	v.Check(len(c.Routes) <= MaxRoutes, "ShedderConfig.Routes", len(c.Routes), fmt.Sprintf("at most %d routes", MaxRoutes))
 	for i, r := range c.Routes {
 		v.Check(r.Criticality < numCriticalities, fmt.Sprintf("ShedderConfig.Routes[%d].Criticality", i), r.Criticality, "Default, Sheddable or Critical")

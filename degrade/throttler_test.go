@@ -105,20 +105,21 @@ func TestThrottleDo(t *testing.T) {
 	th := NewThrottler(ThrottlerConfig{})
 	defer th.Close()
 	boom := errors.New("boom")
+	th.Do(context.Background(), func(context.Context) error { return nil })
 	if err := th.Do(context.Background(), func(context.Context) error { return boom }); err != boom {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	th.Do(ctx, func(ctx context.Context) error { return ctx.Err() })
-	if r, a := th.Counts(); r != 1 || a != 0 {
+	if r, a := th.Counts(); r != 2 || a != 1 {
 		t.Fatalf("counts %d %d: a caller's cancellation must not count", r, a)
 	}
 	func() {
 		defer func() { recover() }()
 		th.Do(context.Background(), func(context.Context) error { panic("x") })
 	}()
-	if r, _ := th.Counts(); r != 2 {
+	if r, _ := th.Counts(); r != 3 {
 		t.Fatalf("a panic was not recorded: %d requests", r)
 	}
 }
