@@ -18,6 +18,7 @@ func TestInstruments(t *testing.T) {
 	s := NewShedder(ShedderConfig{Name: "api", MeterProvider: mp})
 	th := NewThrottler(ThrottlerConfig{Name: "up", MeterProvider: mp})
 	f := New(Config{Name: "recs", MeterProvider: mp})
+	th.setRand(func() float64 { return 0 }) // every request with p > 0 is throttled
 	for range 5 {
 		th.Do(context.Background(), func(context.Context) error { return errors.New("x") })
 		Call(context.Background(), f, "", func(context.Context) (int, error) { return 0, errors.New("x") }, Value(1))
@@ -37,7 +38,7 @@ func TestInstruments(t *testing.T) {
 			}
 		}
 	}
-	if got["bulwark.degrade.fallbacks"] != 5 || got["bulwark.degrade.throttled_requests"] == 0 {
+	if got["bulwark.degrade.fallbacks"] != 5 || got["bulwark.degrade.throttled_requests"] != 4 {
 		t.Fatalf("counts %v", got)
 	}
 	s.Close()
