@@ -15,7 +15,8 @@
 //     compile gRPC.
 //   - internal/...: the clock, outcome classification, telemetry
 //     conventions, striped counters and pushback parsing shared by all of
-//     the above.
+//     the above, and redistest, the test harness of the Redis-backed
+//     packages (miniredis, a real server or a Cluster; outages on demand).
 //
 // # Layers
 //
