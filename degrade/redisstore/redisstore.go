@@ -1,0 +1,218 @@
+// Package redisstore makes degrade's feature switches cluster-wide: a
+// [Store] keeps every switch's value in one Redis hash and announces each
+// change on a pub/sub channel, so that a switch flipped on one instance
+// flips on every instance that watches the store.
+//
+//	store := redisstore.New(rdb, redisstore.Config{})
+//	switches := degrade.NewSwitches(degrade.SwitchesConfig{Store: store})
+//	defer switches.Close()
+//
+// # Keys
+//
+// The hash is <Prefix>{switches} (field: the switch name, value "1" or
+// "0"), the channel <Prefix>{switches}:changes. A change is written by one
+// Lua script (HSET then PUBLISH), so a value is never announced without
+// being stored. The names a store accepts are degrade's: 1 to
+// degrade.MaxSwitchName bytes; a stored name past that, or past
+// degrade.MaxSwitches names, is ignored by the registry.
+//
+// # Outages
+//
+// A watcher that loses Redis keeps every switch at its last value (a
+// feature switch fails static: neither on nor off by surprise), retries
+// with a backoff up to one second, and when it has resubscribed reads the
+// whole hash again, so a change made while it was cut off (or a Redis
+// restored from an older backup) is applied. Set during an outage fails
+// with Redis's error, and the switch does not change anywhere: the admin
+// handler answers 503.
+//
+// Every operation runs under Config.Timeout (1 s by default) on top of the
+// caller's context. go-redis applies a context's deadline to socket reads
+// and writes only when the client has ContextTimeoutEnabled; otherwise a
+// command is also bounded by the client's ReadTimeout and WriteTimeout.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwark-go/bulwark/degrade"
+	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/validate"
+)
+
+// Config configures a [Store]. The zero Config is useful.
+type Config struct {
+	// Prefix is prepended to the store's keys and channel. Default
+	// "bulwark:degrade:". It must not hold a hash tag ("{" or "}").
+	Prefix string
+	// Timeout bounds each Redis operation. Default 1 s; at most 1 min.
+	Timeout time.Duration
+}
+
+// Defaults, see Config.
+const (
+	DefaultPrefix  = "bulwark:degrade:"
+	DefaultTimeout = time.Second
+	maxBackoff     = time.Second
+	minBackoff     = 50 * time.Millisecond
+)
+
+// Validate reports the first bad value of c as a *bulwark.ConfigError.
+func (c Config) Validate() error {
+	v := validate.New("degrade/redisstore")
+	v.Check(!strings.ContainsAny(c.Prefix, "{}"), "Prefix", c.Prefix, "a prefix without '{' or '}'")
+	v.Duration("Timeout", c.Timeout, time.Minute)
+	return v.Err()
+}
+
+// Store is a [degrade.SwitchStore] over Redis. Create it with [New]; it is
+// safe for concurrent use. The caller owns the client: the store never
+// closes it.
+type Store struct {
+	rdb     redis.UniversalClient
+	hash    string
+	channel string
+	timeout time.Duration
+}
+
+var _ degrade.SwitchStore = (*Store)(nil)
+
+// New returns a store on rdb. It panics with a *bulwark.ConfigError if cfg
+// is not valid, and if rdb is nil.
+func New(rdb redis.UniversalClient, cfg Config) *Store {
+	if rdb == nil {
+		panic("degrade/redisstore: New called with a nil client")
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	hash := cfg.Prefix + "{switches}"
+	return &Store{rdb: rdb, hash: hash, channel: hash + ":changes", timeout: cfg.Timeout}
+}
+
+// setScript stores a value and announces it in one step.
+var setScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+return 1`)
+
+// ErrBadName is the error of Set for a name degrade would not hold.
+var ErrBadName = errors.New("degrade/redisstore: switch name empty or too long")
+
+// Set stores the switch's value and announces it to every watcher.
+func (s *Store) Set(ctx context.Context, name string, on bool) error {
+	if name == "" || len(name) > degrade.MaxSwitchName {
+		return ErrBadName
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return setScript.Run(ctx, s.rdb, []string{s.hash}, s.channel, name, encode(on)).Err()
+}
+
+func encode(on bool) string {
+	if on {
+		return "1"
+	}
+	return "0"
+}
+
+// Load returns every stored value.
+func (s *Store) Load(ctx context.Context) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	all, err := s.rdb.HGetAll(ctx, s.hash).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(all))
+	for k, v := range all {
+		if on, ok := decodeValue(v); ok {
+			out[k] = on
+		}
+	}
+	return out, nil
+}
+
+func decodeValue(v string) (bool, bool) {
+	switch v {
+	case "1":
+		return true, true
+	case "0":
+		return false, true
+	}
+	return false, false
+}
+
+// parseMessage parses a change announcement, "1:name" or "0:name". It
+// reports false for anything else (the channel is shared with whoever can
+// publish on it: untrusted).
+func parseMessage(p string) (name string, on bool, ok bool) {
+	v, name, found := strings.Cut(p, ":")
+	if !found || name == "" || len(name) > degrade.MaxSwitchName {
+		return "", false, false
+	}
+	on, ok = decodeValue(v)
+	if !ok {
+		return "", false, false
+	}
+	return name, on, true
+}
+
+// Watch subscribes to the changes and calls apply: with every stored value
+// each time the subscription is (re)established, then with each change.
+// It returns nil when ctx is done, and the error of a failed read of the
+// stored values (the caller, degrade.Switches, calls Watch again after a
+// pause). A lost connection is retried here, with a backoff from 50 ms up
+// to 1 s.
+func (s *Store) Watch(ctx context.Context, apply func(map[string]bool)) error {
+	ps := s.rdb.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	// Receive blocks in a socket read that ctx does not reach: closing the
+	// subscription is what ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	backoff := minBackoff
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if clock.Sleep(ctx, clock.Real, backoff) != nil {
+				return nil
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			all, err := s.Load(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			apply(all)
+		case *redis.Message:
+			if name, on, ok := parseMessage(m.Payload); ok {
+				apply(map[string]bool{name: on})
+			}
+		}
+	}
+}
