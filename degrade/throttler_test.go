@@ -131,3 +131,32 @@ func TestThrottlerValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestHotPathsAllocateNothing: the admitted paths of the shedder and the
+// throttler, and a successful Call without last good values.
+func TestHotPathsAllocateNothing(t *testing.T) {
+	s := NewShedder(ShedderConfig{})
+	defer s.Close()
+	if n := testing.AllocsPerRun(1000, func() {
+		tk, _ := s.Allow(Critical)
+		s.Done(tk)
+	}); n != 0 {
+		t.Errorf("Shedder Allow+Done: %v allocs", n)
+	}
+	th := NewThrottler(ThrottlerConfig{})
+	defer th.Close()
+	if n := testing.AllocsPerRun(1000, func() {
+		if th.Allow() == nil {
+			th.Done(bulwark.Success)
+		}
+	}); n != 0 {
+		t.Errorf("Throttler Allow+Done: %v allocs", n)
+	}
+	f := New(Config{})
+	defer f.Close()
+	ctx := context.Background()
+	fn := func(context.Context) (int, error) { return 1, nil }
+	if n := testing.AllocsPerRun(1000, func() { Call(ctx, f, "k", fn, nil) }); n != 0 {
+		t.Errorf("Call: %v allocs", n)
+	}
+}
