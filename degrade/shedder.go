@@ -165,7 +165,7 @@ func (c ShedderConfig) Validate() error {
 }
 
 // Shedder rejects requests when the server is overloaded, lowest
-// criticality first. Create one with [New Shedder]; the zero Shedder is not
+// criticality first. Create one with [NewShedder]; the zero Shedder is not
 // usable. It is safe for concurrent use; its hot path takes no lock and
 // allocates nothing. Call Close to unregister its metrics.
 //
@@ -249,11 +249,15 @@ func (s *Shedder) limit(c Criticality, cp float64) float64 {
 
 // Allow admits a request of criticality c, or rejects it with a
 // [*ShedError] when the server is overloaded and the in-flight count is
-// over c's limit. An admitted request must be handed to Done when it ends.
+// at or over c's limit. A c that is not one of the three criticalities is
+// taken as Default. An admitted request must be handed to Done when it ends.
 //
 // Allow reads the clock once and does a few atomic operations; once per
 // bucket one call also refreshes the estimate (O(Buckets)).
 func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
+	if c >= numCriticalities {
+		c = Default
+	}
 	now := s.clk.Nanotime()
 	s.refresh(now)
 	in := s.inflight.Load()
@@ -261,7 +265,7 @@ func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
 		if cp := math.Float64frombits(s.capBits.Load()); cp > 0 && (s.inflated.Load() || now < s.hotUntil.Load()) {
 			if float64(in) >= s.limit(c, cp) {
 				s.hotUntil.Store(now + int64(s.cfg.CoolOff))
-				s.shed[min(c, numCriticalities-1)].Add(1)
+				s.shed[c].Add(1)
 				return ShedTicket{}, &ShedError{Criticality: c, Wait: s.cfg.CoolOff}
 			}
 		}
