@@ -57,7 +57,9 @@ func ParseCriticality(s string) (Criticality, bool) {
 // Route gives the requests whose URL path starts with Prefix (for gRPC,
 // whose full method name does) a criticality.
 type Route struct {
-	Prefix      string
+	// Prefix is matched against the start of the path.
+	Prefix string
+	// Criticality is the matching requests' criticality.
 	Criticality Criticality
 }
 
@@ -126,11 +128,14 @@ type ShedderConfig struct {
 
 // ShedEvent describes one shed request.
 type ShedEvent struct {
+	// Criticality is the shed request's criticality.
 	Criticality Criticality
-	InFlight    int64
+	// InFlight is the number of admitted requests in flight at the time.
+	InFlight int64
 	// Capacity is the estimated in-flight capacity at the time.
 	Capacity float64
-	Wait     time.Duration
+	// Wait is the Retry-After (or pushback) the request was given.
+	Wait time.Duration
 }
 
 // Defaults and bounds, see ShedderConfig.

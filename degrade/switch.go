@@ -62,8 +62,10 @@ type SwitchesConfig struct {
 
 // SwitchEvent is a switch's change of value.
 type SwitchEvent struct {
+	// Name is the switch's name.
 	Name string
-	On   bool
+	// On is its new value.
+	On bool
 }
 
 // Bounds of the switch registry.
