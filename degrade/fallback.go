@@ -38,10 +38,11 @@ type Config struct {
 	// MaxLastGoodBody.
 	MaxBody int
 	// HTTP builds the fallback response of RoundTripper and Handler for a
-	// failed request (err is the transport error, nil for a failure
-	// status; for Handler always nil). Default nil: the last good
-	// response if there is one, else the failure goes through as it
-	// was.
+	// failed request: err is the transport error, ErrSwitchedOff while
+	// Switch is off, and nil for a failure status. It is called only
+	// when no last good response is served; returning nil means "no
+	// fallback". Default nil: the last good response if there is one,
+	// else the failure goes through as it was.
 	HTTP func(req *http.Request, reason Reason, err error) *http.Response
 	// ClassifyHTTP judges an HTTP exchange: a Failure gets a fallback.
 	// Default: bulwark's HTTP rules (transport errors, 5xx except 501,
