@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark/degrade"
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/telemetry"
 	"github.com/bulwark-go/bulwark/internal/validate"
 )
 
@@ -20,6 +25,10 @@ type Config struct {
 	Prefix string
 	// Timeout bounds each Redis operation. Default 1 s; at most 1 min.
 	Timeout time.Duration
+	// MeterProvider receives the store's error counter,
+	// bulwark.degrade.store.errors ({error}, by bulwark.degrade.store.op:
+	// set, load, receive); nil means the global provider.
+	MeterProvider metric.MeterProvider
 }
 
 // Defaults, see Config.
@@ -46,7 +55,20 @@ type Store struct {
 	hash    string
 	channel string
 	timeout time.Duration
+	errs    [numOps]atomic.Int64
+	reg     metric.Registration
+	once    sync.Once
 }
+
+// The operations whose errors are counted.
+const (
+	opSet = iota
+	opLoad
+	opReceive
+	numOps
+)
+
+var opNames = [numOps]string{"set", "load", "receive"}
 
 var _ degrade.SwitchStore = (*Store)(nil)
 
@@ -66,7 +88,46 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 		cfg.Timeout = DefaultTimeout
 	}
 	hash := cfg.Prefix + "{switches}"
-	return &Store{rdb: rdb, hash: hash, channel: hash + ":changes", timeout: cfg.Timeout}
+	s := &Store{rdb: rdb, hash: hash, channel: hash + ":changes", timeout: cfg.Timeout}
+	s.reg = s.register(cfg.MeterProvider)
+	return s
+}
+
+func (s *Store) register(mp metric.MeterProvider) metric.Registration {
+	m := telemetry.Meter(mp, "degrade")
+	c, err := m.Int64ObservableCounter(telemetry.Name("degrade", "store.errors"), metric.WithUnit("{error}"),
+		metric.WithDescription("Failed Redis operations of the feature-switch store, by operation."))
+	if err != nil {
+		return nil
+	}
+	op := attribute.Key(telemetry.Name("degrade", "store.op"))
+	reg, _ := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i := range numOps {
+			o.ObserveInt64(c, s.errs[i].Load(), metric.WithAttributes(op.String(opNames[i])))
+		}
+		return nil
+	}, c)
+	return reg
+}
+
+// count counts err, unless it is nil or the caller's cancellation.
+func (s *Store) count(ctx context.Context, op int, err error) error {
+	if err != nil && ctx.Err() != context.Canceled {
+		s.errs[op].Add(1)
+	}
+	return err
+}
+
+// Close unregisters the store's metrics; it does not close the client,
+// and the store keeps working. Close is safe to call more than once; it
+// returns nil.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		if s.reg != nil {
+			_ = s.reg.Unregister()
+		}
+	})
+	return nil
 }
 
 // setScript stores a value and announces it in one step.
@@ -83,9 +144,9 @@ func (s *Store) Set(ctx context.Context, name string, on bool) error {
 	if name == "" || len(name) > degrade.MaxSwitchName {
 		return ErrBadName
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	octx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return setScript.Run(ctx, s.rdb, []string{s.hash}, s.channel, name, encode(on)).Err()
+	return s.count(ctx, opSet, setScript.Run(octx, s.rdb, []string{s.hash}, s.channel, name, encode(on)).Err())
 }
 
 func encode(on bool) string {
@@ -97,11 +158,11 @@ func encode(on bool) string {
 
 // Load returns every stored value.
 func (s *Store) Load(ctx context.Context) (map[string]bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	octx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	all, err := s.rdb.HGetAll(ctx, s.hash).Result()
+	all, err := s.rdb.HGetAll(octx, s.hash).Result()
 	if err != nil {
-		return nil, err
+		return nil, s.count(ctx, opLoad, err)
 	}
 	out := make(map[string]bool, len(all))
 	for k, v := range all {
@@ -157,6 +218,7 @@ func (s *Store) Watch(ctx context.Context, apply func(map[string]bool)) error {
 			return nil
 		}
 		if err != nil {
+			s.count(ctx, opReceive, err)
 			if clock.Sleep(ctx, clock.Real, backoff) != nil {
 				return nil
 			}

@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/degrade"
 	"github.com/bulwark-go/bulwark/degrade/redisstore"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 	"github.com/bulwark-go/bulwark/internal/redistest"
 )
 
@@ -30,8 +33,10 @@ func newInstance(t *testing.T, h *redistest.Harness, own bool) *instance {
 		rdb = h.NewClient(nil)
 	}
 	in := &instance{ch: make(chan degrade.SwitchEvent, 64)}
+	store := redisstore.New(rdb, redisstore.Config{Prefix: h.Prefix})
+	t.Cleanup(func() { store.Close() })
 	in.sw = degrade.NewSwitches(degrade.SwitchesConfig{
-		Store:    redisstore.New(rdb, redisstore.Config{Prefix: h.Prefix}),
+		Store:    store,
 		OnChange: func(_ context.Context, ev degrade.SwitchEvent) { in.ch <- ev },
 	})
 	t.Cleanup(func() { in.sw.Close() })
@@ -138,4 +143,53 @@ func TestStoreRejectsBadInput(t *testing.T) {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
+}
+
+// TestStoreSlowAndFull: a Redis slower than the store's timeout, and a
+// full Redis, make Set fail (counted in bulwark.degrade.store.errors)
+// without changing the stored value, and reads go on.
+func TestStoreSlowAndFull(t *testing.T) {
+	redistest.Controlled(t, func(t *testing.T, h *redistest.Harness) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		s := redisstore.New(h.Client, redisstore.Config{Prefix: h.Prefix, Timeout: 200 * time.Millisecond, MeterProvider: mp})
+		defer s.Close()
+		ctx := context.Background()
+		if err := s.Set(ctx, "a", false); err != nil {
+			t.Fatal(err)
+		}
+		h.SetLatency(2 * time.Second)
+		if err := s.Set(ctx, "a", true); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Set on a slow Redis: %v", err)
+		}
+		h.SetLatency(0)
+		h.SetFull(true)
+		if err := s.Set(ctx, "a", true); err == nil {
+			t.Fatal("Set on a full Redis succeeded")
+		}
+		got, err := s.Load(ctx)
+		if err != nil || got["a"] {
+			t.Fatalf("Load on a full Redis: %v %v", got, err)
+		}
+		h.SetFull(false)
+		conformance.Instruments(t, reader)
+		var rm metricdata.ResourceMetrics
+		reader.Collect(ctx, &rm)
+		var sets int64
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "bulwark.degrade.store.errors" {
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						if v, _ := dp.Attributes.Value("bulwark.degrade.store.op"); v.AsString() == "set" {
+							sets = dp.Value
+						}
+					}
+				}
+			}
+		}
+		if sets != 2 {
+			t.Fatalf("store errors for set = %d, want 2", sets)
+		}
+	})
 }
