@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"net/textproto"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ func New(cfg Config) *Injector {
 	if i.header == "" {
 		i.header = DefaultHeader
 	}
+	i.header = textproto.CanonicalMIMEHeaderKey(i.header) // looked up directly per request
 	i.faults.Store(i.compile(cfg.Faults))
 	i.enabled.Store(cfg.Enabled)
 	i.tel = newTelemetry(i, cfg.MeterProvider)

@@ -47,7 +47,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !rt.i.enabled.Load() {
 		return rt.next.RoundTrip(req)
 	}
-	p, ok := rt.i.pick(req.URL.Path, req.Method, req.Header.Get(rt.i.header), true)
+	p, ok := rt.i.pick(req.URL.Path, req.Method, headerValue(req.Header, rt.i.header), true)
 	if !ok {
 		return rt.next.RoundTrip(req)
 	}
@@ -124,7 +124,7 @@ func (i *Injector) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		p, ok := i.pick(r.URL.Path, r.Method, r.Header.Get(i.header), true)
+		p, ok := i.pick(r.URL.Path, r.Method, headerValue(r.Header, i.header), true)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
@@ -169,3 +169,11 @@ func (s *sink) WriteHeader(int)             {}
 func (s *sink) Flush()                      {}
 
 var _ http.Flusher = (*sink)(nil)
+
+// headerValue is h.Get(key) for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,6 +233,7 @@ func NewShedder(cfg ShedderConfig) *Shedder {
 	if cfg.Header == "" {
 		cfg.Header = DefaultCriticalityHdr
 	}
+	cfg.Header = textproto.CanonicalMIMEHeaderKey(cfg.Header) // looked up directly per request
 	cfg.Routes = append([]Route(nil), cfg.Routes...)
 	s := &Shedder{cfg: cfg, clk: clock.Real, buckets: make([]shedBucket, cfg.Buckets)}
 	s.bucketNs = max(int64(cfg.Window)/int64(cfg.Buckets), 1)
@@ -426,7 +428,7 @@ func (s *Shedder) criticality(r *http.Request) Criticality {
 		return c
 	}
 	if !s.cfg.IgnoreHeader {
-		if c, ok := ParseCriticality(r.Header.Get(s.cfg.Header)); ok {
+		if c, ok := ParseCriticality(headerValue(r.Header, s.cfg.Header)); ok {
 			return c
 		}
 	}
@@ -441,4 +443,13 @@ func (s *Shedder) route(path string) (Criticality, bool) {
 		}
 	}
 	return c, found
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again on every request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
