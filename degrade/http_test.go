@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/internal/conformance"
 )
@@ -289,4 +290,39 @@ func TestWriteRejection(t *testing.T) {
 		t.Fatal("wrote for another error")
 	}
 	_ = bulwark.Success
+}
+
+// TestFallbackRoundTripperRejectionsAndTimeouts: composed over a breaker,
+// a rejection gets the fallback marked "breaker"; a request that runs out
+// of time gets it marked "timeout".
+func TestFallbackRoundTripperRejectionsAndTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "real")
+	}))
+	defer srv.Close()
+	defer close(release)
+	b := breaker.New(breaker.Config{})
+	defer b.Close()
+	f := New(Config{HTTP: staticFallback("static")})
+	defer f.Close()
+	c := &http.Client{Transport: f.RoundTripper(b.RoundTripper(srv.Client().Transport))}
+
+	b.ForceOpen()
+	if code, body, h := read(t)(c.Get(srv.URL)); code != 200 || body != "static" || h.Get(FallbackHeader) != "breaker" {
+		t.Fatalf("breaker open: %d %q %v", code, body, h)
+	}
+	b.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/slow", nil)
+	if code, body, h := read(t)(c.Do(req)); code != 200 || body != "static" || h.Get(FallbackHeader) != "timeout" {
+		t.Fatalf("timeout: %d %q %v", code, body, h)
+	}
 }
