@@ -4,6 +4,21 @@
 // net/http client (as an [http.RoundTripper]), an [http.Handler] chain, or,
 // through package grpcx, a gRPC client or server.
 //
+// # Start here
+//
+//  1. Run the failure drill from a clone of the repository:
+//     go run ./examples/drill. It breaks a small service on loopback while a
+//     bare net/http client and a bulwark client send it the same load, and
+//     prints what each saw.
+//  2. Put the recommended client stack (below) in front of your
+//     [http.Client]: a retry.Policy over a breaker.Set, composed with
+//     [ChainTransport]. The program examples/httpclient does exactly that;
+//     examples/httpserver and examples/grpc do the same for a server and
+//     for gRPC.
+//  3. Then read the package docs of breaker, retry and grpcx, and the
+//     sections below on classification and telemetry, which hold for every
+//     package.
+//
 // # The packages
 //
 //   - breaker: circuit breakers (count and time windows, slow calls,

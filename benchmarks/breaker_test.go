@@ -31,7 +31,7 @@ func bulwarkTwoStep(cfg breaker.Config) func() (func(), func()) {
 				panic(err)
 			}
 			b.Done(t, nil)
-		}, b.Close
+		}, func() { b.Close() }
 	}
 }
 
@@ -44,7 +44,7 @@ func bulwarkDo(cfg breaker.Config) func() (func(), func()) {
 			if err := b.Do(ctx, fn); err != nil {
 				panic(err)
 			}
-		}, b.Close
+		}, func() { b.Close() }
 	}
 }
 

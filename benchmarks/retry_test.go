@@ -2,10 +2,12 @@ package benchmarks
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/failsafe-go/failsafe-go"
@@ -141,4 +143,46 @@ func BenchmarkRetryLoopback(b *testing.B) {
 		})
 	}
 	tr.CloseIdleConnections()
+}
+
+// A hedged call whose first attempt succeeds before the hedge delay: the
+// cost of hedging's bookkeeping (a goroutine, a context and a timer per
+// call) when it is not needed.
+func BenchmarkRetryHedgedSuccess(b *testing.B) {
+	ctx := context.Background()
+	b.Run("bulwark", func(b *testing.B) {
+		p := retry.New(retry.Config{Hedge: retry.HedgeConfig{Delay: time.Hour}})
+		defer p.Close()
+		fn := func(context.Context) error { return nil }
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := p.Do(ctx, fn); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// One failure, then success at once (zero backoff): the cost of the retry
+// path itself.
+func BenchmarkRetryOneRetry(b *testing.B) {
+	ctx := context.Background()
+	errOnce := errors.New("once")
+	b.Run("bulwark", func(b *testing.B) {
+		p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(),
+			NewBackOff: func() backoff.BackOff { return &backoff.ZeroBackOff{} }})
+		defer p.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			if err := p.Do(ctx, func(context.Context) error {
+				if n++; n == 1 {
+					return errOnce
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

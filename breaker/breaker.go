@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/internal/outcome"
@@ -50,148 +48,22 @@ func (s State) String() string {
 
 const numStates = 5
 
-// Config configures a [Breaker]. The zero Config is useful: a breaker that
-// opens when at least half of the last 100 calls failed (once 20 calls have
-// been seen), stays open 5 s, then 10 s, 20 s, ... up to 60 s on repeated
-// trips, and lets 10 probes decide in half-open. Each field documents its
-// default and where it comes from. [New] copies the Config; changing it
-// afterwards has no effect.
-//
-// Trip rules: with ConsecutiveFailures set the breaker counts consecutive
-// failures (gobreaker's default behaviour); otherwise it judges the
-// failure rate, and the slow-call rate if SlowCallDuration is set, over a
-// sliding window that is count-based (WindowSize calls) unless
-// WindowDuration makes it time-based.
-type Config struct {
-	// Name names the breaker in errors, telemetry (the bulwark.name
-	// attribute) and OnStateChange. Default "".
+// StateChangeEvent describes one state change, for Config.OnStateChange.
+type StateChangeEvent struct {
+	// Name is Config.Name; in a [Set], the set's Config.Name.
 	Name string
-
-	// ConsecutiveFailures, when positive, selects consecutive mode: the
-	// breaker opens after this many failures in a row, and a success
-	// resets the run; the window, rate and slow-call fields are then
-	// unused. gobreaker's default trips on ConsecutiveFailures > 5, i.e.
-	// ConsecutiveFailures: 6 here. Default 0: rate mode.
-	ConsecutiveFailures int
-
-	// WindowSize is the number of calls in the count-based window.
-	// Default 100, resilience4j's slidingWindowSize.
-	WindowSize int
-	// WindowDuration, when positive, makes the window time-based: the
-	// calls of the last WindowDuration, counted in WindowBuckets buckets
-	// (so the window slides by WindowDuration/WindowBuckets steps).
-	// Default 0: count window. Polly's SamplingDuration is 30 s and
-	// resilience4j's time window 100 s, if you want a starting point.
-	WindowDuration time.Duration
-	// WindowBuckets is the number of buckets in a time window. Default 10
-	// (Hystrix's metricsRollingStatisticalWindowBuckets).
-	WindowBuckets int
-	// FailureRate, in (0, 1], opens the breaker when failures/calls in the
-	// window reach it. Default 0.5, resilience4j's failureRateThreshold
-	// (Polly uses 0.1, which trips on background noise in our view).
-	FailureRate float64
-	// MinimumCalls is the number of calls the window must hold before any
-	// rate is judged (capped at WindowSize). Default 20, Hystrix's
-	// requestVolumeThreshold: resilience4j and Polly use 100, which on a
-	// low-traffic dependency delays the first trip by minutes.
-	MinimumCalls int
-	// SlowCallDuration, when positive, counts calls that take at least
-	// this long as slow (whatever their outcome), and opens the breaker
-	// when slow calls/calls reach SlowCallRate. It costs a second clock
-	// reading per call. Default 0: no slow-call detection (resilience4j's
-	// default of 60 s at 100% is effectively off too).
-	SlowCallDuration time.Duration
-	// SlowCallRate, in (0, 1], is the slow-call rate that opens the
-	// breaker. Default 1.0, resilience4j's slowCallRateThreshold.
-	SlowCallRate float64
-
-	// OpenDuration is how long the breaker stays open after its first
-	// trip. Default 5 s, Polly's BreakDuration: a short first pause
-	// recovers quickly from a blip, and growth (below) takes care of a
-	// dependency that stays down.
-	OpenDuration time.Duration
-	// OpenDurationGrowth multiplies the open duration on each repeated
-	// trip (a trip from half-open, or from closed before a successful
-	// half-open); 1 keeps it fixed. Default 2 (as Polly's
-	// BreakDurationGenerator examples and resilience4j's exponential
-	// IntervalFunction do).
-	OpenDurationGrowth float64
-	// MaxOpenDuration caps the growing open duration. Default 60 s, the
-	// fixed open duration of gobreaker and resilience4j.
-	MaxOpenDuration time.Duration
-	// OpenJitter, in [0, 1], shortens each open duration by a random
-	// fraction of up to OpenJitter, so that many clients that tripped
-	// together do not probe together; the cap is never exceeded. Default
-	// 0.1. A negative value disables jitter.
-	OpenJitter float64
-
-	// HalfOpenProbes is the number of calls admitted in half-open. They
-	// decide: in consecutive mode one failure reopens and HalfOpenProbes
-	// successes close (gobreaker's MaxRequests); in rate mode, once all
-	// probes have reported, the breaker closes unless their failure (or
-	// slow-call) rate reaches the threshold, and reopens as soon as it
-	// must. Default 1 in consecutive mode (gobreaker's default) and 10 in
-	// rate mode (resilience4j's permittedNumberOfCallsInHalfOpenState: a
-	// rate judged on one call is a coin toss).
-	HalfOpenProbes int
-	// HalfOpenMaxWait bounds the stay in half-open. A probe that hangs, or
-	// whose result never comes back (an abandoned ticket, a cancelled
-	// stream), would otherwise hold its slot forever. Once it has passed
-	// and a call finds no free slot, the breaker reopens (with a grown
-	// open duration: a hung probe is a bad sign) and late probe results
-	// are discarded. Default 30 s (resilience4j's default, 0, waits
-	// forever).
-	HalfOpenMaxWait time.Duration
-
-	// ClassifyHTTP overrides how RoundTripper judges a round trip and how
-	// Handler judges a response (for Handler, resp carries the status code
-	// and the headers the handler wrote, and err is nil). Default:
-	// bulwark's HTTP rules, 5xx except 501, 408 and 429 are failures, and
-	// a transport error is judged by Classify. Use it, say, to keep 429s
-	// from an upstream rate limiter from tripping the breaker.
-	ClassifyHTTP bulwark.HTTPClassifier
-
-	// Classify overrides the classification of Done's and Do's error.
-	// Default: nil is a success; an error that is context.Canceled while
-	// the caller's ctx is done is neutral; anything else is a failure. In
-	// Done, which has no context, Classify is called with
-	// context.Background() (never nil, so a classifier may call ctx.Err())
-	// and the default treats context.Canceled as neutral.
-	Classify bulwark.Classifier
-
-	// OnStateChange, if set, is called after every state change, in
-	// order, never concurrently with itself, and outside the breaker's
-	// lock: it may call any method of the breaker (State, Counts, even
-	// ForceOpen). In a Set, name is the member's key. It runs in the
-	// goroutine whose call caused the change, so it should be quick. A
-	// panic in it reaches that caller; events queued meanwhile by other
-	// goroutines are delivered with the next state change.
-	OnStateChange func(name string, from, to State)
-
-	// Clock is the time source; nil means the real clock. Tests use a
-	// fake one.
-	Clock clock.Clock
-
-	// MeterProvider receives the breaker's metrics; nil means the global
-	// provider.
-	MeterProvider metric.MeterProvider
+	// Key is the member's key in a [Set]; "" for a breaker made by [New]
+	// and for a set's overflow breaker.
+	Key string
+	// From and To are the states before and after the change.
+	From, To State
+	// Counts are the counters of the period that just ended: what the
+	// breaker saw while in From (Counts.State is From).
+	Counts Counts
+	// Until is, when To is Open, the end of the open duration (when the
+	// next probe may pass, as in [OpenError]); zero otherwise.
+	Until time.Time
 }
-
-// Defaults, see Config.
-const (
-	DefaultWindowSize       = 100
-	DefaultWindowBuckets    = 10
-	DefaultFailureRate      = 0.5
-	DefaultMinimumCalls     = 20
-	DefaultSlowCallRate     = 1.0
-	DefaultOpenDuration     = 5 * time.Second
-	DefaultOpenGrowth       = 2.0
-	DefaultMaxOpenDuration  = 60 * time.Second
-	DefaultOpenJitter       = 0.1
-	DefaultHalfOpenProbes   = 10
-	DefaultConsecutiveProbe = 1
-	DefaultHalfOpenMaxWait  = 30 * time.Second
-)
 
 type mode uint8
 
@@ -220,42 +92,26 @@ type settings struct {
 	maxWaitNs int64
 }
 
+// resolve fills the defaults of a validated Config.
 func resolve(c *Config) settings {
 	s := settings{
-		size:     int64(c.WindowSize),
-		nbuckets: int64(c.WindowBuckets),
-		rate:     c.FailureRate,
-		minCalls: int64(c.MinimumCalls),
-		slowRate: c.SlowCallRate,
-		growth:   c.OpenDurationGrowth,
-		jitter:   c.OpenJitter,
+		size:     int64(cmp0(c.WindowSize, DefaultWindowSize)),
+		nbuckets: int64(cmp0(c.WindowBuckets, DefaultWindowBuckets)),
+		rate:     cmp0(c.FailureRate, DefaultFailureRate),
+		minCalls: int64(cmp0(c.MinimumCalls, DefaultMinimumCalls)),
+		slowNs:   int64(c.SlowCallDuration),
+		slowRate: cmp0(c.SlowCallRate, DefaultSlowCallRate),
+		growth:   cmp0(c.OpenDurationGrowth, DefaultOpenDurationGrowth),
+		jitter:   cmp0(c.OpenJitter, DefaultOpenJitter),
 		probes:   int64(c.HalfOpenProbes),
-	}
-	if s.size <= 0 {
-		s.size = DefaultWindowSize
-	}
-	if s.nbuckets <= 0 {
-		s.nbuckets = DefaultWindowBuckets
-	}
-	if !(s.rate > 0 && s.rate <= 1) {
-		s.rate = DefaultFailureRate
-	}
-	if s.minCalls <= 0 {
-		s.minCalls = DefaultMinimumCalls
-	}
-	if !(s.slowRate > 0 && s.slowRate <= 1) {
-		s.slowRate = DefaultSlowCallRate
-	}
-	if c.SlowCallDuration > 0 {
-		s.slowNs = int64(c.SlowCallDuration)
 	}
 	switch {
 	case c.ConsecutiveFailures > 0:
 		s.mode = modeConsecutive
 		s.consec = int64(c.ConsecutiveFailures)
 		s.slowNs = 0
-		if s.probes <= 0 {
-			s.probes = DefaultConsecutiveProbe
+		if s.probes == 0 {
+			s.probes = DefaultHalfOpenProbesConsecutive
 		}
 	case c.WindowDuration > 0:
 		s.mode = modeTime
@@ -264,43 +120,29 @@ func resolve(c *Config) settings {
 		s.mode = modeCount
 		s.minCalls = min(s.minCalls, s.size)
 	}
-	if s.probes <= 0 {
+	if s.probes == 0 {
 		s.probes = DefaultHalfOpenProbes
 	}
-	s.openBase = float64(c.OpenDuration)
-	if s.openBase <= 0 {
-		s.openBase = float64(DefaultOpenDuration)
-	}
-	s.openMax = float64(c.MaxOpenDuration)
-	if s.openMax <= 0 {
-		s.openMax = float64(DefaultMaxOpenDuration)
-	}
-	// A duration past maxOpen (about 146 years) would overflow when added
-	// to the clock; "open until Reset" is ForceOpen's job anyway.
-	s.openBase = min(s.openBase, maxOpen)
-	s.openMax = min(max(s.openMax, s.openBase), maxOpen)
-	if s.growth == 0 || math.IsNaN(s.growth) {
-		s.growth = DefaultOpenGrowth
-	}
-	s.growth = max(s.growth, 1)
-	switch {
-	case s.jitter == 0:
-		s.jitter = DefaultOpenJitter
-	case !(s.jitter > 0): // negative or NaN
-		s.jitter = 0
-	}
-	s.jitter = min(s.jitter, 1)
-	s.maxWaitNs = int64(c.HalfOpenMaxWait)
-	if s.maxWaitNs <= 0 {
-		s.maxWaitNs = int64(DefaultHalfOpenMaxWait)
-	}
+	s.openBase = float64(cmp0(c.OpenDuration, DefaultOpenDuration))
+	s.openMax = max(float64(cmp0(c.MaxOpenDuration, DefaultMaxOpenDuration)), s.openBase)
+	s.jitter = max(s.jitter, 0) // negative: off
+	s.maxWaitNs = int64(cmp0(c.HalfOpenMaxWait, DefaultHalfOpenMaxWait))
 	return s
+}
+
+// cmp0 returns v, or def when v is zero.
+func cmp0[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 // Breaker is a circuit breaker. Create one with [New]; the zero Breaker is
 // not usable. A Breaker is safe for concurrent use. Call [Breaker.Close]
-// when discarding a breaker before the end of the program, to unregister
-// its metrics.
+// when discarding a breaker made by New before the end of the program, to
+// unregister its metrics.
 //
 // The hot path takes no lock and allocates nothing: in the closed state,
 // Allow reads one atomic word and Done adds to a counter that belongs to
@@ -318,16 +160,21 @@ type Breaker struct {
 	name         string
 	key          string
 	inSet        bool
-	hook         func(name string, from, to State)
-	telem        *telemetryState
+	hook         func(context.Context, StateChangeEvent)
+	telem        *instruments // nil for a Set's members: the Set reports them
 
 	mu         sync.Mutex // state changes; fields below
 	trips      int        // trips since the breaker last closed from half-open
 	totals     [4]int64   // succ, fail, neutral, slow of retired periods
 	rejected   int64
-	moves      [numStates][numStates]int64
-	events     [][2]State
+	moves      [numStates][numStates]uint32
+	events     []queuedEvent
 	delivering bool
+}
+
+type queuedEvent struct {
+	ctx context.Context
+	ev  StateChangeEvent
 }
 
 // Ticket is the permission Allow gives; hand it back to Done or Record.
@@ -338,15 +185,21 @@ type Ticket struct {
 	start int64
 }
 
-// New returns a breaker configured by cfg, in the Closed state.
+// New returns a breaker configured by cfg, in the Closed state. It panics
+// with a [*bulwark.ConfigError] (matching [bulwark.ErrInvalidConfig]) if
+// cfg is not valid; see [Config.Validate].
 func New(cfg Config) *Breaker {
-	return newBreaker(cfg, "", false)
+	mustValidate(cfg.Validate())
+	b := newBreaker(&cfg, "", false)
+	b.telem = newInstruments(cfg.MeterProvider, b.observe)
+	return b
 }
 
-func newBreaker(cfg Config, key string, inSet bool) *Breaker {
+// newBreaker builds a breaker from a validated cfg, without metrics.
+func newBreaker(cfg *Config, key string, inSet bool) *Breaker {
 	b := &Breaker{
-		s:            resolve(&cfg),
-		clk:          clock.Or(cfg.Clock),
+		s:            resolve(cfg),
+		clk:          clock.Or(cfg.clk),
 		classify:     cfg.Classify,
 		classifyHTTP: cfg.ClassifyHTTP,
 		name:         cfg.Name,
@@ -357,16 +210,11 @@ func newBreaker(cfg Config, key string, inSet bool) *Breaker {
 	p := b.newPeriod(1, Closed, b.clk.Nanotime())
 	b.cur.Store(p)
 	b.word.Store(1<<8 | uint64(Closed))
-	b.telem = newTelemetry(b, cfg.MeterProvider)
 	return b
 }
 
-// maxOpen bounds every open duration, in nanoseconds, so that the clock
-// reading plus the duration stays within an int64.
-const maxOpen = float64(math.MaxInt64 / 2)
-
-// hookName is the name passed to OnStateChange and put in errors.
-func (b *Breaker) hookName() string {
+// errName is the name put in errors: the key in a Set, else Config.Name.
+func (b *Breaker) errName() string {
 	if b.inSet {
 		return b.key
 	}
@@ -391,7 +239,7 @@ func (b *Breaker) Allow() (Ticket, error) {
 		}
 		return t, nil
 	}
-	t, err, _ := b.allowSlow()
+	t, err, _ := b.allowSlow(nil) // no call context: OnStateChange gets Background
 	return t, err
 }
 
@@ -401,7 +249,10 @@ type move struct {
 	ok       bool
 }
 
-func (b *Breaker) allowSlow() (Ticket, error, move) {
+// allowSlow is Allow past the closed state. ctx is the call's context for
+// OnStateChange, or nil when there is none (setLocked substitutes
+// context.Background(), so a hook never sees nil).
+func (b *Breaker) allowSlow(ctx context.Context) (Ticket, error, move) {
 	var mv move
 	for {
 		p := b.cur.Load()
@@ -419,12 +270,13 @@ func (b *Breaker) allowSlow() (Ticket, error, move) {
 			if now < p.openUntil {
 				return b.reject(p), p.err, mv
 			}
-			if m := b.transition(p, HalfOpen, now); m.ok {
+			if m := b.transition(ctx, p, HalfOpen, now); m.ok {
 				mv = m
 			}
 		case HalfOpen:
-			for n := p.slots.Load(); n > 0; n = p.slots.Load() {
-				if p.slots.CompareAndSwap(n, n-1) {
+			h := p.half
+			for n := h.slots.Load(); n > 0; n = h.slots.Load() {
+				if h.slots.CompareAndSwap(n, n-1) {
 					t := Ticket{gen: p.gen}
 					if b.s.slowNs > 0 {
 						t.start = b.clk.Nanotime()
@@ -436,7 +288,7 @@ func (b *Breaker) allowSlow() (Ticket, error, move) {
 			if now-p.start < b.s.maxWaitNs {
 				return b.reject(p), p.err, mv
 			}
-			if m := b.transition(p, Open, now); m.ok {
+			if m := b.transition(ctx, p, Open, now); m.ok {
 				mv = m
 			}
 		}
@@ -450,12 +302,14 @@ func (b *Breaker) reject(p *period) Ticket {
 
 // Done reports the result of the call that Allow admitted with t: a nil
 // err is a success; otherwise Config.Classify decides (called with
-// context.Background()), or by default context.Canceled is neutral and
-// any other error a failure. A result whose ticket belongs to an earlier
-// generation (the breaker changed state since Allow) is discarded. Done
-// never allocates on a success.
+// context.Background()), or by default an error matching context.Canceled
+// is neutral and any other error a failure (Done has no context, so it
+// cannot tell a caller's cancellation with a cause, or a hedge's loser:
+// use Do, or classify yourself and call Record). A result whose ticket
+// belongs to an earlier generation (the breaker changed state since Allow)
+// is discarded. Done never allocates on a success.
 func (b *Breaker) Done(t Ticket, err error) {
-	b.record(t, b.classifyNoCtx(err))
+	b.record(nil, t, b.classifyNoCtx(err))
 }
 
 func (b *Breaker) classifyNoCtx(err error) bulwark.Outcome {
@@ -478,16 +332,14 @@ func (b *Breaker) classifyCtx(ctx context.Context, err error) bulwark.Outcome {
 	return outcome.Error(ctx, err)
 }
 
-// Classifier returns Config.Classify, nil if none was set. Adapters that
-// classify with their own rules (grpcx) use it to honour an override.
-func (b *Breaker) Classifier() bulwark.Classifier { return b.classify }
-
 // Record reports an outcome that the caller has already classified, for
 // adapters with their own rules (HTTP status codes, gRPC codes). Otherwise
 // it is Done.
-func (b *Breaker) Record(t Ticket, o bulwark.Outcome) { b.record(t, o) }
+func (b *Breaker) Record(t Ticket, o bulwark.Outcome) { b.record(nil, t, o) }
 
-func (b *Breaker) record(t Ticket, o bulwark.Outcome) move {
+// record counts outcome o of the call admitted with t. ctx is as for
+// allowSlow: the call's context, or nil.
+func (b *Breaker) record(ctx context.Context, t Ticket, o bulwark.Outcome) move {
 	p := b.cur.Load()
 	if p.gen != t.gen {
 		return move{}
@@ -503,14 +355,14 @@ func (b *Breaker) record(t Ticket, o bulwark.Outcome) move {
 			}
 			return move{}
 		}
-		return b.recordClosed(p, t, o)
+		return b.recordClosed(ctx, p, t, o)
 	case HalfOpen:
-		return b.recordHalfOpen(p, t, o)
+		return b.recordHalfOpen(ctx, p, t, o)
 	}
 	return move{}
 }
 
-func (b *Breaker) recordClosed(p *period, t Ticket, o bulwark.Outcome) move {
+func (b *Breaker) recordClosed(ctx context.Context, p *period, t Ticket, o bulwark.Outcome) move {
 	var now int64
 	if b.s.slowNs > 0 || b.s.mode == modeTime {
 		now = b.clk.Nanotime()
@@ -542,22 +394,27 @@ func (b *Breaker) recordClosed(p *period, t Ticket, o bulwark.Outcome) move {
 		if p.consec.Add(1) < b.s.consec {
 			return move{}
 		}
-		return b.transition(p, Open, b.nowIf(now))
+		return b.transition(ctx, p, Open, b.nowIf(now))
 	case modeCount:
 		if !fail && !slow && !p.pending.Load() {
 			return move{}
 		}
 		total := p.total()
-		if fail {
-			push(p.fring, &p.fhead, total)
-		}
-		if slow {
-			push(p.sring, &p.shead, total)
+		if fail || slow {
+			r := p.countRing(b.s.size, b.s.slowNs > 0)
+			if fail {
+				push(r.fring, &r.fhead, total)
+			}
+			if slow {
+				push(r.sring, &r.shead, total)
+			}
 		}
 		calls, fails, slows = p.countWindow(total, b.s.size)
 	case modeTime:
 		epoch := now / b.s.bucketNs
-		if bk := p.bucketAt(epoch, b.s.nbuckets); bk != nil {
+		fresh := false
+		if bk, f := p.bucketAt(epoch, b.s.nbuckets); bk != nil {
+			fresh = f
 			bk.calls.Add(1)
 			if fail {
 				bk.fails.Add(1)
@@ -566,7 +423,11 @@ func (b *Breaker) recordClosed(p *period, t Ticket, o bulwark.Outcome) move {
 				bk.slows.Add(1)
 			}
 		}
-		if !fail && !slow && !p.pending.Load() {
+		// A success judges too when it opens a new bucket on this P:
+		// older calls may just have aged out of the window, which can
+		// raise the rate without any failure (see the package doc,
+		// "Performance").
+		if !fail && !slow && !fresh && !p.pending.Load() {
 			return move{}
 		}
 		calls, fails, slows = p.timeWindow(epoch, b.s.nbuckets)
@@ -574,7 +435,7 @@ func (b *Breaker) recordClosed(p *period, t Ticket, o bulwark.Outcome) move {
 	if !b.judge(p, calls, fails, slows) {
 		return move{}
 	}
-	return b.transition(p, Open, b.nowIf(now))
+	return b.transition(ctx, p, Open, b.nowIf(now))
 }
 
 // nowIf returns now if it was read, else reads the clock.
@@ -611,12 +472,13 @@ func (b *Breaker) judge(p *period, calls, fails, slows int64) bool {
 	return over
 }
 
-func (b *Breaker) recordHalfOpen(p *period, t Ticket, o bulwark.Outcome) move {
+func (b *Breaker) recordHalfOpen(ctx context.Context, p *period, t Ticket, o bulwark.Outcome) move {
 	c := p.cell()
+	h := p.half
 	if o == bulwark.Neutral {
 		// The probe told us nothing: give its slot to another call.
 		c.neutral.Add(1)
-		p.slots.Add(1)
+		h.slots.Add(1)
 		return move{}
 	}
 	slow := false
@@ -630,49 +492,57 @@ func (b *Breaker) recordHalfOpen(p *period, t Ticket, o bulwark.Outcome) move {
 	// probe's failure, counted a moment later, should have reopened).
 	if slow {
 		c.slow.Add(1)
-		p.hslow.Add(1)
+		h.slow.Add(1)
 	}
 	if o == bulwark.Success {
 		c.succ.Add(1)
-		p.hsucc.Add(1)
+		h.succ.Add(1)
 	} else {
 		c.fail.Add(1)
-		p.hfail.Add(1)
+		h.fail.Add(1)
+	}
+	if testHookProbeCounted != nil {
+		testHookProbeCounted(o)
 	}
 	n := b.s.probes
 	// Reopen as soon as the outstanding probes cannot change the verdict.
-	if b.halfOpenFailing(p, n) {
-		return b.transition(p, Open, b.clk.Nanotime())
+	if b.halfOpenFailing(h, n) {
+		return b.transition(ctx, p, Open, b.clk.Nanotime())
 	}
-	if p.hsucc.Load()+p.hfail.Load() >= n {
-		if b.halfOpenFailing(p, n) { // read again: all n have reported now
-			return b.transition(p, Open, b.clk.Nanotime())
+	if h.succ.Load()+h.fail.Load() >= n {
+		if b.halfOpenFailing(h, n) { // read again: all n have reported now
+			return b.transition(ctx, p, Open, b.clk.Nanotime())
 		}
-		return b.transition(p, Closed, b.clk.Nanotime())
+		return b.transition(ctx, p, Closed, b.clk.Nanotime())
 	}
 	return move{}
 }
 
+// testHookProbeCounted, set only by tests, runs in recordHalfOpen after a
+// probe has counted itself and before it judges: the window in which
+// another probe's report must not be missed.
+var testHookProbeCounted func(bulwark.Outcome)
+
 // halfOpenFailing reports whether the probes reported so far already
 // condemn the dependency: any failure in consecutive mode, else a failure
 // or slow-call rate over its threshold out of n probes.
-func (b *Breaker) halfOpenFailing(p *period, n int64) bool {
-	fails := p.hfail.Load()
+func (b *Breaker) halfOpenFailing(h *halfState, n int64) bool {
+	fails := h.fail.Load()
 	if b.s.mode == modeConsecutive {
 		return fails > 0
 	}
-	return b.over(n, fails, p.hslow.Load())
+	return b.over(n, fails, h.slow.Load())
 }
 
 // transition moves the breaker from period p to state to, unless another
 // goroutine already moved it on. It reports the move it made.
-func (b *Breaker) transition(p *period, to State, now int64) move {
+func (b *Breaker) transition(ctx context.Context, p *period, to State, now int64) move {
 	b.mu.Lock()
 	if b.cur.Load() != p {
 		b.mu.Unlock()
 		return move{}
 	}
-	b.setLocked(p, to, now)
+	b.setLocked(ctx, p, to, now)
 	b.mu.Unlock()
 	b.deliver()
 	return move{from: p.state, to: to, ok: true}
@@ -685,12 +555,12 @@ func (b *Breaker) force(to State) {
 	if to == Closed {
 		b.trips = 0
 	}
-	b.setLocked(p, to, b.clk.Nanotime())
+	b.setLocked(context.Background(), p, to, b.clk.Nanotime())
 	b.mu.Unlock()
 	b.deliver()
 }
 
-func (b *Breaker) setLocked(p *period, to State, now int64) {
+func (b *Breaker) setLocked(ctx context.Context, p *period, to State, now int64) {
 	from := p.state
 	switch {
 	case to == Open:
@@ -709,7 +579,16 @@ func (b *Breaker) setLocked(p *period, to State, now int64) {
 	b.word.Store(np.gen<<8 | uint64(to))
 	b.moves[from][to]++
 	if b.hook != nil {
-		b.events = append(b.events, [2]State{from, to})
+		ev := StateChangeEvent{Name: b.name, Key: b.key, From: from, To: to,
+			Counts: Counts{State: from, Successes: succ, Failures: fail, Neutral: neutral, Slow: slow,
+				Rejections: rejected, ConsecutiveFailures: p.consecutive()}}
+		if to == Open {
+			ev.Until = np.err.Until
+		}
+		if ctx == nil { // Allow, Done, Record: no call context (kept nil on their hot path)
+			ctx = context.Background()
+		}
+		b.events = append(b.events, queuedEvent{ctx: ctx, ev: ev})
 	}
 }
 
@@ -730,24 +609,26 @@ func (b *Breaker) deliver() {
 		return
 	}
 	b.delivering = true
-	done := false
-	defer func() {
-		if !done { // the hook panicked (outside the lock): let a later transition deliver
-			b.mu.Lock()
-			b.delivering = false
-			b.mu.Unlock()
-		}
-	}()
+	returned := false
+	defer outcome.OnAbort(&returned, func() {
+		// The hook panicked (outside the lock): let a later transition
+		// deliver.
+		b.mu.Lock()
+		b.delivering = false
+		b.mu.Unlock()
+	})
 	for len(b.events) > 0 {
-		ev := b.events[0]
+		q := b.events[0]
+		b.events[0] = queuedEvent{} // drop the ctx reference
 		b.events = b.events[1:]
 		b.mu.Unlock()
-		b.hook(b.hookName(), ev[0], ev[1])
+		b.hook(q.ctx, q.ev)
 		b.mu.Lock()
 	}
+	b.events = nil
 	b.delivering = false
 	b.mu.Unlock()
-	done = true
+	returned = true
 	if testHookDelivered != nil {
 		testHookDelivered()
 	}
@@ -763,7 +644,7 @@ var testHookDelivered func()
 // down.
 func (b *Breaker) openDuration() time.Duration {
 	d := b.s.openBase * math.Pow(b.s.growth, float64(max(b.trips-1, 0)))
-	d = min(d, b.s.openMax) // openMax <= maxOpen: the conversion cannot overflow
+	d = min(d, b.s.openMax) // openMax <= MaxDuration: the conversion cannot overflow
 	if b.s.jitter > 0 {
 		d -= d * b.s.jitter * rand.Float64()
 	}
@@ -773,25 +654,23 @@ func (b *Breaker) openDuration() time.Duration {
 func (b *Breaker) newPeriod(gen uint64, st State, now int64) *period {
 	n := stripe.Size()
 	p := &period{gen: gen, state: st, start: now, cells: make([]cell, n), mask: n - 1}
-	name := b.hookName()
+	name := b.errName()
 	switch st {
 	case Closed:
 		switch b.s.mode {
-		case modeCount:
-			p.fring = make([]atomic.Int64, b.s.size)
-			if b.s.slowNs > 0 {
-				p.sring = make([]atomic.Int64, b.s.size)
-			}
 		case modeTime:
 			p.stride = int(b.s.nbuckets) + bucketPad
 			p.buckets = make([]bucket, n*p.stride)
+		case modeConsecutive:
+			p.consec = new(stripe.Int64)
 		}
 	case Open:
 		d := b.openDuration()
 		p.openUntil = now + int64(d)
 		p.err = &OpenError{Name: name, State: Open, Until: b.clk.Now().Add(d), sentinel: ErrOpen, clk: b.clk}
 	case HalfOpen:
-		p.slots.Store(b.s.probes)
+		p.half = new(halfState)
+		p.half.slots.Store(b.s.probes)
 		p.err = &OpenError{Name: name, State: HalfOpen, Until: b.clk.Now().Add(time.Duration(b.s.maxWaitNs)),
 			sentinel: ErrHalfOpenFull, clk: b.clk}
 	case ForcedOpen:
@@ -813,16 +692,16 @@ func (b *Breaker) State() State {
 			if now < p.openUntil {
 				return Open
 			}
-			b.transition(p, HalfOpen, now)
+			b.transition(context.Background(), p, HalfOpen, now)
 		case HalfOpen:
-			if p.slots.Load() > 0 {
+			if p.half.slots.Load() > 0 {
 				return HalfOpen
 			}
 			now := b.clk.Nanotime()
 			if now-p.start < b.s.maxWaitNs {
 				return HalfOpen
 			}
-			b.transition(p, Open, now)
+			b.transition(context.Background(), p, Open, now)
 		default:
 			return p.state
 		}
@@ -853,7 +732,7 @@ func (b *Breaker) Counts() Counts {
 	p := b.cur.Load()
 	succ, fail, neutral, slow, rejected := p.sums()
 	return Counts{State: p.state, Successes: succ, Failures: fail, Neutral: neutral, Slow: slow,
-		Rejections: rejected, ConsecutiveFailures: p.consec.Load()}
+		Rejections: rejected, ConsecutiveFailures: p.consecutive()}
 }
 
 // ForceOpen opens the breaker until Reset: every call is rejected with an
@@ -869,72 +748,87 @@ func (b *Breaker) Disable() { b.force(Disabled) }
 func (b *Breaker) Reset() { b.force(Closed) }
 
 // Do calls fn if the breaker allows it and records its outcome: the error
-// classified with ctx (Config.Classify, or by default: nil a success, a
-// cancellation by the caller neutral, anything else a failure). It returns
+// classified with ctx (Config.Classify, or by default bulwark's rules: nil
+// a success; neutral if ctx was cancelled, whatever the cause, unless the
+// cause is [bulwark.ErrSuperseded]; anything else a failure). It returns
 // fn's error, or the rejection (an [*OpenError]) without calling fn. If fn
 // panics the call is recorded as a failure and the panic continues.
+//
+// A nil ctx or a nil fn is the caller's bug: Do panics at once, before
+// anything is recorded, with a message naming the argument.
 //
 // Where ctx carries a recording span, Do adds the events
 // "bulwark.breaker.rejected" and "bulwark.breaker.state_change" to it.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
+	if ctx == nil {
+		panic("breaker: Breaker.Do called with a nil ctx")
+	}
+	if fn == nil {
+		panic("breaker: Breaker.Do called with a nil fn")
+	}
 	t, err := b.allowCtx(ctx)
 	if err != nil {
 		return err
 	}
-	finished := false
-	defer func() {
-		if !finished {
-			b.recordCtx(ctx, t, bulwark.Failure)
-		}
-	}()
+	returned := false
+	defer outcome.OnAbort(&returned, func() { b.recordCtx(ctx, t, bulwark.Failure) })
 	err = fn(ctx)
-	finished = true
+	returned = true
 	b.recordCtx(ctx, t, b.classifyCtx(ctx, err))
 	return err
 }
 
-// Call is Do for a function that returns a value.
+// Call is Do for a function that returns a value. Like Do, it panics at
+// once on a nil ctx or a nil fn.
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	if ctx == nil {
+		panic("breaker: Call called with a nil ctx")
+	}
+	if fn == nil {
+		panic("breaker: Call called with a nil fn")
+	}
 	t, err := b.allowCtx(ctx)
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	finished := false
-	defer func() {
-		if !finished {
-			b.recordCtx(ctx, t, bulwark.Failure)
-		}
-	}()
+	returned := false
+	defer outcome.OnAbort(&returned, func() { b.recordCtx(ctx, t, bulwark.Failure) })
 	v, err := fn(ctx)
-	finished = true
+	returned = true
 	b.recordCtx(ctx, t, b.classifyCtx(ctx, err))
 	return v, err
 }
 
-// allowCtx is Allow with span events.
+// allowCtx is Allow with span events, and ctx for OnStateChange.
 func (b *Breaker) allowCtx(ctx context.Context) (Ticket, error) {
 	if State(b.word.Load()) == Closed {
 		return b.Allow()
 	}
-	t, err, mv := b.allowSlow()
+	t, err, mv := b.allowSlow(ctx)
 	if mv.ok {
-		b.telem.stateEvent(ctx, mv)
+		b.stateEvent(ctx, mv)
 	}
 	if err != nil {
-		b.telem.rejectEvent(ctx, err)
+		b.rejectEvent(ctx, err)
 	}
 	return t, err
 }
 
-// recordCtx is Record with span events.
+// recordCtx is Record with span events, and ctx for OnStateChange.
 func (b *Breaker) recordCtx(ctx context.Context, t Ticket, o bulwark.Outcome) {
-	if mv := b.record(t, o); mv.ok {
-		b.telem.stateEvent(ctx, mv)
+	if mv := b.record(ctx, t, o); mv.ok {
+		b.stateEvent(ctx, mv)
 	}
 }
 
-// Close unregisters the breaker's metric callbacks. The breaker keeps
-// working; only its metrics stop. Close is idempotent. A Set closes the
-// breakers it evicts.
-func (b *Breaker) Close() { b.telem.close() }
+// Close unregisters the breaker's metric callback: the breaker keeps
+// working, only its metrics stop. A member of a [Set] has no callback of
+// its own (the Set reports it), so Close does nothing to it. Close is
+// safe to call more than once and from several goroutines; it returns nil.
+func (b *Breaker) Close() error {
+	if b.telem != nil {
+		b.telem.close()
+	}
+	return nil
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
+	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
 )
 
@@ -16,8 +18,8 @@ func Example() {
 	b := breaker.New(breaker.Config{
 		Name:                "payments",
 		ConsecutiveFailures: 3,
-		OnStateChange: func(name string, from, to breaker.State) {
-			fmt.Printf("%s: %v -> %v\n", name, from, to)
+		OnStateChange: func(_ context.Context, ev breaker.StateChangeEvent) {
+			fmt.Printf("%s: %v -> %v after %d failures\n", ev.Name, ev.From, ev.To, ev.Counts.Failures)
 		},
 	})
 	defer b.Close()
@@ -35,7 +37,7 @@ func Example() {
 	// Output:
 	// call 0: payments: unavailable
 	// call 1: payments: unavailable
-	// payments: closed -> open
+	// payments: closed -> open after 3 failures
 	// call 2: payments: unavailable
 	// call 3: rejected (breaker: circuit open), retry in at most 5s
 	// call 4: rejected (breaker: circuit open), retry in at most 5s
@@ -99,4 +101,34 @@ func ExampleWriteRejection() {
 	}
 	fmt.Println(rec.Code)
 	// Output: 503
+}
+
+// A bad value fails loudly: Validate names the field and what it accepts,
+// and New panics with the same error.
+func ExampleConfig_Validate() {
+	err := breaker.Config{FailureRate: 50}.Validate() // a percentage, not a fraction
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, bulwark.ErrInvalidConfig))
+	// Output:
+	// breaker: Config.FailureRate = 50: want 0 (default) or a value in (0, 1]
+	// true
+}
+
+// gobreaker's zero Settings, reproduced (see the package doc, "Migrating
+// from gobreaker"): six failures in a row open the breaker for a fixed 60 s.
+func Example_gobreakerMigration() {
+	b := breaker.New(breaker.Config{ConsecutiveFailures: 6, OpenDuration: 60 * time.Second, OpenDurationGrowth: 1, OpenJitter: -1, HalfOpenProbes: 1, HalfOpenMaxWait: breaker.MaxDuration, Classify: func(_ context.Context, err error) bulwark.Outcome {
+		if err == nil {
+			return bulwark.Success
+		}
+		return bulwark.Failure
+	}})
+	defer b.Close()
+	for range 6 {
+		_ = b.Do(context.Background(), func(context.Context) error { return errUnavailable })
+	}
+	err := b.Do(context.Background(), func(context.Context) error { return nil })
+	var oe *breaker.OpenError
+	fmt.Println(errors.As(err, &oe), oe.RetryAfter().Round(time.Second))
+	// Output: true 1m0s
 }

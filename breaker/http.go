@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 )
 
@@ -20,9 +19,11 @@ import (
 // still finds ErrOpen). Otherwise the response is judged by
 // Config.ClassifyHTTP, or by default by bulwark's HTTP rules (5xx except
 // 501, 408 and 429 are failures; a transport error is classified as by Do,
-// with Config.Classify if set), and the response is
-// returned to the caller whatever its status: a 5xx counts as a failure
-// but is still the caller's to read.
+// with Config.Classify if set: a request whose own context was cancelled,
+// whatever the cause, is neutral, unless the cause is
+// [bulwark.ErrSuperseded]), and the response is returned to the caller
+// whatever its status: a 5xx counts as a failure but is still the caller's
+// to read. A panic in next is recorded as a failure and goes on.
 func (b *Breaker) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -48,14 +49,10 @@ func roundTrip(b *Breaker, next http.RoundTripper, req *http.Request) (resp *htt
 		}
 		return nil, err
 	}
-	finished := false
-	defer func() {
-		if !finished {
-			b.recordCtx(ctx, t, bulwark.Failure)
-		}
-	}()
+	returned := false
+	defer outcome.OnAbort(&returned, func() { b.recordCtx(ctx, t, bulwark.Failure) })
 	resp, err = next.RoundTrip(req)
-	finished = true
+	returned = true
 	b.recordCtx(ctx, t, b.judgeHTTP(ctx, resp, err))
 	return resp, err
 }
@@ -76,36 +73,30 @@ func (b *Breaker) judgeHTTP(ctx context.Context, resp *http.Response, err error)
 // Retry-After header (see [WriteRejection]) without running next, which
 // sheds load from a struggling backend. next's responses are judged by
 // Config.ClassifyHTTP, or by default by their status code (5xx except 501,
-// 408 and 429 are failures); a request
-// whose client went away before the handler finished is neutral. A
-// panicking handler is recorded as a failure and the panic continues.
+// 408 and 429 are failures); a request whose client went away before the
+// handler wrote a failure status is neutral. The ResponseWriter next gets
+// keeps what the server's offers ([http.Flusher], [http.Hijacker],
+// [io.ReaderFrom], and Unwrap for [http.ResponseController]). A panicking
+// handler is recorded as a failure and the panic continues.
 func (b *Breaker) Handler(next http.Handler) http.Handler {
+	return handler(next, func(*http.Request) *Breaker { return b })
+}
+
+func handler(next http.Handler, pick func(*http.Request) *Breaker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := pick(r)
 		ctx := r.Context()
 		t, err := b.allowCtx(ctx)
 		if err != nil {
 			WriteRejection(w, err)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		finished := false
-		defer func() {
-			if !finished {
-				b.recordCtx(ctx, t, bulwark.Failure)
-			}
-		}()
-		next.ServeHTTP(sw, r)
-		finished = true
-		o := bulwark.Success
-		switch {
-		case b.classifyHTTP != nil:
-			o = b.classifyHTTP(ctx, &http.Response{StatusCode: sw.status(), Header: w.Header(), Request: r}, nil)
-		case outcome.HTTPStatusFailure(sw.status()):
-			o = bulwark.Failure
-		case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
-			o = bulwark.Neutral
-		}
-		b.recordCtx(ctx, t, o)
+		rec := httpx.NewRecorder(w)
+		returned := false
+		defer outcome.OnAbort(&returned, func() { b.recordCtx(ctx, t, bulwark.Failure) })
+		next.ServeHTTP(rec.Writer(), r)
+		returned = true
+		b.recordCtx(ctx, t, httpx.ServerOutcome(r, rec.Status(), w.Header(), b.classifyHTTP))
 	})
 }
 
@@ -123,40 +114,7 @@ func WriteRejection(w http.ResponseWriter, err error) bool {
 	if !errors.As(err, &oe) {
 		return false
 	}
-	if d := oe.RetryAfter(); d > 0 {
-		secs := int64((d + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	}
+	httpx.SetRetryAfter(w.Header(), oe.RetryAfter())
 	http.Error(w, oe.Error(), http.StatusServiceUnavailable)
 	return true
 }
-
-// statusWriter records the status code a handler writes.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

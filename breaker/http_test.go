@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 )
 
 type closeTracker struct {
@@ -158,17 +159,97 @@ func TestHandlerPanicIsAFailure(t *testing.T) {
 	wantState(t, b, Open)
 }
 
-func TestHandlerStatusWriterUnwraps(t *testing.T) {
+// TestHTTPConformance runs the shared suite (request untouched, bodies
+// closed, nil next, Flusher and ResponseController through Handler, panics
+// recorded and re-raised, a caller's cancellation neutral) against the
+// Breaker's and the Set's RoundTripper and Handler.
+func TestHTTPConformance(t *testing.T) {
+	conformanceCounts := func(c Counts) conformance.Counts {
+		return conformance.Counts{Successes: c.Successes, Failures: c.Failures}
+	}
+	var b *Breaker
+	var s *Set
+	// A breaker that never opens during the suite: its counts are what is
+	// checked, not its trips.
+	cfg := Config{ConsecutiveFailures: 1000}
+	newB := func() *Breaker {
+		if b != nil {
+			b.Close()
+		}
+		b = New(cfg)
+		return b
+	}
+	newS := func() *Set {
+		if s != nil {
+			s.Close()
+		}
+		s = NewSet(SetConfig{Config: cfg, KeyFunc: func(*http.Request) string { return "k" }})
+		return s
+	}
+	t.Cleanup(func() {
+		if b != nil {
+			b.Close()
+		}
+		if s != nil {
+			s.Close()
+		}
+	})
+	t.Run("Breaker", func(t *testing.T) {
+		counts := func() conformance.Counts { return conformanceCounts(b.Counts()) }
+		conformance.RoundTripper(t, conformance.Client{
+			Wrap:   func(next http.RoundTripper) http.RoundTripper { return newB().RoundTripper(next) },
+			Counts: counts,
+		})
+		conformance.Handler(t, conformance.Server{
+			Wrap:   func(next http.Handler) http.Handler { return newB().Handler(next) },
+			Counts: counts,
+		})
+	})
+	t.Run("Set", func(t *testing.T) {
+		counts := func() conformance.Counts { return conformanceCounts(s.Get("k").Counts()) }
+		conformance.RoundTripper(t, conformance.Client{
+			Wrap:   func(next http.RoundTripper) http.RoundTripper { return newS().RoundTripper(next) },
+			Counts: counts,
+		})
+		conformance.Handler(t, conformance.Server{
+			Wrap:   func(next http.Handler) http.Handler { return newS().Handler(next) },
+			Counts: counts,
+		})
+	})
+}
+
+// TestHandlerKeepsFlusher guards issue 6: the handler behind
+// Breaker.Handler once saw no http.Flusher (the status recorder hid it).
+func TestHandlerKeepsFlusher(t *testing.T) {
 	b, _ := mk(t, Config{})
-	var ok bool
+	var flusher, unwrap bool
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, ok = w.(interface{ Unwrap() http.ResponseWriter })
+		_, flusher = w.(http.Flusher)
+		_, unwrap = w.(interface{ Unwrap() http.ResponseWriter })
 		io.WriteString(w, "hi")
 	}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if !ok || rec.Body.String() != "hi" || b.Counts().Successes != 1 {
-		t.Fatalf("unwrap %v body %q counts %+v", ok, rec.Body.String(), b.Counts())
+	if !flusher || !unwrap || rec.Body.String() != "hi" || b.Counts().Successes != 1 {
+		t.Fatalf("flusher %v unwrap %v body %q counts %+v", flusher, unwrap, rec.Body.String(), b.Counts())
+	}
+}
+
+func TestSetHandlerPerKey(t *testing.T) {
+	s, _ := mkSet(t, SetConfig{Config: Config{ConsecutiveFailures: 1},
+		KeyFunc: func(r *http.Request) string { return r.URL.Path }})
+	h := s.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	for _, path := range []string{"/bad", "/bad", "/good"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/bad", nil))
+	if rec.Code != http.StatusServiceUnavailable || s.Get("/good").State() != Closed {
+		t.Fatalf("/bad answered %d, /good %v: want 503 and closed", rec.Code, s.Get("/good").State())
 	}
 }
 

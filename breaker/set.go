@@ -8,36 +8,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
-// SetConfig configures a [Set].
-type SetConfig struct {
-	// Config configures every breaker of the set. Config.Name names the
-	// set (the bulwark.name attribute; each member adds bulwark.key), and
-	// OnStateChange receives the member's key as its name.
-	Config Config
-	// MaxKeys bounds the number of breakers the set holds, so that a flood
-	// of distinct keys cannot exhaust memory. Default 10000.
-	MaxKeys int
-	// IdleTimeout is how long a breaker may go unused before the set may
-	// evict it. Eviction is lazy: when a new key is added and IdleTimeout
-	// has passed since the last sweep, breakers unused since that sweep
-	// are dropped; so an idle breaker lives between one and two
-	// IdleTimeouts. Default 10 minutes.
-	IdleTimeout time.Duration
-	// KeyFunc picks the key of an HTTP request for [Set.RoundTripper].
-	// Default: the request's URL host (host:port), one breaker per host.
-	KeyFunc func(*http.Request) string
-}
+// setShards spreads keys so that an insert copies a small shard: with
+// 10,000 keys, about 40 entries.
+const setShards = 256
 
-// Defaults, see SetConfig.
-const (
-	DefaultMaxKeys     = 10000
-	DefaultIdleTimeout = 10 * time.Minute
-)
-
-const setShards = 64
+// emptyShard is the shard every set starts with and Close leaves: shards
+// are never written in place (inserts copy them), so all may share it.
+var emptyShard = new(map[string]*setEntry)
 
 // saturatedRecheck is how long a full set with nothing to evict sends new
 // keys straight to the overflow breaker before it searches for a victim
@@ -63,9 +46,10 @@ const saturatedRecheck = time.Second
 //     overflow breaker without a lock or a search for a victim, so a flood
 //     of new keys during a wide outage costs no more than a lookup.
 //
-// An evicted breaker is closed (its metrics unregistered); callers still
-// holding it may finish their calls. A Set is safe for concurrent use;
-// call Close when discarding it. The zero Set is not usable; use [NewSet].
+// Callers still holding an evicted breaker may finish their calls (what
+// they record after the eviction is not reported). A Set is safe for
+// concurrent use; call Close when discarding it, to unregister its
+// metrics. The zero Set is not usable; use [NewSet].
 type Set struct {
 	cfg    SetConfig
 	clk    clock.Clock
@@ -77,12 +61,15 @@ type Set struct {
 	saturated atomic.Int64
 	overflowB atomic.Pointer[Breaker]
 
-	mu        sync.Mutex // inserts, sweeps; fields below
+	telem *instruments
+
+	mu        sync.Mutex // inserts, sweeps, collections; fields below
 	n         int
 	hand      int // evictOneLocked's position
 	lastSweep int64
 	overflow  *Breaker
 	closed    bool
+	retired   snapshot // AggregateMetrics: the counts of evicted members
 }
 
 type setEntry struct {
@@ -90,24 +77,76 @@ type setEntry struct {
 	used atomic.Bool // set on use, cleared by each sweep
 }
 
-// NewSet returns an empty set.
+// NewSet returns an empty set. It panics with a [*bulwark.ConfigError]
+// (matching [bulwark.ErrInvalidConfig]) if cfg is not valid; see
+// [SetConfig.Validate].
+//
+// A member costs, in the closed state with a count window and no failure
+// yet, about 880 bytes at GOMAXPROCS=2: 128 bytes per P for its per-P
+// counters (the P count rounded up to a power of two) and about 620 bytes
+// for the rest, so about 750 bytes at 1, 1.1 KiB at 4, 1.6 KiB at 8 and
+// 4.6 KiB at 32 (BenchmarkBreakerSetMember in the benchmarks module). A
+// failure adds the window's ring (8 bytes per WindowSize call, twice that
+// with slow-call detection) until the next state change; a time window
+// adds 32 bytes per bucket per P from the start. Metrics cost nothing per
+// member: the set reports its members from one callback, building
+// attributes at collection time.
 func NewSet(cfg SetConfig) *Set {
-	if cfg.MaxKeys <= 0 {
-		cfg.MaxKeys = DefaultMaxKeys
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
+	mustValidate(cfg.Validate())
+	cfg.MaxKeys = cmp0(cfg.MaxKeys, DefaultMaxKeys)
+	cfg.IdleTimeout = cmp0(cfg.IdleTimeout, DefaultIdleTimeout)
 	if cfg.KeyFunc == nil {
 		cfg.KeyFunc = func(r *http.Request) string { return r.URL.Host }
 	}
-	s := &Set{cfg: cfg, clk: clock.Or(cfg.Config.Clock), seed: maphash.MakeSeed()}
+	s := &Set{cfg: cfg, clk: clock.Or(cfg.Config.clk), seed: maphash.MakeSeed()}
 	s.lastSweep = s.clk.Nanotime()
 	for i := range s.shards {
-		m := map[string]*setEntry{}
-		s.shards[i].Store(&m)
+		s.shards[i].Store(emptyShard)
 	}
+	s.telem = newInstruments(cfg.Config.MeterProvider, s.observe)
 	return s
+}
+
+// observe reports every member (one series each, or their sum).
+func (s *Set) observe(t *instruments, o metric.Observer) {
+	name := telemetry.AttrName.String(s.cfg.Config.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	var sum snapshot
+	each := func(b *Breaker) {
+		if s.cfg.AggregateMetrics {
+			b.addTo(&sum)
+			return
+		}
+		var one snapshot
+		b.addTo(&one)
+		t.report(o, &one, name, telemetry.AttrKey.String(b.key))
+	}
+	for i := range s.shards {
+		for _, e := range *s.shards[i].Load() {
+			each(e.b)
+		}
+	}
+	if s.overflow != nil {
+		each(s.overflow)
+	}
+	if s.cfg.AggregateMetrics {
+		sum.add(&s.retired)
+		t.report(o, &sum, name)
+	}
+}
+
+// retireLocked keeps an evicted member's counts in the aggregate.
+func (s *Set) retireLocked(b *Breaker) {
+	if s.cfg.AggregateMetrics {
+		var one snapshot
+		b.addTo(&one)
+		one.states = [numStates]int64{}
+		s.retired.add(&one)
+	}
 }
 
 func (s *Set) shard(key string) *atomic.Pointer[map[string]*setEntry] {
@@ -151,10 +190,7 @@ func (s *Set) insert(key string) *Breaker {
 	var b *Breaker
 	if s.n >= s.cfg.MaxKeys || s.closed {
 		if s.overflow == nil {
-			s.overflow = newBreaker(s.cfg.Config, "", true)
-			if s.closed {
-				s.overflow.Close()
-			}
+			s.overflow = newBreaker(&s.cfg.Config, "", true)
 			s.overflowB.Store(s.overflow)
 		}
 		if !s.closed {
@@ -162,7 +198,7 @@ func (s *Set) insert(key string) *Breaker {
 		}
 		b = s.overflow
 	} else {
-		b = newBreaker(s.cfg.Config, key, true)
+		b = newBreaker(&s.cfg.Config, key, true)
 		e := &setEntry{b: b}
 		e.used.Store(true)
 		old := *sh.Load()
@@ -174,10 +210,10 @@ func (s *Set) insert(key string) *Breaker {
 		sh.Store(&m)
 		s.n++
 	}
-	s.mu.Unlock()
 	for _, e := range evicted {
-		e.Close()
+		s.retireLocked(e)
 	}
+	s.mu.Unlock()
 	return b
 }
 
@@ -248,8 +284,15 @@ func (s *Set) Len() int {
 	return s.n
 }
 
-// Do runs fn through the breaker for key; see [Breaker.Do].
+// Do runs fn through the breaker for key; see [Breaker.Do]. Like it, Do
+// panics at once on a nil ctx or a nil fn (before creating a breaker).
 func (s *Set) Do(ctx context.Context, key string, fn func(context.Context) error) error {
+	if ctx == nil {
+		panic("breaker: Set.Do called with a nil ctx")
+	}
+	if fn == nil {
+		panic("breaker: Set.Do called with a nil fn")
+	}
 	return s.Get(key).Do(ctx, fn)
 }
 
@@ -264,26 +307,25 @@ func (s *Set) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	return roundTripper{next: next, pick: func(r *http.Request) *Breaker { return s.Get(s.cfg.KeyFunc(r)) }}
 }
 
-// Close closes every breaker of the set (unregistering their metrics) and
-// empties it. Breakers handed out before keep working; keys asked for
-// after Close all share one unregistered-metrics overflow breaker.
-func (s *Set) Close() {
+// Handler returns server-side middleware that guards next with the
+// breaker for SetConfig.KeyFunc(r) (set KeyFunc: its default, the URL's
+// host, is usually empty on a server); see [Breaker.Handler].
+func (s *Set) Handler(next http.Handler) http.Handler {
+	return handler(next, func(r *http.Request) *Breaker { return s.Get(s.cfg.KeyFunc(r)) })
+}
+
+// Close unregisters the set's metrics and empties it. Breakers handed out
+// before keep working; keys asked for after Close all share one overflow
+// breaker, which no metric reports. Close is safe to call more than once
+// and from several goroutines; it returns nil.
+func (s *Set) Close() error {
+	s.telem.close()
 	s.mu.Lock()
-	var all []*Breaker
+	defer s.mu.Unlock()
 	for i := range s.shards {
-		for _, e := range *s.shards[i].Load() {
-			all = append(all, e.b)
-		}
-		m := map[string]*setEntry{}
-		s.shards[i].Store(&m)
+		s.shards[i].Store(emptyShard)
 	}
 	s.n = 0
 	s.closed = true
-	if s.overflow != nil {
-		all = append(all, s.overflow)
-	}
-	s.mu.Unlock()
-	for _, b := range all {
-		b.Close()
-	}
+	return nil
 }

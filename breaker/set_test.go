@@ -18,17 +18,17 @@ import (
 func mkSet(t testing.TB, cfg SetConfig) (*Set, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(time.Time{})
-	cfg.Config.Clock = clk
+	cfg.Config.clk = clk
 	cfg.Config.OpenJitter = -1
 	s := NewSet(cfg)
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close() })
 	return s, clk
 }
 
 func TestSetLazyCreationAndLookup(t *testing.T) {
 	var names []string
 	s, _ := mkSet(t, SetConfig{Config: Config{ConsecutiveFailures: 1,
-		OnStateChange: func(name string, from, to State) { names = append(names, name) }}})
+		OnStateChange: func(_ context.Context, e StateChangeEvent) { names = append(names, e.Name+"/"+e.Key) }}})
 	if s.Len() != 0 {
 		t.Fatal("not empty")
 	}
@@ -40,8 +40,8 @@ func TestSetLazyCreationAndLookup(t *testing.T) {
 	if a.State() != Open || s.Get("b").State() != Closed {
 		t.Fatal("keys share state")
 	}
-	if len(names) != 1 || names[0] != "a" {
-		t.Fatalf("OnStateChange names %v, want [a]", names)
+	if len(names) != 1 || names[0] != "/a" {
+		t.Fatalf("OnStateChange names %v, want [/a]", names)
 	}
 	if n := testing.AllocsPerRun(1000, func() { _ = s.Get("b") }); n != 0 {
 		t.Fatalf("Get of an existing key allocates %v", n)

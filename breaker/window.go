@@ -25,9 +25,11 @@ type period struct {
 	cells     []cell
 	mask      int
 
-	// Closed state, count window: ring of the positions (running call
-	// totals) at which failures and slow calls happened.
-	fring, sring []atomic.Int64
+	// Closed state, count window: the ring of failure and slow-call
+	// positions, allocated by the first failure or slow call of the
+	// period, so that a healthy breaker (a Set member that never failed)
+	// does not hold one.
+	ring atomic.Pointer[countRing]
 	// Closed state, time window: per cell, stride buckets.
 	buckets []bucket
 	stride  int
@@ -38,16 +40,50 @@ type period struct {
 	// while it is set. It is read on the success path and written rarely.
 	pending atomic.Bool
 
-	_      stripe.Pad
-	fhead  stripe.Int64
-	shead  stripe.Int64
-	consec stripe.Int64 // consecutive mode: current run of failures
+	// consec is the current run of failures (Closed, consecutive mode
+	// only), alone on its cache lines.
+	consec *stripe.Int64
+	// half holds the probe counters (HalfOpen only).
+	half *halfState
+}
 
-	// Half-open state.
+// countRing holds the positions (running call totals) at which the
+// latest failures and slow calls of a count window happened.
+type countRing struct {
+	fhead, shead stripe.Int64
+	fring, sring []atomic.Int64
+}
+
+// halfState counts a half-open period's probes.
+type halfState struct {
 	slots atomic.Int64 // probe slots left
-	hsucc atomic.Int64
-	hfail atomic.Int64
-	hslow atomic.Int64
+	succ  atomic.Int64
+	fail  atomic.Int64
+	slow  atomic.Int64
+}
+
+// countRing returns the period's ring, allocating it on first use.
+func (p *period) countRing(size int64, slow bool) *countRing {
+	if r := p.ring.Load(); r != nil {
+		return r
+	}
+	r := &countRing{fring: make([]atomic.Int64, size)}
+	if slow {
+		r.sring = make([]atomic.Int64, size)
+	}
+	if p.ring.CompareAndSwap(nil, r) {
+		return r
+	}
+	return p.ring.Load()
+}
+
+// consecutive returns the current run of failures, 0 outside consecutive
+// mode.
+func (p *period) consecutive() int64 {
+	if p.consec == nil {
+		return 0
+	}
+	return p.consec.Load()
 }
 
 // cell holds one P's share of a period's counters.
@@ -117,33 +153,39 @@ func inLast(ring []atomic.Int64, total, n int64) int64 {
 // calls in flight otherwise.
 func (p *period) countWindow(total, n int64) (calls, fails, slows int64) {
 	calls = min(total, n)
-	fails = min(inLast(p.fring, total, n), calls)
-	if p.sring != nil {
-		slows = min(inLast(p.sring, total, n), calls)
+	r := p.ring.Load()
+	if r == nil {
+		return calls, 0, 0
+	}
+	fails = min(inLast(r.fring, total, n), calls)
+	if r.sring != nil {
+		slows = min(inLast(r.sring, total, n), calls)
 	}
 	return
 }
 
 // bucketAt returns this P's bucket for epoch, resetting it if it last
-// counted an older epoch, or nil if it already counts a newer one (the
+// counted an older epoch (fresh then reports that this call reset it), or
+// nil if it already counts a newer one (the
 // caller read the clock, then was descheduled for a whole window: its
 // sample is too old to keep, and resetting the bucket back would wipe
 // newer counts). Two writers on one cell (rare: see package stripe) may
 // race the reset and lose a count; a reader summing during a reset may
 // see the new epoch with the old counts. Both errors are one call wide.
-func (p *period) bucketAt(epoch, nb int64) *bucket {
-	bk := &p.buckets[(stripe.Slot()&p.mask)*p.stride+int(epoch%nb)]
+func (p *period) bucketAt(epoch, nb int64) (bk *bucket, fresh bool) {
+	bk = &p.buckets[(stripe.Slot()&p.mask)*p.stride+int(epoch%nb)]
 	if e := bk.epoch.Load(); e != epoch {
 		if e > epoch {
-			return nil
+			return nil, false
 		}
 		if bk.epoch.CompareAndSwap(e, epoch) {
 			bk.calls.Store(0)
 			bk.fails.Store(0)
 			bk.slows.Store(0)
+			fresh = true
 		}
 	}
-	return bk
+	return bk, fresh
 }
 
 // timeWindow sums the buckets of the last nb epochs, epoch included.

@@ -41,12 +41,19 @@ func (e *ShedError) Is(target error) bool { return target == ErrShed }
 // grpc-retry-pushback-ms, and package retry honours it.
 func (e *ShedError) RetryAfter() time.Duration { return e.Wait }
 
-// ThrottleError is the error of a request a [Throttler] rejected. Its Is
-// matches [ErrThrottled].
+// ThrottleError is the error of a request a [Throttler] rejected
+// locally, without sending it. Its Is matches [ErrThrottled].
 type ThrottleError struct {
 	// Probability is the rejection probability the request faced.
 	Probability float64
+	// Wait is how soon the probability can change: one bucket of the
+	// throttler's window (Window/Buckets, 250 ms by default).
+	Wait time.Duration
 }
+
+// RetryAfter returns Wait, the house's mark of a local rejection (package
+// retry returns such an error at once rather than retrying it).
+func (e *ThrottleError) RetryAfter() time.Duration { return e.Wait }
 
 // Error returns ErrThrottled's message.
 func (e *ThrottleError) Error() string { return ErrThrottled.Error() }

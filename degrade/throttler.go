@@ -165,7 +165,7 @@ func (t *Throttler) Allow() error {
 	if p := rejectProbability(r, a, t.k); p > 0 && t.rand() < p {
 		t.bucket(now).requests.Add(1)
 		t.rejected.Add(1)
-		return &ThrottleError{Probability: p}
+		return &ThrottleError{Probability: p, Wait: time.Duration(t.bucketNs)}
 	}
 	return nil
 }

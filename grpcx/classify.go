@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/outcome"
 )
 
 // IsFailureCode reports whether a gRPC status code counts as a failure of
@@ -22,19 +23,22 @@ func IsFailureCode(c codes.Code) bool {
 	return false
 }
 
-// Classify is bulwark's default classification of a gRPC call's error: nil
-// is a success; a cancellation by the caller (ctx is cancelled and err is
-// context.Canceled or has code Canceled) is neutral; otherwise the status
-// code decides, through [IsFailureCode]. An error that carries no status
-// (status.FromError fails) has code Unknown and is a failure, as in grpc-go.
+// Classify is bulwark's default classification of a gRPC call's error,
+// made with ctx, the same rules as every other bulwark package: nil is a
+// success; an attempt whose ctx was cancelled with the cause
+// bulwark.ErrSuperseded (a hedge won) is a failure; a call whose ctx its
+// caller cancelled, whatever the cause and whatever err says, is neutral;
+// otherwise the status code decides, through [IsFailureCode]. An error that
+// carries no status (status.FromError fails) has code Unknown and is a
+// failure, as in grpc-go.
 func Classify(ctx context.Context, err error) bulwark.Outcome {
-	if err == nil {
+	switch {
+	case err == nil:
 		return bulwark.Success
-	}
-	if ctx != nil && errors.Is(ctx.Err(), context.Canceled) {
-		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
-			return bulwark.Neutral
-		}
+	case outcome.Superseded(ctx):
+		return bulwark.Failure
+	case outcome.CallerCanceled(ctx, err):
+		return bulwark.Neutral
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return bulwark.Failure

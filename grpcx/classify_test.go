@@ -19,6 +19,10 @@ func TestClassify(t *testing.T) {
 	live := context.Background()
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
+	withCause, cancel2 := context.WithCancelCause(context.Background())
+	cancel2(errors.New("user went away"))
+	superseded, cancel3 := context.WithCancelCause(context.Background())
+	cancel3(bulwark.ErrSuperseded)
 	failing := []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown}
 	passing := []codes.Code{codes.OK, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
 		codes.FailedPrecondition, codes.OutOfRange, codes.Unimplemented, codes.DataLoss, codes.Unauthenticated, codes.Canceled}
@@ -45,7 +49,9 @@ func TestClassify(t *testing.T) {
 		{"plain error is Unknown", live, errors.New("boom"), bulwark.Failure},
 		{"caller cancelled, status", canceled, status.Error(codes.Canceled, "context canceled"), bulwark.Neutral},
 		{"caller cancelled, ctx error", canceled, fmt.Errorf("x: %w", context.Canceled), bulwark.Neutral},
-		{"caller cancelled but server said Unavailable", canceled, status.Error(codes.Unavailable, "x"), bulwark.Failure},
+		{"caller cancelled, whatever the error says", canceled, status.Error(codes.Unavailable, "x"), bulwark.Neutral},
+		{"caller cancelled with a cause", withCause, status.Error(codes.Canceled, "user went away"), bulwark.Neutral},
+		{"superseded by a hedge", superseded, status.Error(codes.Canceled, "context canceled"), bulwark.Failure},
 		{"deadline exceeded ctx error", live, context.DeadlineExceeded, bulwark.Failure},
 		{"wrapped status", live, fmt.Errorf("call: %w", status.Error(codes.Unavailable, "x")), bulwark.Failure},
 	}

@@ -11,9 +11,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/internal/pushback"
 	"github.com/bulwark-go/bulwark/retry"
 )
@@ -73,6 +75,80 @@ func copyReply(dst, src any) {
 	reflect.ValueOf(dst).Elem().Set(reflect.ValueOf(src).Elem())
 }
 
+// retryWriteBacks are the caller's call options that write results back
+// (grpc.Header, grpc.Trailer, grpc.Peer, grpc.OnFinish). They are never
+// given to an attempt, which might lose a hedge race or be retried: each
+// attempt captures its own header, trailer and peer, and only the
+// attempt whose result the caller gets has them copied back, once, after
+// every attempt has returned; OnFinish runs once, with the error the
+// caller gets.
+type retryWriteBacks struct {
+	headers, trailers []*metadata.MD
+	peers             []*peer.Peer
+	onFinish          []func(error)
+}
+
+// splitCallOptions returns opts without the write-back options, and those
+// (nil when there are none; opts is then returned as it is).
+func splitCallOptions(opts []grpc.CallOption) ([]grpc.CallOption, *retryWriteBacks) {
+	n := 0
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.PeerCallOption, grpc.OnFinishCallOption:
+			n++
+		}
+	}
+	if n == 0 {
+		return opts, nil
+	}
+	wb := &retryWriteBacks{}
+	kept := make([]grpc.CallOption, 0, len(opts)-n)
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			wb.headers = append(wb.headers, o.HeaderAddr)
+		case grpc.TrailerCallOption:
+			wb.trailers = append(wb.trailers, o.TrailerAddr)
+		case grpc.PeerCallOption:
+			wb.peers = append(wb.peers, o.PeerAddr)
+		case grpc.OnFinishCallOption:
+			wb.onFinish = append(wb.onFinish, o.OnFinish)
+		default:
+			kept = append(kept, o)
+		}
+	}
+	return kept, wb
+}
+
+// retryAttempt is what one unary attempt produced.
+type retryAttempt struct {
+	reply           any
+	header, trailer metadata.MD
+	peer            peer.Peer
+}
+
+// deliver copies a's header, trailer and peer (a may be nil: the call was
+// cancelled before any attempt ended) to the caller's options and runs
+// its OnFinish callbacks with err.
+func (wb *retryWriteBacks) deliver(a *retryAttempt, err error) {
+	if a != nil {
+		for _, h := range wb.headers {
+			*h = a.header
+		}
+		for _, t := range wb.trailers {
+			*t = a.trailer
+		}
+		if a.peer.Addr != nil {
+			for _, p := range wb.peers {
+				*p = a.peer
+			}
+		}
+	}
+	for _, f := range wb.onFinish {
+		f(err)
+	}
+}
+
 // UnaryClientRetry returns a unary client interceptor that retries (and,
 // if the policy says so, hedges) calls per p.
 //
@@ -81,33 +157,51 @@ func copyReply(dst, src any) {
 // ResourceExhausted, Aborted, Internal and Unknown are retried. A
 // grpc-retry-pushback-ms trailer sets the next delay (capped by
 // Config.MaxPushback); a negative or malformed one stops the retries, as
-// in gRFC A6. Every retry and hedge carries grpc-previous-rpc-attempts.
-// The error returned is the last status error, or a *retry.ExhaustedError
-// wrapping it, whose status.Code is still that of the last attempt.
+// in gRFC A6. Every retry and hedge carries grpc-previous-rpc-attempts,
+// and adds a bulwark.retry.attempt event to the span in the call's
+// context, as over HTTP. The error returned is the last status error, or
+// a *retry.ExhaustedError wrapping it, whose status.Code is still that of
+// the last attempt.
 //
-// With hedging, every attempt decodes into a fresh reply of its own and
-// only the winner's is copied into the caller's reply, so concurrent
-// attempts never write the same message. Only hedge idempotent methods.
+// Call options that write back (grpc.Header, grpc.Trailer, grpc.Peer,
+// grpc.OnFinish) see only the attempt whose result the caller gets (the
+// winner, or the last attempt when the call fails): they are filled once,
+// after every attempt has returned, and OnFinish runs once, with the error
+// the caller gets. With hedging, every attempt also decodes into a fresh
+// reply of its own and only the winner's is copied into the caller's
+// reply, so concurrent attempts never write the same message. Only hedge
+// idempotent methods.
 func UnaryClientRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
-	cls := p.Classifier()
+	cls := bridge.RetryClassifier(p)
+	hedging := bridge.RetryHedging(p)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		hedging := p.Hedging()
-		got, err := retry.Call(ctx, p, func(actx context.Context) (any, error) {
-			out := reply
+		opts, wb := splitCallOptions(opts)
+		wantHeader := wb != nil && len(wb.headers) > 0
+		wantPeer := wb != nil && len(wb.peers) > 0
+		a, err := retry.Call(ctx, p, func(actx context.Context) (*retryAttempt, error) {
+			a := &retryAttempt{reply: reply}
 			if hedging {
-				out = newReply(reply)
+				a.reply = newReply(reply)
 			}
-			var trailer metadata.MD
-			callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))
-			err := invoker(retryAttemptContext(actx, retry.Attempt(actx)), method, req, out, cc, callOpts...)
+			callOpts := append(opts[:len(opts):len(opts)], grpc.Trailer(&a.trailer))
+			if wantHeader {
+				callOpts = append(callOpts, grpc.Header(&a.header))
+			}
+			if wantPeer {
+				callOpts = append(callOpts, grpc.Peer(&a.peer))
+			}
+			err := invoker(retryAttemptContext(actx, retry.Attempt(actx)), method, req, a.reply, cc, callOpts...)
 			if err != nil {
-				return nil, retryJudge(actx, cls, err, trailer)
+				return a, retryJudge(actx, cls, err, a.trailer)
 			}
-			return out, nil
+			return a, nil
 		})
 		if err == nil && hedging {
-			copyReply(reply, got)
+			copyReply(reply, a.reply)
+		}
+		if wb != nil {
+			wb.deliver(a, err)
 		}
 		return err
 	}
@@ -118,25 +212,34 @@ func UnaryClientRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
 const retryStreamMaxBuffered = 64
 
 // StreamClientRetry returns a stream client interceptor that retries a
-// stream per p, but only until the client has received the first response
-// message (or the response headers' stream has ended cleanly), as gRPC's
-// retry design does: until then, nothing from the server has reached the
-// application, so the stream can be re-created transparently. The
+// stream per p, but only until the stream is committed, as in gRPC's retry
+// design (gRFC A6): once the server has sent response headers, or the
+// client has received a message (or the stream has ended cleanly), a
+// failure reaches the caller unretried. Until then, nothing from the
+// server has reached the application, so the stream can be re-created
+// transparently. A stream the server fails before its first message but
+// after sending headers is therefore not retried: the application may
+// have read those headers. The
 // messages sent so far (up to 64; beyond that the stream is no longer
 // retried) are kept and replayed, in order, on the new stream, and a
 // CloseSend is repeated. Streams are never hedged. Judgement of errors and
-// pushback is as in [UnaryClientRetry].
+// pushback is as in [UnaryClientRetry]. A grpc.OnFinish option runs once,
+// with the error that ends the stream for the caller (nil for a clean
+// end), when the interceptor sees that end (a failed creation, or RecvMsg
+// returning an error); the other call options apply to every attempt.
 //
 // Each phase that fails (creating the stream, the first receive) runs
 // through the policy once, so such a stream counts as one or two calls
 // for the budget.
 func StreamClientRetry(p *retry.Policy) grpc.StreamClientInterceptor {
-	cls := p.Classifier()
+	cls := bridge.RetryClassifier(p)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 		streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		s := &retryStream{ctx: ctx, p: p, cls: cls, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
+		s := &retryStream{ctx: ctx, p: p, cls: cls, desc: desc, cc: cc, method: method, streamer: streamer}
+		s.opts, s.onFinish = splitOnFinish(opts)
 		if err := s.open(ctx); err != nil {
 			if err = s.retry(err, nil); err != nil {
+				s.finish(err)
 				return nil, err
 			}
 		}
@@ -153,6 +256,8 @@ type retryStream struct {
 	method   string
 	streamer grpc.Streamer
 	opts     []grpc.CallOption
+	onFinish []func(error)
+	finished sync.Once
 
 	committed atomic.Bool // once set, cs never changes and nothing is buffered
 	mu        sync.Mutex  // guards the fields below until committed
@@ -250,7 +355,11 @@ func (s *retryStream) SendMsg(m any) error {
 
 func (s *retryStream) RecvMsg(m any) error {
 	if s.committed.Load() {
-		return s.cs.RecvMsg(m)
+		err := s.cs.RecvMsg(m)
+		if err != nil || !s.desc.ServerStreams {
+			s.finish(err)
+		}
+		return err
 	}
 	// recv ends the retry phase with a message (nil) or a clean end of
 	// stream (io.EOF), passed through the policy as a permanent
@@ -259,6 +368,11 @@ func (s *retryStream) RecvMsg(m any) error {
 		err := cs.RecvMsg(m)
 		if err == nil || err == io.EOF {
 			return retry.Permanent(&retryRecvDone{err})
+		}
+		// After a failed RecvMsg, Header returns at once: non-nil when
+		// the server had sent headers, which commits the stream.
+		if md, _ := cs.Header(); md != nil {
+			return retry.Permanent(err)
 		}
 		return retryJudge(s.ctx, s.cls, err, cs.Trailer())
 	}
@@ -269,9 +383,46 @@ func (s *retryStream) RecvMsg(m any) error {
 	}
 	s.commit()
 	if errors.As(err, &done) {
-		return done.err
+		err = done.err
+	}
+	if err != nil || !s.desc.ServerStreams {
+		s.finish(err)
 	}
 	return err
+}
+
+// finish runs the caller's OnFinish callbacks once, with err (nil for a
+// clean end).
+func (s *retryStream) finish(err error) {
+	if len(s.onFinish) == 0 {
+		return
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	s.finished.Do(func() {
+		for _, f := range s.onFinish {
+			f(err)
+		}
+	})
+}
+
+// splitOnFinish returns opts without grpc.OnFinish options, and their
+// callbacks.
+func splitOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
+	var fs []func(error)
+	kept := opts
+	for i, o := range opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			if fs == nil {
+				kept = append([]grpc.CallOption(nil), opts[:i]...)
+			}
+			fs = append(fs, f.OnFinish)
+		} else if fs != nil {
+			kept = append(kept, o)
+		}
+	}
+	return kept, fs
 }
 
 // retryRecvDone marks a receive that ends a stream's retry phase.

@@ -6,22 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -116,7 +118,7 @@ func (s *retryServer) got() (int, []string) {
 	return s.calls, append([]string(nil), s.previous...)
 }
 
-// retryDial serves srv over an in-memory listener and returns a client
+// retryDial serves srv through the package harness and returns a client
 // whose calls go through p.
 func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServiceClient {
 	return testpb.NewTestServiceClient(retryConn(t, srv, p))
@@ -127,26 +129,11 @@ func retryDial(t *testing.T, srv *retryServer, p *retry.Policy) testpb.TestServi
 // the retry interceptor, once per attempt).
 func retryConn(t *testing.T, srv testpb.TestServiceServer, p *retry.Policy, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	testpb.RegisterTestServiceServer(gs, srv)
-	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	t.Cleanup(func() { p.Close() })
+	return serve(t, srv, nil, append([]grpc.DialOption{
 		grpc.WithUnaryInterceptor(UnaryClientRetry(p)),
 		grpc.WithStreamInterceptor(StreamClientRetry(p)),
-		grpc.WithDisableRetry(), // only bulwark retries
 	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-		p.Close()
-	})
-	return conn
 }
 
 func retryInstant(cfg retry.Config) *retry.Policy {
@@ -206,32 +193,34 @@ func TestRetryUnaryPushback(t *testing.T) {
 			t.Errorf("pushback %q: err %v", tc.value, err)
 		}
 	}
-	// A valid pushback sets the delay.
-	fc := clock.NewFake(time.Now())
+	// A valid pushback replaces the schedule (a base delay of an hour
+	// would never end): the delay slept is the server's.
 	delays := make(chan time.Duration, 1)
-	srv := &retryServer{fail: 1, code: codes.ResourceExhausted, pushback: "2500"}
-	c := retryDial(t, srv, retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(),
-		OnRetry: func(_ context.Context, ev retry.RetryEvent) { delays <- ev.Delay }}))
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
-		done <- err
-	}()
-	if d := <-delays; d != 2500*time.Millisecond {
-		t.Fatalf("delay %v", d)
-	}
-	fc.BlockUntil(1)
-	fc.Advance(2500 * time.Millisecond)
-	if err := <-done; err != nil {
+	srv := &retryServer{fail: 1, code: codes.ResourceExhausted, pushback: "3"}
+	c := retryDial(t, srv, retry.New(retry.Config{BaseDelay: time.Hour, MaxDelay: time.Hour, Jitter: retry.NoJitter,
+		Budget: retry.UnlimitedBudget(), OnRetry: func(_ context.Context, ev retry.Event) { delays <- ev.Delay }}))
+	if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
 		t.Fatal(err)
+	}
+	if d := <-delays; d != 3*time.Millisecond {
+		t.Fatalf("delay %v, want the server's 3ms", d)
 	}
 }
 
 func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
-	fc := clock.NewFake(time.Now())
 	srv := &retryServer{slowFirst: true, arrived: make(chan struct{}), cancelled: make(chan struct{})}
-	p := retry.New(retry.Config{Clock: fc, Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Second}})
-	conn := retryConn(t, srv, p)
+	// The first attempt never answers until cancelled, so the hedge wins
+	// whatever the real time its delay takes; the hedge is sent only once
+	// the first attempt has reached the server, so the order is fixed.
+	p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
+	afterFirst := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if retry.Attempt(ctx) > 1 {
+			<-srv.arrived
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	conn := retryConn(t, srv, p, grpc.WithChainUnaryInterceptor(afterFirst))
 	// The caller's reply holds stale fields: the winner's reply must
 	// replace it whole, not be merged into it.
 	reply := &testpb.SimpleResponse{Username: "stale", OauthScope: "stale"}
@@ -239,9 +228,6 @@ func TestRetryUnaryHedgeFreshReplies(t *testing.T) {
 	go func() {
 		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
 	}()
-	<-srv.arrived
-	fc.BlockUntil(1)
-	fc.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -340,10 +326,9 @@ func (s *meetServer) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*t
 // of their own; the caller's reply is exactly the winner's (run with
 // -race: a shared reply would be written by both).
 func TestRetryUnaryHedgeBothSucceed(t *testing.T) {
-	fc := clock.NewFake(time.Now())
 	srv := &meetServer{first: make(chan struct{}), hedge: make(chan struct{})}
-	p := retry.New(retry.Config{MaxAttempts: 2, Clock: fc, Budget: retry.UnlimitedBudget(),
-		Hedge: retry.HedgeConfig{Delay: time.Second}})
+	p := retry.New(retry.Config{MaxAttempts: 2, Budget: retry.UnlimitedBudget(),
+		Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
 	// Inside the retry interceptor: each attempt, once answered, waits
 	// for the other, so both succeed before either is judged.
 	var answered sync.WaitGroup
@@ -362,8 +347,6 @@ func TestRetryUnaryHedgeBothSucceed(t *testing.T) {
 		done <- conn.Invoke(context.Background(), "/grpc.testing.TestService/UnaryCall", &testpb.SimpleRequest{}, reply)
 	}()
 	<-srv.first
-	fc.BlockUntil(1) // the hedge timer
-	fc.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -391,5 +374,199 @@ func TestRetryStreamReplaysSentMessages(t *testing.T) {
 	}
 	if n, _ := srv.got(); n != 2 {
 		t.Fatalf("%d calls", n)
+	}
+}
+
+// hedgeMDServer answers UnaryCall with its attempt number in the header,
+// the trailer and the reply. The first attempt of a call waits for the
+// hedge to arrive, then both answer at once, so either may win.
+type hedgeMDServer struct {
+	testpb.UnimplementedTestServiceServer
+	mu    sync.Mutex
+	hedge chan struct{}
+}
+
+func (s *hedgeMDServer) reset() {
+	s.mu.Lock()
+	s.hedge = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *hedgeMDServer) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	n := "1"
+	s.mu.Lock()
+	hedge := s.hedge
+	s.mu.Unlock()
+	if prev := md.Get(previousAttemptsKey); len(prev) > 0 {
+		n = "2"
+		close(hedge)
+	} else {
+		select {
+		case <-hedge:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	grpc.SendHeader(ctx, metadata.Pairs("attempt", n))
+	grpc.SetTrailer(ctx, metadata.Pairs("attempt", n))
+	return &testpb.SimpleResponse{Username: n}, nil
+}
+
+// Issue 7 item 2: call options that write back (Header, Trailer, Peer,
+// OnFinish) see only the winning attempt's values, once. Before the fix
+// every hedged attempt wrote the caller's metadata (a data race under
+// -race, and the loser's header in most calls) and OnFinish ran once per
+// attempt.
+func TestRetryUnaryHedgeWriteBackOptionsSeeOnlyWinner(t *testing.T) {
+	srv := &hedgeMDServer{}
+	p := retry.New(retry.Config{MaxAttempts: 2, Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
+	c := testpb.NewTestServiceClient(retryConn(t, srv, p))
+	for i := range 50 {
+		srv.reset()
+		var header, trailer metadata.MD
+		var pr peer.Peer
+		var finishes atomic.Int32
+		resp, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{},
+			grpc.Header(&header), grpc.Trailer(&trailer), grpc.Peer(&pr),
+			grpc.OnFinish(func(error) { finishes.Add(1) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		won := resp.GetUsername()
+		if fmt.Sprint(header.Get("attempt")) != "["+won+"]" || fmt.Sprint(trailer.Get("attempt")) != "["+won+"]" {
+			t.Fatalf("call %d: attempt %s won, but the caller got header %v and trailer %v", i, won, header, trailer)
+		}
+		if pr.Addr == nil || finishes.Load() != 1 {
+			t.Fatalf("call %d: peer %v, OnFinish ran %d times, want once", i, pr.Addr, finishes.Load())
+		}
+	}
+	// Retried (not hedged) calls too: the values are the last attempt's,
+	// and OnFinish runs once, with the caller's error.
+	rs := &retryServer{fail: 5, code: codes.Unavailable, pushback: "1"}
+	rc := retryDial(t, rs, retryInstant(retry.Config{MaxAttempts: 2}))
+	var trailer metadata.MD
+	var finished []error
+	_, err := rc.UnaryCall(context.Background(), &testpb.SimpleRequest{}, grpc.Trailer(&trailer),
+		grpc.OnFinish(func(err error) { finished = append(finished, err) }))
+	if !errors.Is(err, retry.ErrExhausted) || len(finished) != 1 || finished[0] != err ||
+		fmt.Sprint(trailer.Get(pushbackKey)) != "[1]" {
+		t.Fatalf("err %v, OnFinish got %v, trailer %v", err, finished, trailer)
+	}
+}
+
+// headersThenFail sends response headers on StreamingOutputCall, then
+// fails before any message.
+type headersThenFail struct {
+	testpb.UnimplementedTestServiceServer
+	calls atomic.Int32
+}
+
+func (s *headersThenFail) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	n := s.calls.Add(1)
+	if err := stream.SendHeader(metadata.Pairs("attempt", fmt.Sprint(n))); err != nil {
+		return err
+	}
+	return status.Error(codes.Unavailable, "failed after the headers")
+}
+
+// Issue 7 item 5: gRPC commits a stream once response headers arrive; a
+// failure after them is the caller's, never retried (the application may
+// have read attempt 1's headers). OnFinish runs once.
+func TestRetryStreamNotRetriedAfterHeaders(t *testing.T) {
+	srv := &headersThenFail{}
+	c := testpb.NewTestServiceClient(retryConn(t, srv, retryInstant(retry.Config{})))
+	var finished []error
+	stream, err := c.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{},
+		grpc.OnFinish(func(err error) { finished = append(finished, err) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	if status.Code(err) != codes.Unavailable || srv.calls.Load() != 1 {
+		t.Fatalf("err %v after %d attempts, want Unavailable after 1", err, srv.calls.Load())
+	}
+	if md, _ := stream.Header(); fmt.Sprint(md.Get("attempt")) != "[1]" {
+		t.Fatalf("header %v", md)
+	}
+	if len(finished) != 1 || status.Code(finished[0]) != codes.Unavailable {
+		t.Fatalf("OnFinish got %v, want one Unavailable", finished)
+	}
+	// A stream that fails before headers is still retried; OnFinish runs
+	// once, at its clean end.
+	rs := &retryServer{fail: 1, code: codes.Unavailable}
+	rc := retryDial(t, rs, retryInstant(retry.Config{}))
+	finished = nil
+	stream, err = rc.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{},
+		grpc.OnFinish(func(err error) { finished = append(finished, err) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = stream.Recv()
+	}
+	if n, _ := rs.got(); err != io.EOF || n != 2 || len(finished) != 1 || finished[0] != nil {
+		t.Fatalf("end %v after %d attempts, OnFinish got %v", err, n, finished)
+	}
+}
+
+// gRPC retries add the same span events as HTTP ones.
+func TestRetryUnarySpanEvents(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer tp.Shutdown(context.Background())
+	srv := &retryServer{fail: 1, code: codes.Unavailable}
+	c := retryDial(t, srv, retryInstant(retry.Config{}))
+	ctx, span := tp.Tracer("test").Start(context.Background(), "call")
+	if _, err := c.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	var events []string
+	for _, s := range sr.Ended() {
+		for _, e := range s.Events() {
+			events = append(events, e.Name)
+		}
+	}
+	if fmt.Sprint(events) != "[bulwark.retry.attempt]" {
+		t.Fatalf("span events %v, want one bulwark.retry.attempt", events)
+	}
+}
+
+// grpcx reaches retry's internals through internal/bridge: every
+// variable it uses must be set by retry's init.
+func TestRetryBridgeSet(t *testing.T) {
+	if bridge.RetryClassifier == nil || bridge.RetryHedging == nil {
+		t.Fatal("internal/bridge retry variables not set")
+	}
+	p := retry.New(retry.Config{Hedge: retry.HedgeConfig{Delay: time.Second}})
+	defer p.Close()
+	if bridge.RetryClassifier(p) != nil || !bridge.RetryHedging(p) {
+		t.Fatal("bridge reports a classifier or no hedging for a hedging policy with none")
+	}
+}
+
+// Issue 7 item 11 over gRPC: retry over a breaker per method; once the
+// breaker is open, a call returns at once (no attempt, no retry) with an
+// error matching breaker.ErrOpen whose code is still Unavailable.
+func TestRetryOverOpenBreakerFailsFast(t *testing.T) {
+	srv := &retryServer{fail: 1 << 30, code: codes.Unavailable}
+	set := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{ConsecutiveFailures: 3}})
+	defer set.Close()
+	var retries atomic.Int32
+	p := retry.New(retry.Config{BaseDelay: time.Millisecond, Budget: retry.UnlimitedBudget(),
+		OnRetry: func(context.Context, retry.Event) { retries.Add(1) }})
+	c := testpb.NewTestServiceClient(retryConn(t, srv, p, grpc.WithChainUnaryInterceptor(UnaryClientBreaker(set))))
+	if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); errors.Is(err, breaker.ErrOpen) {
+		t.Fatalf("first call: %v, want the server's Unavailable", err)
+	}
+	retries.Store(0)
+	before, _ := srv.got()
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	after, _ := srv.got()
+	var ex *retry.ExhaustedError
+	if !errors.Is(err, breaker.ErrOpen) || status.Code(err) != codes.Unavailable || !errors.As(err, &ex) ||
+		ex.Reason != retry.ReasonRejected || retries.Load() != 0 || after != before {
+		t.Fatalf("call to an open breaker: %v (code %v), %d retries, %d calls reached the server", err, status.Code(err), retries.Load(), after-before)
 	}
 }

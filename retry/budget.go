@@ -4,35 +4,9 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/bulwark-go/bulwark/internal/clock"
 )
-
-// Budget defaults.
-const (
-	DefaultBudgetRatio        = 0.1
-	DefaultBudgetMinPerSecond = 10
-	DefaultBudgetWindow       = 10 * time.Second
-)
-
-// BudgetConfig configures a [Budget]. The zero value is valid: retries up
-// to 10% of calls plus 10 retries a second, over a 10-second window.
-type BudgetConfig struct {
-	// Ratio is the number of retries (and hedges) allowed per call made
-	// (first attempts), over the window. Default 0.1: retries add at most
-	// 10% to the load a dependency sees, plus the floor below.
-	Ratio float64
-	// MinPerSecond is a floor of retries allowed per second whatever the
-	// traffic, so that a low-traffic client can still retry. Default 10;
-	// a negative value means no floor.
-	MinPerSecond float64
-	// Window is how long a call's deposit and a retry's withdrawal count.
-	// Default 10s.
-	Window time.Duration
-	// Clock is the time source; nil means the real clock.
-	Clock clock.Clock
-}
 
 const budgetSlots = 10
 
@@ -83,9 +57,14 @@ type budgetSlot struct {
 }
 
 // NewBudget returns a Budget configured by cfg (zero fields take the
-// defaults documented on [BudgetConfig]).
+// defaults documented on [BudgetConfig]). It panics with the
+// *[bulwark.ConfigError] of [BudgetConfig.Validate] if cfg has a bad value
+// (a NaN Ratio would otherwise switch the budget off).
 func NewBudget(cfg BudgetConfig) *Budget {
-	if cfg.Ratio <= 0 {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.Ratio == 0 {
 		cfg.Ratio = DefaultBudgetRatio
 	}
 	if cfg.MinPerSecond == 0 {
@@ -102,7 +81,7 @@ func NewBudget(cfg BudgetConfig) *Budget {
 		floor:  cfg.MinPerSecond * cfg.Window.Seconds(),
 		window: int64(cfg.Window),
 		slot:   max(int64(cfg.Window)/budgetSlots, 1),
-		clock:  clock.Or(cfg.Clock),
+		clock:  clock.Or(cfg.clock),
 	}
 	b.lastNano = b.clock.Nanotime()
 	for i := range b.slots {

@@ -42,7 +42,7 @@
 // only methods that are idempotent by definition (GET, HEAD, OPTIONS,
 // TRACE, PUT, DELETE) and requests that carry an Idempotency-Key header,
 // which a server-side idempotency middleware uses to run a request once.
-// HTTPConfig.IdempotencyKey adds such a key to POST and PATCH requests,
+// Config.IdempotencyKey adds such a key to POST and PATCH requests,
 // the same on every attempt. Hedging runs attempts concurrently, so it is
 // only for idempotent calls too. For Do and Call, idempotency is the
 // caller's business.
@@ -57,15 +57,24 @@
 // capped by Config.MaxPushback; if it does not fit in the time left the
 // call gives up at once; a negative gRPC pushback means do not retry.
 //
-// An error that says itself when to try again, through a method
-// RetryAfter() time.Duration anywhere in its chain, is pushback too when
-// the duration is positive (zero means no hint). The
-// rejection of an open circuit breaker (*breaker.OpenError) is one: with
-// the recommended stack, retry outermost over a breaker, a call rejected
-// by the breaker is retried once the breaker may let it through, or given
-// up at once if that is too late, instead of spending attempts and budget
-// on the ordinary backoff. A [Pushback] mark on the error takes
-// precedence.
+// # Local rejections
+//
+// Pushback is the server's word. An error that says itself when to try
+// again, through a method RetryAfter() time.Duration anywhere in its chain,
+// comes from a layer of this process that refused the attempt without
+// sending it: an open circuit breaker (*breaker.OpenError), a full
+// bulkhead, a local rate limit. With the recommended stack, retry
+// outermost over a breaker, a call to an open breaker therefore returns
+// at once, deadline or not, with an *[ExhaustedError] of Reason
+// [ReasonRejected] that unwraps to the rejection, so errors.Is(err,
+// breaker.ErrOpen) holds; no delay is slept and no budget spent. A
+// service that would rather wait for the breaker sets
+// Config.WaitRejected: the call then waits the rejection's RetryAfter
+// (capped by MaxPushback), but only when the context's deadline or
+// MaxDuration bounds it and the wait fits; a call with no bound still
+// returns at once. A function given to Do that learns a server's
+// requested delay marks its error with [Pushback], which is always
+// honoured.
 //
 // # Errors
 //
@@ -74,7 +83,8 @@
 //   - *[ExhaustedError] when the policy stops retrying a retryable error:
 //     errors.Is(err, ErrExhausted) always, errors.Is(err,
 //     ErrBudgetExhausted) when the budget stopped it; it unwraps to the
-//     last error and carries the attempt count and the [Reason].
+//     last error (a breaker's rejection, for Reason ReasonRejected) and
+//     carries the attempt count and the [Reason].
 //   - When the caller's context ends between attempts: the last error if
 //     it already carries the context's cause, else an error matching both
 //     the cause and the last error. Never an ExhaustedError.
@@ -86,9 +96,28 @@
 //
 // With Config.Hedge set, a call starts another attempt when the first has
 // run for a fixed delay or for the observed percentile (e.g. p95) of
-// recent latencies; the first success wins and the others are cancelled.
-// Hedges count as attempts and draw on the budget. Do and Call return
-// only once every attempt has returned, so no goroutine outlives a call.
+// recent latencies; the first success wins and the others are cancelled
+// with the cause [bulwark.ErrSuperseded]. A layer below (a breaker per
+// endpoint) judges an attempt so cancelled a failure, since its endpoint
+// was slower than the hedge delay: a slow or hung endpoint's breaker
+// opens, and the requests after that stop paying the hedge delay. A
+// caller's own cancellation, whatever its cause, stays neutral. Hedges
+// count as attempts and draw on the budget; a call's memory is bounded by
+// HedgeConfig.MaxInFlight, not by MaxAttempts. Do and Call return only
+// once every attempt has returned, so no goroutine outlives a call, and
+// every response the caller does not get is drained and closed. A panic
+// in an attempt (which runs in a goroutine of its own) is raised again in
+// the caller's goroutine once the other attempts have returned.
+//
+// # Contexts, functions and time
+//
+// A nil ctx or a nil fn given to Do or Call is the caller's bug: it
+// panics at once, before any attempt, with a message naming the argument.
+// Every delay and deadline is read through package time, so code tested
+// with testing/synctest sees retries follow the bubble's fake time. A bad
+// Config value (NaN, negative durations, a Jitter or Percentile out of
+// range, a size past its bound) makes New panic with a
+// *bulwark.ConfigError; [Config.Validate] reports it without panicking.
 //
 // # Telemetry
 //
@@ -98,13 +127,26 @@
 //   - bulwark.retry.attempts {attempt}, by bulwark.retry.kind: first,
 //     retry, hedge (observable; the success path pays one atomic add);
 //   - bulwark.retry.exhaustions {call}, by bulwark.retry.reason: attempts,
-//     budget, deadline, pushback (observable);
-//   - bulwark.retry.delays (s), a histogram of the delays slept.
+//     budget, deadline, pushback, rejected (observable);
+//   - bulwark.retry.delays (s), a histogram of the delays slept, with
+//     buckets from 1ms to 60s.
 //
 // Span events on the caller's recording span: bulwark.retry.attempt
 // before each retry or hedge, bulwark.retry.exhausted when a call gives
-// up. Config.OnRetry is a hook for anything else. Close unregisters the
-// metric callbacks.
+// up; gRPC calls through grpcx get the same events. Config.OnRetry is a
+// hook for anything else. Close unregisters the metric callbacks.
+//
+// # Migrating from cenkalti/backoff and failsafe-go
+//
+// backoff.Retry(op, b) becomes p.Do(ctx, fn) with Config.NewBackOff
+// returning b (a fresh BackOff per call; it is Reset before use, as
+// backoff.Retry does), and backoff.Permanent errors are honoured as
+// [Permanent] ones. From failsafe-go's retrypolicy: WithMaxRetries(n) is
+// MaxAttempts n+1, WithBackoff(d, max) is BaseDelay and MaxDelay with
+// NoJitter (the default FullJitter spreads retries better),
+// WithMaxDuration is MaxDuration, and its HTTP adapter's Retry-After
+// handling is built in. What neither has: the shared retry [Budget], and
+// hedging that tells the layers below which attempts lost.
 //
 // # Performance
 //

@@ -35,10 +35,18 @@ const (
 	// ReasonPushback: the server asked not to retry (a negative or
 	// malformed gRPC pushback).
 	ReasonPushback
+	// ReasonRejected: a layer below rejected the attempt locally, without
+	// sending it (an error with a RetryAfter method, such as an open
+	// circuit breaker's), and the policy does not wait for it (see
+	// Config.WaitRejected).
+	ReasonRejected
+
+	numReasons = iota
 )
 
-// String returns "attempts", "budget", "deadline" or "pushback"; these are
-// also the values of the bulwark.retry.reason metric attribute.
+// String returns "attempts", "budget", "deadline", "pushback" or
+// "rejected"; these are also the values of the bulwark.retry.reason
+// metric attribute.
 func (r Reason) String() string {
 	switch r {
 	case ReasonAttempts:
@@ -49,6 +57,8 @@ func (r Reason) String() string {
 		return "deadline"
 	case ReasonPushback:
 		return "pushback"
+	case ReasonRejected:
+		return "rejected"
 	}
 	return "unknown"
 }
@@ -76,6 +86,8 @@ func (e *ExhaustedError) Error() string {
 		what = "no time left for another attempt"
 	case ReasonPushback:
 		what = "server asked not to retry"
+	case ReasonRejected:
+		what = "rejected without being sent"
 	default:
 		what = "attempts exhausted"
 	}
@@ -156,11 +168,12 @@ func (e *pushbackError) Unwrap() error { return e.err }
 // Reason [ReasonPushback]. errors.Is and errors.As see through the mark;
 // the caller gets the mark removed. Pushback(nil, d) is nil.
 //
-// An error with a method RetryAfter() time.Duration (such as
-// breaker.OpenError) is pushback of that duration without any mark, when
-// the duration is positive (zero or less means it has no hint, as for a
-// breaker forced open, and the backoff schedule decides); a Pushback mark
-// on it takes precedence.
+// Pushback is the server's word. An error with a method RetryAfter()
+// time.Duration and no Pushback mark (such as *breaker.OpenError) is a
+// local rejection instead: a layer below refused the attempt without
+// sending it, and by default the call ends at once (see
+// Config.WaitRejected). A Pushback mark on such an error takes
+// precedence: the error is then server pushback.
 //
 // The RoundTripper and the grpcx interceptors call Pushback themselves;
 // call it from a function given to Do when a server tells you how long to
@@ -172,28 +185,33 @@ func Pushback(err error, d time.Duration) error {
 	return &pushbackError{err: err, delay: d}
 }
 
-// retryAfterer is implemented by errors that know when a new attempt may
-// succeed, such as a circuit breaker's rejection (breaker.OpenError). retry
-// does not import the packages that define them.
+// retryAfterer is implemented by the errors of layers that reject a call
+// locally and know when a new attempt may be let through, such as a
+// circuit breaker's rejection (breaker.OpenError); CONTRIBUTING.md makes
+// it the house convention. retry does not import the packages that define
+// them.
 type retryAfterer interface {
 	RetryAfter() time.Duration
 }
 
-// pushbackOf returns the requested delay, if any: from a Pushback mark
-// first, else from a positive RetryAfter anywhere in err's chain (zero or
-// less is no hint; only an explicit Pushback can ask not to retry).
-func pushbackOf(err error) (time.Duration, bool) {
+// pushbackOf returns the requested delay, if any, and whether the error is
+// a local rejection: a Pushback mark is the server's request (local is
+// false); otherwise an error with a RetryAfter method anywhere in err's
+// chain is a local rejection, whose positive RetryAfter is its hint (zero
+// or less is none; only an explicit Pushback can ask not to retry).
+func pushbackOf(err error) (d time.Duration, has, local bool) {
 	var p *pushbackError
 	if errors.As(err, &p) {
-		return p.delay, true
+		return p.delay, true, false
 	}
 	var ra retryAfterer
 	if errors.As(err, &ra) {
 		if d := ra.RetryAfter(); d > 0 {
-			return d, true
+			return d, true, true
 		}
+		return 0, false, true
 	}
-	return 0, false
+	return 0, false, false
 }
 
 // strip removes retry's own markers (Permanent, Pushback) from the top of

@@ -17,9 +17,9 @@ import (
 // at once with their attempt number.
 func TestHedgeWinnerReturnedLosersCancelled(t *testing.T) {
 	c := newFake()
-	var events []RetryEvent
-	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second},
-		OnRetry: func(_ context.Context, ev RetryEvent) { events = append(events, ev) }})
+	var events []Event
+	p := New(Config{clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second},
+		OnRetry: func(_ context.Context, ev Event) { events = append(events, ev) }})
 	defer p.Close()
 	loserCancelled := make(chan error, 1)
 	done := make(chan string, 1)
@@ -61,7 +61,7 @@ func TestHedgeWinnerReturnedLosersCancelled(t *testing.T) {
 
 func TestHedgeMaxInFlightAndAttempts(t *testing.T) {
 	c := newFake()
-	p := New(Config{Clock: c, MaxAttempts: 4, Budget: UnlimitedBudget(), NewBackOff: zeroBackOff,
+	p := New(Config{clock: c, MaxAttempts: 4, Budget: UnlimitedBudget(), NewBackOff: zeroBackOff,
 		Hedge: HedgeConfig{Delay: time.Second, MaxInFlight: 2}})
 	defer p.Close()
 	var inflight, peak atomic.Int32
@@ -111,8 +111,8 @@ func TestHedgeMaxInFlightAndAttempts(t *testing.T) {
 
 func TestHedgesDrawOnBudget(t *testing.T) {
 	c := newFake()
-	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, Clock: c})
-	p := New(Config{Clock: c, Budget: b, Hedge: HedgeConfig{Delay: time.Second}})
+	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, clock: c})
+	p := New(Config{clock: c, Budget: b, Hedge: HedgeConfig{Delay: time.Second}})
 	defer p.Close()
 	// No deposits beyond this call's own: 0.1 tokens, so no hedge.
 	release := make(chan struct{})
@@ -137,7 +137,7 @@ func TestHedgesDrawOnBudget(t *testing.T) {
 
 func TestHedgeCancelledByCaller(t *testing.T) {
 	c := newFake()
-	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
+	p := New(Config{clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	var returned atomic.Int32
@@ -170,8 +170,8 @@ func TestHedgeCancelledByCaller(t *testing.T) {
 func TestHedgePercentileDelay(t *testing.T) {
 	c := newFake()
 	var hedgeDelays []time.Duration
-	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Percentile: 0.9},
-		OnRetry: func(_ context.Context, ev RetryEvent) { hedgeDelays = append(hedgeDelays, ev.Delay) }})
+	p := New(Config{clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Percentile: 0.9},
+		OnRetry: func(_ context.Context, ev Event) { hedgeDelays = append(hedgeDelays, ev.Delay) }})
 	defer p.Close()
 	// 20 calls taking 10ms, 20ms, ... 200ms: p90 is 190ms.
 	for i := 1; i <= 20; i++ {
@@ -305,7 +305,7 @@ func TestHedgedHTTPWinnerBodyOutlivesCallUntilClosed(t *testing.T) {
 	}))
 	defer s.Close()
 	defer close(stop)
-	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
+	p := New(Config{clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
 	defer p.Close()
 	rt := &recordingTransport{}
 	type result struct {
@@ -353,7 +353,7 @@ func TestHedgedHTTPLoserResponseDrainedAndClosed(t *testing.T) {
 		fmt.Fprintf(w, "attempt %d", n.Add(1))
 	}))
 	defer s.Close()
-	p := New(Config{Clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
+	p := New(Config{clock: c, Budget: UnlimitedBudget(), Hedge: HedgeConfig{Delay: time.Second}})
 	defer p.Close()
 	rt := &recordingTransport{meet: 2} // both attempts answer before either is judged
 	type result struct {
@@ -409,7 +409,7 @@ func TestHedgedHTTPExhaustedReturnsReadableLastResponse(t *testing.T) {
 			s := serve(t, r)
 			// Retries after a failure go at once (zero backoff); the hedge
 			// timer never fires on the fake clock.
-			p := New(Config{Clock: c, NewBackOff: zeroBackOff, Budget: UnlimitedBudget(),
+			p := New(Config{clock: c, NewBackOff: zeroBackOff, Budget: UnlimitedBudget(),
 				Hedge: HedgeConfig{Delay: delay}})
 			defer p.Close()
 			rt := &recordingTransport{}

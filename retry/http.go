@@ -11,49 +11,13 @@ import (
 	"strconv"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/internal/pushback"
 )
 
-// DefaultMaxBufferedBody is the default of HTTPConfig.MaxBufferedBody.
-const DefaultMaxBufferedBody = 1 << 20
-
-// maxDrain bounds how much of a discarded response body is read so that
-// its connection can be reused; a longer body is closed unread (the
-// connection is then dropped, which is cheaper than reading on).
-const maxDrain = 64 << 10
-
-// HTTPConfig configures [Policy.RoundTripper]. The zero value retries only
-// requests that are safe to repeat, and buffers bodies up to 1 MiB.
-type HTTPConfig struct {
-	// IdempotencyKey makes POST and PATCH requests retryable by giving
-	// each one that has no Idempotency-Key header a fresh one (a random
-	// UUIDv4), the same on every attempt of that request, so that an
-	// idempotency middleware on the server (package idempotency) runs it
-	// once. Off by default: without such a server, a retried POST may
-	// act twice.
-	IdempotencyKey bool
-	// MaxBufferedBody is the largest request body, without GetBody, that
-	// is buffered in memory so that it can be sent again. A larger body
-	// is sent once, not retried. Default 1 MiB; negative means never
-	// buffer (only requests with GetBody, as built by http.NewRequest for
-	// in-memory bodies, or without a body, are retried).
-	MaxBufferedBody int64
-	// Classify judges a round trip; only a Failure is retried. Nil means
-	// bulwark's HTTP rules: 5xx except 501, 408 and 429 are failures, and
-	// a transport error is judged by Config.Classify.
-	Classify bulwark.HTTPClassifier
-}
-
-func (c HTTPConfig) withDefaults() HTTPConfig {
-	if c.MaxBufferedBody == 0 {
-		c.MaxBufferedBody = DefaultMaxBufferedBody
-	}
-	return c
-}
-
 // StatusError describes a retryable HTTP status. It is the Err of the
-// RetryEvent of an HTTP retry, and is wrapped by the error returned when
+// Event of an HTTP retry, and is wrapped by the error returned when
 // the request's context ends between attempts. (When attempts run out on
 // such a status, the RoundTripper returns the last response, not an
 // error.)
@@ -71,19 +35,26 @@ func (e *StatusError) Error() string {
 // next (nil means [http.DefaultTransport]) and retries them per the
 // policy. It retries only requests that are safe to repeat: GET, HEAD,
 // OPTIONS, TRACE, PUT and DELETE, and any request that carries an
-// Idempotency-Key header (see HTTPConfig.IdempotencyKey); other requests
-// go through once.
+// Idempotency-Key header (see Config.IdempotencyKey); other requests go
+// through once.
 //
 // It honours the RoundTripper contract: the caller's request is never
 // modified (each retry sends a clone, its body rewound through GetBody or
-// from a buffer, see HTTPConfig.MaxBufferedBody); every response it
-// discards is drained (up to 64 KiB) and closed so its connection returns
-// to the pool; when the attempts are exhausted on a failing status (a 503,
+// from a buffer, see Config.MaxBufferedBody); every response it discards,
+// on every path, hedged or not, is drained (up to 64 KiB) and closed so its
+// connection returns to the pool; when the attempts are exhausted on a failing status (a 503,
 // say) the last response is returned with a nil error, as a plain
 // transport would, and its body is readable. A Retry-After header on a 429
 // or 503 sets the delay (capped by Config.MaxPushback; ignored if
-// malformed). The request's context is honoured between attempts: a
-// cancelled request returns at once with the context's error. A next that
+// malformed). An error from next with a RetryAfter method (an open
+// breaker below) is a local rejection: by default RoundTrip returns at once
+// with an *ExhaustedError that unwraps to it (see Config.WaitRejected).
+// The request's context is honoured between attempts: a cancelled request
+// returns at once with the context's error. With hedging, each attempt
+// runs under a context of its own; the winner's lives until its response
+// body is closed, and the losers' are cancelled with the cause
+// bulwark.ErrSuperseded, which the layers below (a breaker) count as a
+// failure. A next that
 // breaks the contract by returning neither a response nor an error is
 // taken to have failed with a transport error.
 func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
@@ -152,7 +123,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	p := t.p
 	_, hasKey := req.Header[idempotencyHeader]
 	retryable := hasKey || idempotent(req.Method)
-	addKey := !retryable && p.http.IdempotencyKey &&
+	addKey := !retryable && p.idempotencyKey &&
 		(req.Method == http.MethodPost || req.Method == http.MethodPatch)
 	if (!retryable && !addKey) || p.maxAttempts == 1 {
 		p.calls.Add(1)
@@ -162,16 +133,16 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	first := req
 	getBody := req.GetBody
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
-		if p.http.MaxBufferedBody < 0 {
+		if p.maxBuffered < 0 {
 			p.calls.Add(1)
 			return t.send(req)
 		}
-		buf, err := io.ReadAll(io.LimitReader(req.Body, p.http.MaxBufferedBody+1))
+		buf, err := io.ReadAll(io.LimitReader(req.Body, p.maxBuffered+1))
 		if err != nil {
 			req.Body.Close()
 			return nil, err
 		}
-		if int64(len(buf)) > p.http.MaxBufferedBody {
+		if int64(len(buf)) > p.maxBuffered {
 			// Too large to keep: send it once, the buffered head first.
 			r := req.Clone(req.Context())
 			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
@@ -203,7 +174,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	p.calls.Add(1)
 	resp, err := t.send(first)
-	if err == nil && p.http.Classify == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
+	if err == nil && p.classifyHTTP == nil && !outcome.HTTPStatusFailure(resp.StatusCode) {
 		return resp, nil
 	}
 	return t.exec(req, first, getBody, key).run(ctx, start, resp, err)
@@ -242,8 +213,8 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			}
 			return t.send(r)
 		},
-		judge:   t.p.judgeHTTP,
-		discard: discard,
+		judgeResult: t.p.judgeHTTP,
+		discard:     httpx.DrainClose,
 		giveUp: func(attempts int, reason Reason, resp *http.Response, err error) (*http.Response, error) {
 			if resp != nil {
 				return resp, nil
@@ -251,11 +222,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			return nil, &ExhaustedError{Attempts: attempts, Last: err, Reason: reason}
 		},
 		keep: func(resp *http.Response, cancel context.CancelFunc) *http.Response {
-			if resp != nil && resp.Body != nil {
-				resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-			} else {
-				cancel()
-			}
+			httpx.CancelOnClose(resp, cancel)
 			return resp
 		},
 	}
@@ -268,8 +235,8 @@ func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) 
 	}
 	var o bulwark.Outcome
 	switch {
-	case p.http.Classify != nil:
-		o = p.http.Classify(ctx, resp, err)
+	case p.classifyHTTP != nil:
+		o = p.classifyHTTP(ctx, resp, err)
 	case err != nil:
 		if e, ok := isPermanent(err); ok {
 			return verdict{err: e}
@@ -287,8 +254,7 @@ func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) 
 		if e, ok := isPermanent(err); ok {
 			return verdict{err: e}
 		}
-		pb, has := pushbackOf(err)
-		return verdict{retry: true, err: strip(err), pushback: pb, hasPushback: has}
+		return failed(err)
 	}
 	vd := verdict{retry: true, err: &StatusError{StatusCode: resp.StatusCode}}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
@@ -297,27 +263,4 @@ func (p *Policy) judgeHTTP(ctx context.Context, resp *http.Response, err error) 
 		}
 	}
 	return vd
-}
-
-// discard drains (up to maxDrain) and closes a response that will not be
-// returned, so that its connection can be reused.
-func discard(resp *http.Response) {
-	if resp == nil || resp.Body == nil {
-		return
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	resp.Body.Close()
-}
-
-// cancelBody cancels the winning hedged attempt's context once its body
-// is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }

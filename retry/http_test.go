@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 )
 
 // recorder is a test server that records every request it gets and
@@ -123,7 +126,7 @@ func TestHTTPBodyRewoundForEveryAttempt(t *testing.T) {
 func TestHTTPLargeBodyWithoutGetBodyNotRetried(t *testing.T) {
 	r := &recorder{script: []int{503}}
 	s := serve(t, r)
-	p := instantPolicy(Config{HTTP: HTTPConfig{MaxBufferedBody: 10}})
+	p := instantPolicy(Config{MaxBufferedBody: 10})
 	defer p.Close()
 	big := strings.Repeat("b", 100)
 	req, _ := http.NewRequest(http.MethodPut, s.URL, io.NopCloser(strings.NewReader(big)))
@@ -192,7 +195,7 @@ func TestHTTPPostWithoutKeyNeverRetried(t *testing.T) {
 func TestHTTPPostWithAutoKeySameKeyEveryAttempt(t *testing.T) {
 	r := &recorder{script: []int{503, 429}}
 	s := serve(t, r)
-	p := instantPolicy(Config{HTTP: HTTPConfig{IdempotencyKey: true}})
+	p := instantPolicy(Config{IdempotencyKey: true})
 	defer p.Close()
 	req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader("charge"))
 	req.Header.Set("X-Caller", "1")
@@ -269,8 +272,8 @@ func TestHTTPRetryAfter(t *testing.T) {
 			r := &recorder{script: []int{503}, header: http.Header{"Retry-After": {tc.value}}}
 			s := serve(t, r)
 			delays := make(chan time.Duration, 1)
-			p := New(Config{BaseDelay: time.Second, Jitter: NoJitter, Clock: c, Budget: UnlimitedBudget(),
-				OnRetry: func(_ context.Context, ev RetryEvent) { delays <- ev.Delay }})
+			p := New(Config{BaseDelay: time.Second, Jitter: NoJitter, clock: c, Budget: UnlimitedBudget(),
+				OnRetry: func(_ context.Context, ev Event) { delays <- ev.Delay }})
 			defer p.Close()
 			req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
 			done := roundTrip(client(p, s), req)
@@ -293,7 +296,7 @@ func TestHTTPCancelledBetweenAttemptsReturnsPromptly(t *testing.T) {
 	c := newFake()
 	r := &recorder{script: []int{503, 503}, header: http.Header{"Retry-After": {"20"}}}
 	s := serve(t, r)
-	p := New(Config{Clock: c})
+	p := New(Config{clock: c})
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
@@ -345,10 +348,10 @@ func TestHTTPNilResponseAndNilErrorIsTransportError(t *testing.T) {
 		attempts int
 	}{
 		{"retried", Config{}, http.MethodGet, 3},
-		{"own classify", Config{HTTP: HTTPConfig{Classify: func(context.Context, *http.Response, error) bulwark.Outcome {
+		{"own classify", Config{ClassifyHTTP: func(context.Context, *http.Response, error) bulwark.Outcome {
 			return bulwark.Failure
-		}}}, http.MethodGet, 3},
-		{"hedged", Config{Clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}, http.MethodGet, 3},
+		}}, http.MethodGet, 3},
+		{"hedged", Config{clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}, http.MethodGet, 3},
 		{"single attempt", Config{MaxAttempts: 1}, http.MethodGet, 1},
 		{"not retryable", Config{}, http.MethodPost, 1},
 	} {
@@ -366,4 +369,33 @@ func TestHTTPNilResponseAndNilErrorIsTransportError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The shared conformance suite, for the plain and the hedged RoundTripper.
+func TestRoundTripperConformance(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"plain":  {BaseDelay: time.Millisecond},
+		"hedged": {BaseDelay: time.Millisecond, Hedge: HedgeConfig{Delay: time.Millisecond, MaxInFlight: 3}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conformance.RoundTripper(t, conformance.Client{
+				Wrap: func(next http.RoundTripper) http.RoundTripper {
+					cfg.Budget = UnlimitedBudget()
+					return New(cfg).RoundTripper(next)
+				},
+			})
+		})
+	}
+}
+
+// retry's instruments follow the naming scheme, have units other than
+// "1" and explicit histogram buckets.
+func TestInstrumentsConformance(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	p := New(Config{Name: "conformance", BaseDelay: time.Millisecond, MaxAttempts: 2, Budget: UnlimitedBudget(), MeterProvider: mp})
+	defer p.Close()
+	p.Do(context.Background(), func(context.Context) error { return errBoom })
+	conformance.Instruments(t, reader)
 }

@@ -6,115 +6,11 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 )
-
-// Defaults of [Config].
-const (
-	DefaultMaxAttempts = 3
-	DefaultBaseDelay   = 100 * time.Millisecond
-	DefaultMaxDelay    = 10 * time.Second
-	DefaultMaxPushback = 30 * time.Second
-)
-
-// Config configures a [Policy]. The zero value is useful: 3 attempts in
-// all, exponential backoff from 100ms with full jitter capped at 10s, the
-// default classification, a per-Policy retry budget, no hedging.
-type Config struct {
-	// Name identifies the policy in telemetry (attribute bulwark.name).
-	Name string
-
-	// MaxAttempts is the number of attempts, the first one and hedges
-	// included. Default 3; 1 disables retries.
-	MaxAttempts int
-
-	// BaseDelay is the delay before the first retry, before jitter; each
-	// retry doubles it. Default 100ms.
-	BaseDelay time.Duration
-	// MaxDelay caps one delay. Default 10s. It also caps the delays of
-	// NewBackOff, but only when set.
-	MaxDelay time.Duration
-	// Jitter randomises the exponential schedule. Default FullJitter.
-	Jitter Jitter
-	// NewBackOff, if set, replaces the built-in schedule with any
-	// github.com/cenkalti/backoff/v4 BackOff. It is a factory because a
-	// BackOff is stateful: it is called once per call that needs a retry
-	// (never on the success path). A backoff.Stop ends the retries with
-	// Reason ReasonAttempts.
-	NewBackOff func() backoff.BackOff
-
-	// MaxDuration bounds the time spent in one Do or Call, counted from
-	// its start: no delay is slept, and so no retry started, that would
-	// end past it. It does not cut an attempt short (stack a timeout for
-	// that). Zero means only the context's deadline bounds the call. When
-	// set, each call reads the clock once more.
-	MaxDuration time.Duration
-
-	// Classify decides what is retryable: only a Failure is retried.
-	// Nil means the default rules of the transport: for Do and Call, any
-	// error but the caller's own cancellation is a failure; the
-	// RoundTripper and the grpcx interceptors apply the HTTP and gRPC
-	// rules of the bulwark package doc. Errors marked with Permanent are
-	// never retried, whatever Classify says.
-	Classify bulwark.Classifier
-
-	// MaxPushback caps the delay a server may request (Retry-After,
-	// grpc-retry-pushback-ms, [Pushback]) or an error may carry: an
-	// error with a method RetryAfter() time.Duration, such as the
-	// rejection of an open circuit breaker (*breaker.OpenError), is
-	// retried after that delay, not the schedule's, and given up at once
-	// if the delay does not fit in the time left, so that a call that
-	// cannot succeed yet does not spend the budget. Default 30s. A
-	// negative value ignores requested delays and keeps the policy's own
-	// schedule; a request not to retry is still honoured.
-	MaxPushback time.Duration
-
-	// Budget bounds retries and hedges as a fraction of calls. Nil means
-	// a budget of this Policy's own, with the defaults of BudgetConfig
-	// (10% of calls plus 10 retries a second, over 10 seconds). Share one
-	// Budget between the policies of a client; UnlimitedBudget disables
-	// the bound.
-	Budget *Budget
-
-	// Hedge configures hedged attempts. The zero value disables hedging.
-	Hedge HedgeConfig
-
-	// HTTP configures the RoundTripper.
-	HTTP HTTPConfig
-
-	// OnRetry, if set, is called before each retry and each hedge, from
-	// the goroutine running the call, before the delay is slept. It must
-	// not block.
-	OnRetry func(ctx context.Context, ev RetryEvent)
-
-	// Clock is the time source; nil means the real clock. Tests set a
-	// fake one.
-	Clock clock.Clock
-
-	// MeterProvider receives the policy's metrics; nil means the global
-	// provider.
-	MeterProvider metric.MeterProvider
-}
-
-// RetryEvent describes a retry or a hedge about to start, for
-// Config.OnRetry.
-type RetryEvent struct {
-	// Attempt is the number of the attempt about to start (2 for the
-	// first retry).
-	Attempt int
-	// Delay is the time waited before it.
-	Delay time.Duration
-	// Err is the error that caused the retry; nil for a hedge sent
-	// because the attempts in flight were slow.
-	Err error
-	// Hedge reports whether the attempt is a hedge, run alongside the
-	// attempts still in flight.
-	Hedge bool
-}
 
 // Policy retries calls according to its Config. Create one with [New] per
 // dependency and share it: it is safe for concurrent use, and its budget,
@@ -131,38 +27,49 @@ type Policy struct {
 	maxPushback    time.Duration
 	classify       bulwark.Classifier
 	userClass      bool
+	classifyHTTP   bulwark.HTTPClassifier
+	waitRejected   bool
+	idempotencyKey bool
+	maxBuffered    int64
 	budget         *Budget
 	hedge          hedger
-	http           HTTPConfig
-	onRetry        func(context.Context, RetryEvent)
+	onRetry        func(context.Context, Event)
 	clock          clock.Clock
+	closed         atomic.Bool
 
 	calls   *counter // first attempts: the success path's one atomic add
 	retries atomic.Uint64
 	hedges  atomic.Uint64
-	giveUps [4]atomic.Uint64 // by Reason
+	giveUps [numReasons]atomic.Uint64 // by Reason
 	tel     instruments
 }
 
-// New returns a Policy configured by cfg; cfg is copied.
+// New returns a Policy configured by cfg; cfg is copied. It panics with
+// the *[bulwark.ConfigError] of [Config.Validate] if cfg has a bad value.
 func New(cfg Config) *Policy {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
 	p := &Policy{
-		name:        cfg.Name,
-		maxAttempts: cfg.MaxAttempts,
-		base:        cfg.BaseDelay,
-		maxDelay:    cfg.MaxDelay,
-		userCap:     cfg.MaxDelay > 0,
-		jitter:      cfg.Jitter,
-		newBackOff:  cfg.NewBackOff,
-		maxDuration: cfg.MaxDuration,
-		maxPushback: cfg.MaxPushback,
-		classify:    cfg.Classify,
-		userClass:   cfg.Classify != nil,
-		budget:      cfg.Budget,
-		http:        cfg.HTTP.withDefaults(),
-		onRetry:     cfg.OnRetry,
-		clock:       clock.Or(cfg.Clock),
-		calls:       newCounter(),
+		name:           cfg.Name,
+		maxAttempts:    cfg.MaxAttempts,
+		base:           cfg.BaseDelay,
+		maxDelay:       cfg.MaxDelay,
+		userCap:        cfg.MaxDelay > 0,
+		jitter:         cfg.Jitter,
+		newBackOff:     cfg.NewBackOff,
+		maxDuration:    cfg.MaxDuration,
+		maxPushback:    cfg.MaxPushback,
+		classify:       cfg.Classify,
+		userClass:      cfg.Classify != nil,
+		classifyHTTP:   cfg.ClassifyHTTP,
+		waitRejected:   cfg.WaitRejected,
+		idempotencyKey: cfg.IdempotencyKey,
+		maxBuffered:    cfg.MaxBufferedBody,
+		budget:         cfg.Budget,
+		onRetry:        cfg.OnRetry,
+		clock:          clock.Or(cfg.clock),
+		calls:          newCounter(),
 	}
 	if p.maxAttempts <= 0 {
 		p.maxAttempts = DefaultMaxAttempts
@@ -176,11 +83,14 @@ func New(cfg Config) *Policy {
 	if p.maxPushback == 0 {
 		p.maxPushback = DefaultMaxPushback
 	}
+	if p.maxBuffered == 0 {
+		p.maxBuffered = DefaultMaxBufferedBody
+	}
 	if p.classify == nil {
 		p.classify = outcome.Error
 	}
 	if p.budget == nil {
-		p.budget = NewBudget(BudgetConfig{Clock: p.clock})
+		p.budget = NewBudget(BudgetConfig{clock: cfg.clock})
 	}
 	p.budget.register(p.calls)
 	p.hedge.init(cfg.Hedge, p.clock)
@@ -190,16 +100,21 @@ func New(cfg Config) *Policy {
 
 // Close unregisters the policy's metric callbacks and removes it from its
 // budget (the calls it made still count until they leave the window). The
-// policy remains usable, unobserved.
+// policy remains usable, unobserved, and unbudgeted calls made after Close
+// still draw on the budget without depositing. Close is safe to call more
+// than once and from several goroutines; calls after the first return nil.
 func (p *Policy) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	p.budget.unregister(p.calls)
 	return p.tel.close()
 }
 
-// Classifier returns Config.Classify, or nil when the policy uses the
-// default rules of each transport. Adapters (such as grpcx) use it to
-// apply their own protocol's rules when the user set none.
-func (p *Policy) Classifier() bulwark.Classifier {
+// classifier returns Config.Classify, or nil when the policy uses the
+// default rules of each transport; grpcx reaches it through
+// internal/bridge to apply gRPC's rules when the user set none.
+func (p *Policy) classifier() bulwark.Classifier {
 	if !p.userClass {
 		return nil
 	}
@@ -219,10 +134,10 @@ func WithoutHedging(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noHedgeKey{}, true)
 }
 
-// Hedging reports whether Config.Hedge enables hedged attempts, so that
-// adapters can give each concurrent attempt its own state (grpcx decodes
-// each hedged attempt into its own reply).
-func (p *Policy) Hedging() bool { return p.hedge.enabled }
+// hedging reports whether Config.Hedge enables hedged attempts, so that
+// grpcx (through internal/bridge) gives each concurrent attempt its own
+// state: its own reply, header and trailer.
+func (p *Policy) hedging() bool { return p.hedge.enabled }
 
 // Attempt returns the number of the attempt that ctx belongs to, 1-based,
 // inside a function run by Do or Call (grpcx sends it, minus one, as
@@ -252,21 +167,32 @@ func withAttempt(ctx context.Context, n int) context.Context {
 //     *[ExhaustedError] wrapping the last error; errors.Is(err,
 //     ErrBudgetExhausted) holds when the budget stopped it, so a call
 //     fails fast with its own error when retries are throttled;
+//   - an error with a RetryAfter method (a layer below, such as an open
+//     breaker, rejected the attempt without running it) ends the call at
+//     once with an *[ExhaustedError] of Reason [ReasonRejected] that
+//     unwraps to it, unless Config.WaitRejected says to wait;
 //   - when ctx is done between attempts, Do returns at once: the last
 //     error if it already carries ctx's cause (fn returned ctx.Err()),
 //     else an error that matches both the cause and the last error.
 //
-// With hedging configured, attempts may run concurrently in goroutines;
-// Do returns only once every attempt it started has returned, so fn must
-// honour its context's cancellation.
+// With hedging configured, attempts may run concurrently in goroutines,
+// each under a context of its own; the losers' are cancelled with the
+// cause [bulwark.ErrSuperseded]. Do returns only once every attempt it
+// started has returned, so fn must honour its context's cancellation; a
+// panic in an attempt is raised again in Do's goroutine once the others
+// have returned.
 //
-// A nil ctx is taken as [context.Background].
+// A nil ctx or a nil fn is the caller's bug: Do panics at once, before any
+// attempt, with a message naming the argument.
 //
 // A call whose first attempt succeeds costs one atomic add and allocates
 // nothing (without hedging and MaxDuration).
 func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 	if ctx == nil {
-		ctx = context.Background()
+		panic("retry: Policy.Do called with a nil ctx")
+	}
+	if fn == nil {
+		panic("retry: Policy.Do called with a nil fn")
 	}
 	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		_, err := hedged(ctx, p, newErrExec(p, fn))
@@ -288,10 +214,13 @@ func (p *Policy) Do(ctx context.Context, fn func(context.Context) error) error {
 // Call is [Policy.Do] for a function that returns a value: it returns the
 // value of the attempt that succeeded (with hedging, the winner's). On
 // error it returns the value the last attempt returned with its error. A
-// nil ctx is taken as [context.Background].
+// nil ctx or a nil fn panics at once, as in Do.
 func Call[T any](ctx context.Context, p *Policy, fn func(context.Context) (T, error)) (T, error) {
 	if ctx == nil {
-		ctx = context.Background()
+		panic("retry: Call called with a nil ctx")
+	}
+	if fn == nil {
+		panic("retry: Call called with a nil fn")
 	}
 	if p.hedge.enabled && ctx.Value(noHedgeKey{}) == nil {
 		return hedged(ctx, p, newCallExec(p, fn))
@@ -312,20 +241,11 @@ func newErrExec(p *Policy, fn func(context.Context) error) *exec[struct{}] {
 	return &exec[struct{}]{
 		p:  p,
 		fn: func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) },
-		judge: func(ctx context.Context, v struct{}, err error) verdict {
-			return p.judgeErr(ctx, err)
-		},
 	}
 }
 
 func newCallExec[T any](p *Policy, fn func(context.Context) (T, error)) *exec[T] {
-	return &exec[T]{
-		p:  p,
-		fn: fn,
-		judge: func(ctx context.Context, v T, err error) verdict {
-			return p.judgeErr(ctx, err)
-		},
-	}
+	return &exec[T]{p: p, fn: fn}
 }
 
 // verdict is the judgement on one attempt's result.
@@ -334,6 +254,9 @@ type verdict struct {
 	err         error // the error to return if the call ends here
 	pushback    time.Duration
 	hasPushback bool
+	// rejected: a layer below rejected the attempt locally (the error has
+	// a RetryAfter method and no Pushback mark); nothing was sent.
+	rejected bool
 }
 
 func (p *Policy) judgeErr(ctx context.Context, err error) verdict {
@@ -343,20 +266,27 @@ func (p *Policy) judgeErr(ctx context.Context, err error) verdict {
 	if e, ok := isPermanent(err); ok {
 		return verdict{err: strip(e)}
 	}
-	pb, has := pushbackOf(err)
-	err = strip(err)
-	if p.classify(ctx, err) != bulwark.Failure {
-		return verdict{err: err}
+	if e := strip(err); p.classify(ctx, e) != bulwark.Failure {
+		return verdict{err: e}
 	}
-	return verdict{retry: true, err: err, pushback: pb, hasPushback: has}
+	return failed(err)
+}
+
+// failed is the verdict on a retryable error: with the pushback it
+// carries, if any.
+func failed(err error) verdict {
+	pb, has, local := pushbackOf(err)
+	return verdict{retry: true, err: strip(err), pushback: pb, hasPushback: has, rejected: local}
 }
 
 // exec runs the retries of one call. It is built only once the first
 // attempt has failed, so the success path never pays for it.
 type exec[T any] struct {
-	p     *Policy
-	fn    func(context.Context) (T, error)
-	judge func(context.Context, T, error) verdict
+	p  *Policy
+	fn func(context.Context) (T, error)
+	// judgeResult judges an attempt's result; nil means Policy.judgeErr
+	// (one closure fewer to allocate for Do and Call).
+	judgeResult func(context.Context, T, error) verdict
 	// discard releases a result that will not be returned (an HTTP
 	// response to drain and close); nil for none.
 	discard func(T)
@@ -372,6 +302,13 @@ type exec[T any] struct {
 
 	bo   backoff.BackOff
 	prev time.Duration
+}
+
+func (x *exec[T]) judge(ctx context.Context, v T, err error) verdict {
+	if x.judgeResult != nil {
+		return x.judgeResult(ctx, v, err)
+	}
+	return x.p.judgeErr(ctx, err)
 }
 
 func (x *exec[T]) drop(v T) {
@@ -398,7 +335,10 @@ func (x *exec[T]) nextDelay(retry int, vd verdict) (time.Duration, bool) {
 	}
 	if p.newBackOff != nil {
 		if x.bo == nil {
+			// Reset before first use, as backoff.Retry does: a BackOff
+			// built as a literal has no start time until Reset.
 			x.bo = p.newBackOff()
+			x.bo.Reset()
 		}
 		d := x.bo.NextBackOff()
 		if d == backoff.Stop {
@@ -412,6 +352,20 @@ func (x *exec[T]) nextDelay(retry int, vd verdict) (time.Duration, bool) {
 	d := delay(p.jitter, p.base, p.maxDelay, retry, x.prev, uniform())
 	x.prev = d
 	return d, true
+}
+
+// endsAtOnce reports whether a local rejection ends the call now: always,
+// unless Config.WaitRejected is set and the call has a bound (a deadline or
+// MaxDuration) that any wait will be checked against.
+func (p *Policy) endsAtOnce(ctx context.Context, vd verdict) bool {
+	if !vd.rejected {
+		return false
+	}
+	if !p.waitRejected {
+		return true
+	}
+	_, hasDeadline := ctx.Deadline()
+	return !hasDeadline && p.maxDuration <= 0
 }
 
 // fits reports whether a delay d, starting now, ends before ctx's deadline
@@ -442,6 +396,9 @@ func (x *exec[T]) run(ctx context.Context, start int64, v T, err error) (T, erro
 		if vd.hasPushback && vd.pushback < 0 {
 			return x.stop(ctx, attempt, ReasonPushback, v, vd.err)
 		}
+		if p.endsAtOnce(ctx, vd) {
+			return x.stop(ctx, attempt, ReasonRejected, v, vd.err)
+		}
 		if attempt >= p.maxAttempts {
 			return x.stop(ctx, attempt, ReasonAttempts, v, vd.err)
 		}
@@ -456,7 +413,7 @@ func (x *exec[T]) run(ctx context.Context, start int64, v T, err error) (T, erro
 			return x.stop(ctx, attempt, ReasonBudget, v, vd.err)
 		}
 		p.retries.Add(1)
-		p.notify(ctx, RetryEvent{Attempt: attempt + 1, Delay: d, Err: vd.err})
+		p.notify(ctx, Event{Attempt: attempt + 1, Delay: d, Err: vd.err})
 		x.drop(v)
 		if err := clock.Sleep(ctx, p.clock, d); err != nil {
 			var zero T
@@ -466,7 +423,7 @@ func (x *exec[T]) run(ctx context.Context, start int64, v T, err error) (T, erro
 	}
 }
 
-func (p *Policy) notify(ctx context.Context, ev RetryEvent) {
+func (p *Policy) notify(ctx context.Context, ev Event) {
 	p.tel.retry(ctx, ev)
 	if p.onRetry != nil {
 		p.onRetry(ctx, ev)

@@ -96,9 +96,9 @@ func run(ctx context.Context, p *Policy, fn func(context.Context) error) <-chan 
 func TestScheduleOnFakeClock(t *testing.T) {
 	c := newFake()
 	var delays []time.Duration
-	p := New(Config{MaxAttempts: 4, BaseDelay: time.Second, Jitter: NoJitter, Clock: c,
+	p := New(Config{MaxAttempts: 4, BaseDelay: time.Second, Jitter: NoJitter, clock: c,
 		Budget: UnlimitedBudget(),
-		OnRetry: func(_ context.Context, ev RetryEvent) {
+		OnRetry: func(_ context.Context, ev Event) {
 			delays = append(delays, ev.Delay)
 			if ev.Err != errBoom || ev.Hedge {
 				t.Errorf("event %+v", ev)
@@ -201,7 +201,7 @@ func TestNotRetried(t *testing.T) {
 
 func TestDeadlineGiveUpWithoutSleeping(t *testing.T) {
 	c := newFake()
-	p := New(Config{BaseDelay: 2 * time.Hour, MaxDelay: 3 * time.Hour, Jitter: NoJitter, Clock: c})
+	p := New(Config{BaseDelay: 2 * time.Hour, MaxDelay: 3 * time.Hour, Jitter: NoJitter, clock: c})
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
@@ -212,7 +212,7 @@ func TestDeadlineGiveUpWithoutSleeping(t *testing.T) {
 		t.Fatalf("err = %v after %d attempts", err, n)
 	}
 	// A delay that fits is slept.
-	p2 := New(Config{BaseDelay: 30 * time.Minute, Jitter: NoJitter, MaxDelay: time.Hour, MaxAttempts: 2, Clock: c})
+	p2 := New(Config{BaseDelay: 30 * time.Minute, Jitter: NoJitter, MaxDelay: time.Hour, MaxAttempts: 2, clock: c})
 	defer p2.Close()
 	done := run(ctx, p2, func(context.Context) error { return errBoom })
 	c.BlockUntil(1)
@@ -225,7 +225,7 @@ func TestDeadlineGiveUpWithoutSleeping(t *testing.T) {
 func TestMaxDuration(t *testing.T) {
 	c := newFake()
 	p := New(Config{MaxAttempts: 10, BaseDelay: time.Second, Jitter: NoJitter, MaxDuration: 5 * time.Second,
-		Clock: c, Budget: UnlimitedBudget()})
+		clock: c, Budget: UnlimitedBudget()})
 	defer p.Close()
 	n := 0
 	done := run(context.Background(), p, func(context.Context) error { n++; return errBoom })
@@ -242,7 +242,7 @@ func TestMaxDuration(t *testing.T) {
 
 func TestCancelWhileWaiting(t *testing.T) {
 	c := newFake()
-	p := New(Config{BaseDelay: time.Minute, Jitter: NoJitter, Clock: c})
+	p := New(Config{BaseDelay: time.Minute, Jitter: NoJitter, clock: c})
 	defer p.Close()
 	cause := errors.New("shutting down")
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -259,8 +259,8 @@ func TestPushback(t *testing.T) {
 	c := newFake()
 	var got []time.Duration
 	newP := func(maxPB time.Duration) *Policy {
-		return New(Config{MaxAttempts: 2, BaseDelay: time.Second, Jitter: NoJitter, MaxPushback: maxPB, Clock: c,
-			Budget: UnlimitedBudget(), OnRetry: func(_ context.Context, ev RetryEvent) { got = append(got, ev.Delay) }})
+		return New(Config{MaxAttempts: 2, BaseDelay: time.Second, Jitter: NoJitter, MaxPushback: maxPB, clock: c,
+			Budget: UnlimitedBudget(), OnRetry: func(_ context.Context, ev Event) { got = append(got, ev.Delay) }})
 	}
 	for _, c2 := range []struct {
 		maxPB, pb, want time.Duration
@@ -308,9 +308,9 @@ func TestPushback(t *testing.T) {
 func TestNewBackOff(t *testing.T) {
 	c := newFake()
 	var got []time.Duration
-	p := New(Config{MaxAttempts: 3, Clock: c, Budget: UnlimitedBudget(),
+	p := New(Config{MaxAttempts: 3, clock: c, Budget: UnlimitedBudget(),
 		NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(3 * time.Second) },
-		OnRetry:    func(_ context.Context, ev RetryEvent) { got = append(got, ev.Delay) }})
+		OnRetry:    func(_ context.Context, ev Event) { got = append(got, ev.Delay) }})
 	defer p.Close()
 	done := run(context.Background(), p, func(context.Context) error { return errBoom })
 	c.BlockUntil(1)
@@ -372,8 +372,8 @@ func TestBudgetExhaustionAndRecovery(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, Window: 10 * time.Second, Clock: c})
-	p := New(Config{Name: "db", MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, Clock: c, MeterProvider: mp})
+	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, Window: 10 * time.Second, clock: c})
+	p := New(Config{Name: "db", MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, clock: c, MeterProvider: mp})
 	defer p.Close()
 	ctx := context.Background()
 	succeed := func(n int) {
@@ -424,8 +424,8 @@ func TestBudgetExhaustionAndRecovery(t *testing.T) {
 
 func TestBudgetQuietSpellBuildsNoReserve(t *testing.T) {
 	c := newFake()
-	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, Clock: c})
-	p := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, Clock: c})
+	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, clock: c})
+	p := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, clock: c})
 	defer p.Close()
 	for range 1000 {
 		_ = p.Do(context.Background(), func(context.Context) error { return nil })
@@ -446,9 +446,9 @@ func TestBudgetQuietSpellBuildsNoReserve(t *testing.T) {
 
 func TestBudgetFloorAndSharing(t *testing.T) {
 	c := newFake()
-	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: 0.5, Window: 10 * time.Second, Clock: c})
-	p1 := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, Clock: c})
-	p2 := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, Clock: c})
+	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: 0.5, Window: 10 * time.Second, clock: c})
+	p1 := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, clock: c})
+	p2 := New(Config{MaxAttempts: 2, NewBackOff: zeroBackOff, Budget: b, clock: c})
 	defer p1.Close()
 	defer p2.Close()
 	retried := 0
@@ -491,45 +491,43 @@ func TestConcurrentRetriesRace(t *testing.T) {
 	}
 }
 
-// A nil context is taken as context.Background: no panic on the success
-// path, between retries, or in the hedging check.
-func TestNilContextIsBackground(t *testing.T) {
+// TestNilArgumentsPanicAtOnce guards CONTRIBUTING.md's rule: a nil ctx or
+// fn is the caller's bug, reported at once with a message naming the
+// function and the argument, before any attempt, budget draw or hook.
+func TestNilArgumentsPanicAtOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  Config
 	}{
 		{"plain", Config{}},
-		{"hedging", Config{Clock: newFake(), Hedge: HedgeConfig{Delay: time.Hour}}},
+		{"hedging", Config{Hedge: HedgeConfig{Delay: time.Hour}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := instantPolicy(tc.cfg)
-			defer p.Close()
-			var nilCtx context.Context
-			n := 0
-			err := p.Do(nilCtx, func(ctx context.Context) error {
-				if ctx == nil || ctx.Err() != nil {
-					t.Errorf("attempt got ctx %v", ctx)
-				}
-				if n++; n < 2 {
-					return errBoom
-				}
+		p := New(tc.cfg)
+		defer p.Close()
+		ran := false
+		fn := func(context.Context) error { ran = true; return nil }
+		call := func(context.Context) (int, error) { ran = true; return 1, nil }
+		var nilCtx context.Context
+		for _, c := range []struct {
+			want string
+			f    func()
+		}{
+			{"retry: Policy.Do called with a nil ctx", func() { p.Do(nilCtx, fn) }},
+			{"retry: Policy.Do called with a nil fn", func() { p.Do(context.Background(), nil) }},
+			{"retry: Call called with a nil ctx", func() { Call(nilCtx, p, call) }},
+			{"retry: Call called with a nil fn", func() { Call[int](context.Background(), p, nil) }},
+		} {
+			got := func() (v any) {
+				defer func() { v = recover() }()
+				c.f()
 				return nil
-			})
-			if err != nil || n != 2 {
-				t.Fatalf("Do: err %v after %d attempts", err, n)
+			}()
+			if got != c.want {
+				t.Errorf("%s: panic %v, want %q", tc.name, got, c.want)
 			}
-			n = 0
-			v, err := Call(nilCtx, p, func(ctx context.Context) (int, error) {
-				if ctx == nil {
-					t.Error("attempt got a nil ctx")
-				}
-				n++
-				return n, errBoom
-			})
-			var ex *ExhaustedError
-			if !errors.As(err, &ex) || v != 3 || n != 3 {
-				t.Fatalf("Call: %v, %v after %d attempts", v, err, n)
-			}
-		})
+		}
+		if ran || p.calls.Load() != 0 {
+			t.Fatalf("%s: an attempt ran (%v) or a call was counted (%d) before the panic", tc.name, ran, p.calls.Load())
+		}
 	}
 }

@@ -38,13 +38,58 @@ func awaitRetry(c *clock.Fake, delays <-chan time.Duration, done <-chan error) (
 	}
 }
 
-func TestRetryAfterErrorIsPushback(t *testing.T) {
+// TestLocalRejectionEndsAtOnceByDefault guards issue 7 item 11: an error
+// with a RetryAfter method (a breaker's rejection: nothing was sent) ends
+// the call at once, with an error that keeps the rejection in its chain;
+// no delay is slept and no budget spent, whatever the hint, and whether
+// or not the call has a deadline. A Pushback mark (the server's word) is
+// still waited for.
+func TestLocalRejectionEndsAtOnceByDefault(t *testing.T) {
+	c := newFake()
+	b := NewBudget(BudgetConfig{Ratio: 0.1, MinPerSecond: -1, clock: c}) // no token at all
+	p := New(Config{clock: c, Budget: b, Hedge: HedgeConfig{}})
+	defer p.Close()
+	hedging := New(Config{clock: c, Budget: b, Hedge: HedgeConfig{Delay: time.Hour}})
+	defer hedging.Close()
+	withDeadline, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	for _, ctx := range []context.Context{context.Background(), withDeadline} {
+		for _, pol := range []*Policy{p, hedging} {
+			for _, rej := range []error{&retryAfterErr{5 * time.Second}, fmt.Errorf("wrapped: %w", &retryAfterErr{0})} {
+				n := 0
+				err := pol.Do(ctx, func(context.Context) error { n++; return rej })
+				var ex *ExhaustedError
+				if !errors.As(err, &ex) || ex.Reason != ReasonRejected || ex.Attempts != 1 || n != 1 ||
+					!errors.As(err, new(*retryAfterErr)) || errors.Is(err, ErrBudgetExhausted) {
+					t.Errorf("hedging %v, %v: err %v after %d attempts", pol.hedge.enabled, rej, err, n)
+				}
+			}
+		}
+	}
+	if got := p.giveUps[ReasonRejected].Load() + hedging.giveUps[ReasonRejected].Load(); got != 8 {
+		t.Fatalf("%d give-ups counted as rejected, want 8", got)
+	}
+	// WaitRejected without any bound (no deadline, no MaxDuration) still
+	// ends at once: nothing bounds the wait.
+	w := New(Config{clock: c, Budget: UnlimitedBudget(), WaitRejected: true})
+	defer w.Close()
+	n := 0
+	err := w.Do(context.Background(), func(context.Context) error { n++; return &retryAfterErr{time.Second} })
+	var ex *ExhaustedError
+	if !errors.As(err, &ex) || ex.Reason != ReasonRejected || n != 1 {
+		t.Fatalf("WaitRejected, no bound: err %v after %d attempts", err, n)
+	}
+}
+
+// With Config.WaitRejected and a bound, a rejection's RetryAfter is
+// waited for, like server pushback.
+func TestWaitRejectedHonoursRetryAfter(t *testing.T) {
 	c := newFake()
 	delays := make(chan time.Duration, 2)
 	// The schedule says stop: only pushback makes a retry.
 	newP := func(maxPB time.Duration) *Policy {
-		return New(Config{MaxAttempts: 2, NewBackOff: stopBackOff, MaxPushback: maxPB, Clock: c,
-			Budget: UnlimitedBudget(), OnRetry: func(_ context.Context, ev RetryEvent) { delays <- ev.Delay }})
+		return New(Config{MaxAttempts: 2, NewBackOff: stopBackOff, MaxPushback: maxPB, clock: c, WaitRejected: true,
+			Budget: UnlimitedBudget(), OnRetry: func(_ context.Context, ev Event) { delays <- ev.Delay }})
 	}
 	ra := &retryAfterErr{5 * time.Second}
 	for _, tc := range []struct {
@@ -74,7 +119,7 @@ func TestRetryAfterErrorIsPushback(t *testing.T) {
 	}
 	// Too late for the time left: give up at once, without spending the
 	// budget; a Pushback mark asking not to retry wins over RetryAfter.
-	p := New(Config{MaxPushback: 2 * time.Hour, NewBackOff: stopBackOff, Clock: c, Budget: UnlimitedBudget()})
+	p := New(Config{MaxPushback: 2 * time.Hour, NewBackOff: stopBackOff, clock: c, Budget: UnlimitedBudget(), WaitRejected: true})
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
@@ -94,13 +139,14 @@ func TestRetryAfterErrorIsPushback(t *testing.T) {
 	}
 }
 
-// A transport error with RetryAfter (a breaker.Set RoundTripper's
-// rejection, under retry's RoundTripper) is retried after that delay.
-func TestHTTPRetryAfterTransportError(t *testing.T) {
+// With Config.WaitRejected and a deadline, a transport error with
+// RetryAfter (a breaker.Set RoundTripper's rejection, under retry's
+// RoundTripper) is retried after that delay.
+func TestHTTPWaitRejectedTransportError(t *testing.T) {
 	c := newFake()
 	delays := make(chan time.Duration, 1)
-	p := New(Config{NewBackOff: stopBackOff, Clock: c, Budget: UnlimitedBudget(),
-		OnRetry: func(_ context.Context, ev RetryEvent) { delays <- ev.Delay }})
+	p := New(Config{NewBackOff: stopBackOff, clock: c, Budget: UnlimitedBudget(), WaitRejected: true,
+		OnRetry: func(_ context.Context, ev Event) { delays <- ev.Delay }})
 	defer p.Close()
 	var n atomic.Int32
 	rt := p.RoundTripper(roundTripFunc(func(*http.Request) (*http.Response, error) {
@@ -109,7 +155,9 @@ func TestHTTPRetryAfterTransportError(t *testing.T) {
 		}
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
 	}))
-	req, _ := http.NewRequest(http.MethodGet, "http://example.invalid/", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://example.invalid/", nil)
 	done := make(chan error, 1)
 	go func() {
 		resp, err := rt.RoundTrip(req)

@@ -9,19 +9,27 @@ import (
 	"github.com/bulwark-go/bulwark/internal/telemetry"
 )
 
-// Telemetry names; see the package doc.
-const (
-	attrKind   = attribute.Key("bulwark.retry.kind")
-	attrReason = attribute.Key("bulwark.retry.reason")
-	attrHedge  = attribute.Key("bulwark.retry.hedge")
-	attrNumber = attribute.Key("bulwark.retry.attempt")
-	attrDelay  = attribute.Key("bulwark.retry.delay")
-)
-
+// Telemetry names, all built by telemetry.Name; see the package doc.
 var (
+	attrKind   = attribute.Key(telemetry.Name("retry", "kind"))
+	attrReason = attribute.Key(telemetry.Name("retry", "reason"))
+	attrHedge  = attribute.Key(telemetry.Name("retry", "hedge"))
+	attrNumber = attribute.Key(telemetry.Name("retry", "attempt"))
+	attrDelay  = attribute.Key(telemetry.Name("retry", "delay"))
+
 	eventAttempt   = telemetry.Name("retry", "attempt")
 	eventExhausted = telemetry.Name("retry", "exhausted")
+
+	instAttempts    = telemetry.Name("retry", "attempts")
+	instExhaustions = telemetry.Name("retry", "exhaustions")
+	instDelays      = telemetry.Name("retry", "delays")
 )
+
+// delayBuckets are the bucket boundaries, in seconds, of
+// bulwark.retry.delays: backoff delays run from milliseconds (a first
+// retry after 100ms of full jitter is often a few ms) to the 10s default
+// cap, and server pushback up to the 30s default cap and beyond.
+var delayBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 type instruments struct {
 	name   attribute.KeyValue
@@ -35,15 +43,16 @@ type instruments struct {
 func (t *instruments) init(p *Policy, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, "retry")
 	name := telemetry.AttrName.String(p.name)
-	attempts, err1 := m.Int64ObservableCounter(telemetry.Name("retry", "attempts"),
+	attempts, err1 := m.Int64ObservableCounter(instAttempts,
 		metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts made, by kind: first, retry, hedge."))
-	giveUps, err2 := m.Int64ObservableCounter(telemetry.Name("retry", "exhaustions"),
+	giveUps, err2 := m.Int64ObservableCounter(instExhaustions,
 		metric.WithUnit("{call}"),
-		metric.WithDescription("Calls that stopped retrying a retryable error, by reason: attempts, budget, deadline, pushback."))
-	t.delays, _ = m.Float64Histogram(telemetry.Name("retry", "delays"),
+		metric.WithDescription("Calls that stopped retrying a retryable error, by reason: attempts, budget, deadline, pushback, rejected."))
+	t.delays, _ = m.Float64Histogram(instDelays,
 		metric.WithUnit("s"),
-		metric.WithDescription("Delays waited before retries."))
+		metric.WithDescription("Delays waited before retries."),
+		metric.WithExplicitBucketBoundaries(delayBuckets...))
 	if err1 != nil || err2 != nil {
 		return
 	}
@@ -52,7 +61,7 @@ func (t *instruments) init(p *Policy, mp metric.MeterProvider) {
 		metric.WithAttributes(name, attrKind.String("retry")),
 		metric.WithAttributes(name, attrKind.String("hedge")),
 	}
-	var reasons [4]metric.ObserveOption
+	var reasons [numReasons]metric.ObserveOption
 	for r := range reasons {
 		reasons[r] = metric.WithAttributes(name, attrReason.String(Reason(r).String()))
 	}
@@ -77,7 +86,7 @@ func (t *instruments) close() error {
 
 // retry records a retry or hedge about to start: the delay histogram, and
 // a span event on the caller's span when it is recording.
-func (t *instruments) retry(ctx context.Context, ev RetryEvent) {
+func (t *instruments) retry(ctx context.Context, ev Event) {
 	if t.delays != nil && !ev.Hedge {
 		t.delays.Record(ctx, ev.Delay.Seconds(), metric.WithAttributes(t.name))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -40,7 +40,13 @@ func newBareClient(addrs []string, cfg config) *client {
 //	retry (budget, hedging) -> pick an instance whose breaker admits calls
 //	-> breaker per instance -> http.Transport
 //
-// The picker stands in for package lb, which will replace it.
+// The picker stands in for package lb, which will replace it. A hedge's
+// loser is cancelled with the cause bulwark.ErrSuperseded, which the
+// breaker below counts as a failure (the per-attempt timeout is a child
+// of the loser's context, so it carries the same cause): a slow or hung
+// instance's breaker opens, and requests stop paying the hedge delay. When
+// every breaker rejects, retry returns the rejection at once (errors.Is
+// breaker.ErrOpen) instead of sleeping out the open period.
 func newBulwarkClient(addrs []string, cfg config) *client {
 	t := transport()
 	breakers := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{
@@ -121,20 +127,8 @@ func (h *healthyFirst) attempt(req *http.Request, addr string) (*http.Response, 
 		cancel()
 		return nil, err
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	httpx.CancelOnClose(resp, cancel)
 	return resp, nil
 }
 
 const attemptTimeout = 250 * time.Millisecond
-
-// cancelOnClose releases an attempt's context once its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}

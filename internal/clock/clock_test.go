@@ -146,6 +146,9 @@ func TestRealClock(t *testing.T) {
 func TestRealFollowsSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := Real.Nanotime()
+		if a <= 0 {
+			t.Fatalf("Nanotime = %d in a bubble, want > 0 (callers use 0 as unset)", a)
+		}
 		time.Sleep(5 * time.Second) // fake time: returns at once
 		if d := Real.Nanotime() - a; d != int64(5*time.Second) {
 			t.Fatalf("Nanotime moved %v in a bubble's 5s, want exactly 5s", time.Duration(d))

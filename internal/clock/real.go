@@ -18,14 +18,19 @@ var origin = time.Now()
 
 func (realClock) Now() time.Time { return time.Now() }
 
-// Nanotime returns monotonic nanoseconds since origin, plus one hour so
-// that zero is never a valid reading (callers use zero for "unset").
+// Nanotime returns monotonic nanoseconds since origin, plus nanoOffset.
+// Only differences between readings taken in the same bubble (or outside
+// any) are meaningful, which is all callers use.
 //
-// Inside a synctest bubble the monotonic reading is the bubble's, so the
-// value differs from one read outside it; only differences between
-// readings taken in the same bubble are meaningful, which is all callers
-// use.
-func (realClock) Nanotime() int64 { return int64(time.Since(origin)) + int64(time.Hour) }
+// Inside a synctest bubble, time starts at 2000-01-01 and time.Since
+// measures from the wall clock, so time.Since(origin) is about minus 27
+// years there. nanoOffset (2^61 ns, about 73 years) keeps every reading
+// positive in and out of bubbles, so callers may use zero as "unset" and
+// compare with zero, and still leaves room to add any open duration bulwark
+// allows (at most 2^62 ns) without overflow.
+func (realClock) Nanotime() int64 { return int64(time.Since(origin)) + nanoOffset }
+
+const nanoOffset = 1 << 61
 
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 

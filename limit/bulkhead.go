@@ -1,0 +1,252 @@
+package limit
+
+import (
+	"context"
+	"time"
+
+	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/outcome"
+	"github.com/bulwark-go/bulwark/internal/stripe"
+)
+
+// ConcurrencyLimiter caps the calls in flight: [*Bulkhead] (a fixed cap)
+// and [*Adaptive] (a cap that follows latency) satisfy it, and the
+// concurrency middleware ([ConcurrencyHandler], [ConcurrencyRoundTripper],
+// grpcx's concurrency interceptors) takes either. It is sealed: only this
+// package's limiters implement it.
+type ConcurrencyLimiter interface {
+	// Acquire takes a slot for one call, or returns a [*RejectedError]
+	// (errors.Is ErrConcurrencyLimited), or context.Cause(ctx) if ctx
+	// ended while the call was queued. Release the Permit when the call
+	// ends.
+	Acquire(ctx context.Context) (Permit, error)
+	release(p Permit, o bulwark.Outcome)
+}
+
+// Permit is a slot taken by [ConcurrencyLimiter.Acquire]. It is a small
+// value (taking one allocates nothing); release it exactly once.
+type Permit struct {
+	l     ConcurrencyLimiter
+	start int64
+}
+
+// Release frees the slot. o is the call's outcome: an [Adaptive] limiter
+// learns from successful calls' latencies only (a failure often returns
+// fast and would make the service look idle), and a [Bulkhead] ignores
+// it. Releasing the zero Permit does nothing.
+func (p Permit) Release(o bulwark.Outcome) {
+	if p.l != nil {
+		p.l.release(p, o)
+	}
+}
+
+// Bulkhead caps the calls in flight at BulkheadConfig.MaxConcurrent,
+// so that one slow dependency cannot take every goroutine, connection or
+// byte of memory of a service. Taking a slot is one compare-and-swap on
+// an atomic counter: no lock, no allocation.
+//
+// With BulkheadConfig.MaxQueue set, a call that finds every slot taken
+// waits, up to QueueTimeout (or its context's end), for a slot; at most
+// MaxQueue calls wait at once, and further calls are rejected at once.
+// While calls are queued, newcomers queue behind them rather than take a
+// freed slot first; a freed slot wakes one waiter, and waiters are not
+// served in a strict order among themselves.
+//
+// A Bulkhead is safe for concurrent use; the zero Bulkhead is not usable,
+// use [NewBulkhead]. Close it when discarding it.
+type Bulkhead struct {
+	inflight stripe.Int64 // alone on its cache lines: every call CASes it
+	waiting  stripe.Int64
+	max      int64
+	maxQueue int64
+	timeout  time.Duration
+	wake     chan struct{} // one token per freed slot while calls wait
+	clk      clock.Clock
+	counts   counts
+	tel      *instruments
+}
+
+// NewBulkhead returns a bulkhead for cfg. It panics with a
+// [*bulwark.ConfigError] if cfg is not valid (see
+// [BulkheadConfig.Validate]).
+func NewBulkhead(cfg BulkheadConfig) *Bulkhead {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	b := newBulkhead(cfg, clock.Real)
+	b.tel = register(cfg.MeterProvider, "bulkhead", cfg.Name, b.counts, b.inflight.Load, func() int64 { return b.max })
+	return b
+}
+
+func newBulkhead(cfg BulkheadConfig, clk clock.Clock) *Bulkhead {
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.QueueTimeout == 0 {
+		cfg.QueueTimeout = DefaultQueueTimeout
+	}
+	b := &Bulkhead{max: int64(cfg.MaxConcurrent), maxQueue: int64(cfg.MaxQueue), timeout: cfg.QueueTimeout,
+		clk: clk, counts: newCounts()}
+	if cfg.MaxQueue > 0 {
+		b.wake = make(chan struct{}, cfg.MaxQueue) // zero-size tokens: no memory
+	}
+	return b
+}
+
+// tryAcquire takes a slot if one is free.
+func (b *Bulkhead) tryAcquire() bool {
+	for {
+		n := b.inflight.Load()
+		if n >= b.max {
+			return false
+		}
+		if b.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// TryAcquire takes a slot if one is free, never waiting (not even with a
+// queue configured), and reports whether it did. Pair a true result with
+// one [Bulkhead.Release].
+func (b *Bulkhead) TryAcquire() bool {
+	ok := (b.maxQueue == 0 || b.waiting.Load() == 0) && b.tryAcquire()
+	b.counts.record(ok)
+	return ok
+}
+
+// Release frees a slot taken by TryAcquire.
+func (b *Bulkhead) Release() {
+	if b.inflight.Add(-1) < 0 {
+		panic("limit: Bulkhead.Release without a slot taken")
+	}
+	if b.wake != nil && b.waiting.Load() > 0 {
+		select {
+		case b.wake <- struct{}{}:
+		default: // enough wake-ups are pending already
+		}
+	}
+}
+
+func (b *Bulkhead) release(Permit, bulwark.Outcome) { b.Release() }
+
+// Acquire takes a slot for one call; see [ConcurrencyLimiter.Acquire].
+// Without a queue it never blocks. A nil ctx panics.
+func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
+	if ctx == nil {
+		panic("limit: Bulkhead.Acquire called with a nil ctx")
+	}
+	if (b.maxQueue == 0 || b.waiting.Load() == 0) && b.tryAcquire() {
+		b.counts.admitted.Add(1)
+		return Permit{l: b}, nil
+	}
+	if b.maxQueue == 0 {
+		b.counts.rejected.Add(1)
+		return Permit{}, errConcurrency
+	}
+	return b.queue(ctx)
+}
+
+// queue waits for a slot: the slow path, which may allocate a timer.
+func (b *Bulkhead) queue(ctx context.Context) (Permit, error) {
+	if b.waiting.Add(1) > b.maxQueue {
+		b.waiting.Add(-1)
+		b.counts.rejected.Add(1)
+		return Permit{}, errConcurrency
+	}
+	defer b.waiting.Add(-1)
+	// A Release between a failed tryAcquire and the wait below sees
+	// waiting > 0 (set above, before the attempt) and leaves a token, so
+	// no wake-up is lost.
+	t := b.clk.NewTimer(b.timeout)
+	defer t.Stop()
+	for {
+		if b.tryAcquire() {
+			b.counts.admitted.Add(1)
+			return Permit{l: b}, nil
+		}
+		select {
+		case <-b.wake:
+		case <-t.C():
+			b.counts.rejected.Add(1)
+			return Permit{}, errConcurrency
+		case <-ctx.Done():
+			return Permit{}, context.Cause(ctx)
+		}
+	}
+}
+
+// Do runs fn if a slot is free (or frees up within the queue timeout) and
+// returns its error; otherwise it returns the rejection without running
+// fn. A nil ctx or fn panics.
+func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
+	return do(ctx, b, fn, "limit: Bulkhead.Do")
+}
+
+// InFlight returns the number of slots taken.
+func (b *Bulkhead) InFlight() int { return int(b.inflight.Load()) }
+
+// Limit returns BulkheadConfig.MaxConcurrent.
+func (b *Bulkhead) Limit() int { return int(b.max) }
+
+// Close unregisters the bulkhead's metrics. The bulkhead keeps working.
+// It is safe to call more than once; it always returns nil.
+func (b *Bulkhead) Close() error {
+	if b.tel != nil {
+		b.tel.close()
+	}
+	return nil
+}
+
+// do runs fn under a slot of c.
+func do(ctx context.Context, c ConcurrencyLimiter, fn func(context.Context) error, name string) error {
+	if ctx == nil {
+		panic(name + " called with a nil ctx")
+	}
+	if fn == nil {
+		panic(name + " called with a nil fn")
+	}
+	p, err := c.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	returned := false
+	defer func() {
+		if !returned {
+			p.Release(bulwark.Failure)
+		}
+	}()
+	err = fn(ctx)
+	returned = true
+	p.Release(classify(ctx, c, err))
+	return err
+}
+
+// Call runs fn under a slot of c, as Do does, and returns its value. A nil
+// ctx, c or fn panics.
+func Call[T any](ctx context.Context, c ConcurrencyLimiter, fn func(context.Context) (T, error)) (T, error) {
+	if c == nil {
+		panic("limit: Call called with a nil ConcurrencyLimiter")
+	}
+	if fn == nil {
+		panic("limit: Call called with a nil fn")
+	}
+	var v T
+	err := do(ctx, c, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	}, "limit: Call")
+	return v, err
+}
+
+// classify judges a call's error: with the limiter's Classify if it has
+// one (Adaptive), else by bulwark's rules (a caller's cancellation is
+// neutral).
+func classify(ctx context.Context, c ConcurrencyLimiter, err error) bulwark.Outcome {
+	if a, ok := c.(*Adaptive); ok && a.classify != nil {
+		return a.classify(ctx, err)
+	}
+	return outcome.Error(ctx, err)
+}
