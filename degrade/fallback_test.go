@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/limit"
 )
 
 // limitErr is what a rate limiter's rejection looks like to degrade: an
@@ -27,6 +28,10 @@ func TestFallbackForEachFailure(t *testing.T) {
 	defer b.Close()
 	b.ForceOpen()
 	_, breakerErr := b.Allow()
+	bh := limit.NewBulkhead(limit.BulkheadConfig{MaxConcurrent: 1})
+	defer bh.Close()
+	bh.TryAcquire() // the only slot is taken: the next call is rejected
+	defer bh.Release()
 	deadline, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-deadline.Done()
@@ -40,6 +45,9 @@ func TestFallbackForEachFailure(t *testing.T) {
 		{"error", context.Background(), func(context.Context) error { return errors.New("boom") }, ReasonError},
 		{"breaker", context.Background(), func(context.Context) error { return breakerErr }, ReasonBreaker},
 		{"limiter", context.Background(), func(context.Context) error { return fmt.Errorf("wrapped: %w", limitErr{}) }, ReasonRejected},
+		{"bulkhead", context.Background(), func(ctx context.Context) error {
+			return bh.Do(ctx, func(context.Context) error { return nil })
+		}, ReasonRejected},
 		{"shed", context.Background(), func(context.Context) error { return &ShedError{} }, ReasonRejected},
 		{"timeout", deadline, func(ctx context.Context) error { return ctx.Err() }, ReasonTimeout},
 	} {
