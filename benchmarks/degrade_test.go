@@ -14,6 +14,9 @@ import (
 	"github.com/bulwark-go/bulwark/degrade"
 )
 
+// Every case reports cpu-ns/op too (see reportCPU), the figure that holds
+// on a machine shared with other work.
+
 // BenchmarkDegradeThrottler compares one admitted, accepted request
 // through the SRE client-side throttler: bulwark's Throttler (Allow, then
 // Done), go-zero's Google SRE breaker (core/breaker: Allow, then
@@ -26,6 +29,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 		t := degrade.NewThrottler(degrade.ThrottlerConfig{})
 		defer t.Close()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if t.Allow() == nil {
 				t.Done(bulwark.Success)
@@ -35,6 +39,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		cb := zerobreaker.NewBreaker()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if p, err := cb.Allow(); err == nil {
 				p.Accept()
@@ -44,6 +49,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 	b.Run("kratos", func(b *testing.B) {
 		cb := sre.NewBreaker()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if cb.Allow() == nil {
 				cb.MarkSuccess()
@@ -59,6 +65,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 		t := degrade.NewThrottler(degrade.ThrottlerConfig{})
 		defer t.Close()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if t.Allow() == nil {
@@ -70,6 +77,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		cb := zerobreaker.NewBreaker()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if p, err := cb.Allow(); err == nil {
@@ -81,6 +89,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 	b.Run("kratos", func(b *testing.B) {
 		cb := sre.NewBreaker()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if cb.Allow() == nil {
@@ -99,6 +108,7 @@ func BenchmarkDegradeShedder(b *testing.B) {
 		s := degrade.NewShedder(degrade.ShedderConfig{})
 		defer s.Close()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if t, err := s.Allow(degrade.Default); err == nil {
 				s.Done(t)
@@ -108,6 +118,7 @@ func BenchmarkDegradeShedder(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		s := load.NewAdaptiveShedder()
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if p, err := s.Allow(); err == nil {
 				p.Pass()
@@ -130,6 +141,7 @@ func BenchmarkDegradeShedderHandler(b *testing.B) {
 			w, r := httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)
 			r.Header.Set(degrade.DefaultCriticalityHdr, "critical")
 			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
 			for b.Loop() {
 				bc.h.ServeHTTP(w, r)
 			}
@@ -150,6 +162,7 @@ func BenchmarkDegradeFallbackCall(b *testing.B) {
 			fn := func(context.Context) (int, error) { return 1, nil }
 			ctx := context.Background()
 			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
 			for b.Loop() {
 				degrade.Call(ctx, f, "k", fn, nil)
 			}
