@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -18,6 +19,46 @@ import (
 	"github.com/bulwark-go/bulwark/chaos"
 	"github.com/bulwark-go/bulwark/internal/bridge"
 )
+
+// echoServer is the TestService of the chaos, health and degrade tests:
+// UnaryCall and StreamingOutputCall answer with the status the request
+// asks for (after the messages it asks for), EmptyCall at once; hits
+// counts the calls the handler ran. (The breaker tests' server differs:
+// its EmptyCall waits for its caller to go away.)
+type echoServer struct {
+	testpb.UnimplementedTestServiceServer
+	hits atomic.Int64
+}
+
+func echoStatus(st *testpb.EchoStatus) error {
+	if st == nil || st.Code == 0 {
+		return nil
+	}
+	return status.Error(codes.Code(st.Code), st.Message)
+}
+
+func (s *echoServer) EmptyCall(context.Context, *testpb.Empty) (*testpb.Empty, error) {
+	s.hits.Add(1)
+	return &testpb.Empty{}, nil
+}
+
+func (s *echoServer) UnaryCall(_ context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	s.hits.Add(1)
+	if err := echoStatus(req.GetResponseStatus()); err != nil {
+		return nil, err
+	}
+	return &testpb.SimpleResponse{}, nil
+}
+
+func (s *echoServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	s.hits.Add(1)
+	for range req.GetResponseParameters() {
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
+			return err
+		}
+	}
+	return echoStatus(req.GetResponseStatus())
+}
 
 func TestChaosBridgeSet(t *testing.T) {
 	if bridge.ChaosPick == nil || bridge.ChaosHeader == nil {
@@ -46,7 +87,7 @@ func TestChaosInterceptors(t *testing.T) {
 				Name: "f", PathPrefix: "/grpc.testing.TestService/", Action: tc.action, GRPCCode: int(codes.ResourceExhausted),
 				Latency: chaos.Latency{Delay: 1000},
 			}}})
-			impl := &breakerTestServer{}
+			impl := &echoServer{}
 			var c testpb.TestServiceClient
 			if side == "server" {
 				c = client(t, impl, []grpc.ServerOption{grpc.ChainUnaryInterceptor(UnaryServerChaos(inj)), grpc.ChainStreamInterceptor(StreamServerChaos(inj))})
@@ -95,7 +136,7 @@ func TestChaosInterceptors(t *testing.T) {
 func TestChaosDisabledPassesThrough(t *testing.T) {
 	inj := chaos.New(chaos.Config{Faults: []chaos.Fault{{AllTraffic: true, Action: chaos.Abort}}})
 	defer inj.Close()
-	impl := &breakerTestServer{}
+	impl := &echoServer{}
 	c := client(t, impl, []grpc.ServerOption{grpc.ChainUnaryInterceptor(UnaryServerChaos(inj))},
 		grpc.WithChainUnaryInterceptor(UnaryClientChaos(inj)))
 	if _, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
@@ -118,7 +159,7 @@ func ExampleUnaryServerChaos() {
 
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryServerChaos(inj)))
-	testpb.RegisterTestServiceServer(gs, &breakerTestServer{})
+	testpb.RegisterTestServiceServer(gs, &echoServer{})
 	go gs.Serve(lis)
 	defer gs.Stop()
 	conn, _ := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -55,7 +55,7 @@ func TestShedInterceptor(t *testing.T) {
 	fc.Advance(50 * time.Millisecond)
 	s.Done(tk)
 
-	impl := &breakerTestServer{}
+	impl := &echoServer{}
 	c := client(t, impl, []grpc.ServerOption{grpc.ChainUnaryInterceptor(UnaryServerShed(s)), grpc.ChainStreamInterceptor(StreamServerShed(s))})
 	var trailer metadata.MD
 	_, err := c.UnaryCall(metadata.AppendToOutgoingContext(t.Context(), "bulwark-criticality", "sheddable"), &testpb.SimpleRequest{}, grpc.Trailer(&trailer))
@@ -90,7 +90,7 @@ func TestShedInterceptor(t *testing.T) {
 func TestThrottleInterceptor(t *testing.T) {
 	th := degrade.NewThrottler(degrade.ThrottlerConfig{})
 	defer th.Close()
-	impl := &breakerTestServer{}
+	impl := &echoServer{}
 	c := client(t, impl, nil, grpc.WithChainUnaryInterceptor(UnaryClientThrottle(th)), grpc.WithChainStreamInterceptor(StreamClientThrottle(th)))
 	unavailable := &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Unavailable)}}
 	throttled := 0
@@ -133,7 +133,7 @@ func TestThrottleInterceptor(t *testing.T) {
 func ExampleUnaryClientThrottle() {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	gs := grpc.NewServer()
-	testpb.RegisterTestServiceServer(gs, &breakerTestServer{}) // answers the status each request asks for
+	testpb.RegisterTestServiceServer(gs, &echoServer{}) // answers the status each request asks for
 	go gs.Serve(lis)
 	defer gs.Stop()
 
@@ -163,7 +163,7 @@ func ExampleUnaryServerShed() {
 	defer shedder.Close()
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryServerShed(shedder)), grpc.ChainStreamInterceptor(StreamServerShed(shedder)))
-	testpb.RegisterTestServiceServer(gs, &breakerTestServer{})
+	testpb.RegisterTestServiceServer(gs, &echoServer{})
 	go gs.Serve(lis)
 	defer gs.Stop()
 	conn, _ := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
