@@ -66,6 +66,17 @@
 // dial "bulwark:///<service>" to get lb's policies, outlier ejection and
 // health checks for gRPC.
 //
+// # Drills, health and degradation
+//
+// [UnaryServerChaos] and its client and stream forms inject package
+// chaos's faults (aimed by the bulwark-chaos metadata); [HealthServer] is
+// the grpc.health.v1 service fed by package health's checks, service
+// names mapped to check groups; [UnaryServerShed] sheds load by
+// criticality (bulwark-criticality metadata or the shedder's routes) and
+// answers Unavailable with a grpc-retry-pushback-ms trailer, and
+// [UnaryClientThrottle] is the SRE client-side throttler (rejections are
+// ResourceExhausted, never sent).
+//
 // # Classification
 //
 // A call fails, for every primitive, when its status code is Unavailable,
