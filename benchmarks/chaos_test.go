@@ -33,7 +33,7 @@ func BenchmarkChaosHandler(b *testing.B) {
 				r.Header.Set(chaos.DefaultHeader, bc.drill)
 			}
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer reportCPUSince(b, cpuTime())
 			for b.Loop() {
 				h.ServeHTTP(w, r)
 			}
@@ -42,7 +42,7 @@ func BenchmarkChaosHandler(b *testing.B) {
 	b.Run("none", func(b *testing.B) {
 		w, r := httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			noop.ServeHTTP(w, r)
 		}
@@ -58,7 +58,7 @@ func BenchmarkChaosRoundTripperDisabled(b *testing.B) {
 	rt := inj.RoundTripper(rtFunc(func(*http.Request) (*http.Response, error) { return resp, nil }))
 	r := httptest.NewRequest("GET", "/", nil)
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer reportCPUSince(b, cpuTime())
 	for b.Loop() {
 		rt.RoundTrip(r)
 	}

@@ -29,7 +29,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 		t := degrade.NewThrottler(degrade.ThrottlerConfig{})
 		defer t.Close()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			if t.Allow() == nil {
 				t.Done(bulwark.Success)
@@ -39,7 +39,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		cb := zerobreaker.NewBreaker()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			if p, err := cb.Allow(); err == nil {
 				p.Accept()
@@ -49,7 +49,7 @@ func BenchmarkDegradeThrottler(b *testing.B) {
 	b.Run("kratos", func(b *testing.B) {
 		cb := sre.NewBreaker()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			if cb.Allow() == nil {
 				cb.MarkSuccess()
@@ -65,7 +65,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 		t := degrade.NewThrottler(degrade.ThrottlerConfig{})
 		defer t.Close()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if t.Allow() == nil {
@@ -77,7 +77,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		cb := zerobreaker.NewBreaker()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if p, err := cb.Allow(); err == nil {
@@ -89,7 +89,7 @@ func BenchmarkDegradeThrottlerParallel(b *testing.B) {
 	b.Run("kratos", func(b *testing.B) {
 		cb := sre.NewBreaker()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if cb.Allow() == nil {
@@ -108,7 +108,7 @@ func BenchmarkDegradeShedder(b *testing.B) {
 		s := degrade.NewShedder(degrade.ShedderConfig{})
 		defer s.Close()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			if t, err := s.Allow(degrade.Default); err == nil {
 				s.Done(t)
@@ -118,7 +118,7 @@ func BenchmarkDegradeShedder(b *testing.B) {
 	b.Run("go-zero", func(b *testing.B) {
 		s := load.NewAdaptiveShedder()
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPUSince(b, cpuTime())
 		for b.Loop() {
 			if p, err := s.Allow(); err == nil {
 				p.Pass()
@@ -141,7 +141,7 @@ func BenchmarkDegradeShedderHandler(b *testing.B) {
 			w, r := httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)
 			r.Header.Set(degrade.DefaultCriticalityHdr, "critical")
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer reportCPUSince(b, cpuTime())
 			for b.Loop() {
 				bc.h.ServeHTTP(w, r)
 			}
@@ -162,7 +162,7 @@ func BenchmarkDegradeFallbackCall(b *testing.B) {
 			fn := func(context.Context) (int, error) { return 1, nil }
 			ctx := context.Background()
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer reportCPUSince(b, cpuTime())
 			for b.Loop() {
 				degrade.Call(ctx, f, "k", fn, nil)
 			}
