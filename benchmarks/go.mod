@@ -11,6 +11,7 @@ require (
 	github.com/bulwark-go/bulwark v0.0.0-00010101000000-000000000000
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/go-kratos/aegis v0.2.0
 	github.com/go-kratos/kratos/v2 v2.8.3
 	github.com/go-redis/cache/v9 v9.0.0
 	github.com/hashicorp/go-retryablehttp v0.7.8

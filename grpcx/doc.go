@@ -40,13 +40,17 @@
 // # Limits
 //
 // The limit interceptors admit calls through package limit's limiters:
-// [UnaryServerLimit] and [UnaryClientLimit] (and their Stream and Keyed
-// forms) take a limit.Limiter — a *limit.Rate or a golang.org/x/time/rate
-// *rate.Limiter — and reject with ResourceExhausted and a
-// grpc-retry-pushback-ms trailer; [UnaryServerConcurrency] and
-// [UnaryClientConcurrency] take a *limit.Bulkhead or a *limit.Adaptive
-// and reject with Unavailable. Rejected client calls never reach the
-// network. See [LimitError].
+// [UnaryServerLimit] and [UnaryClientLimit] (and their Stream forms) take
+// a limit.Limiter — a *limit.Rate or a golang.org/x/time/rate
+// *rate.Limiter — and reject with ResourceExhausted, servers with a
+// grpc-retry-pushback-ms trailer; [UnaryServerKeyedLimit] and
+// [StreamServerKeyedLimit] do the same per key (per client address by
+// default) with a limit.KeyedLimiter — a *limit.Keyed or the distributed
+// limiter of limit/redisstore (there is no keyed client interceptor);
+// [UnaryServerConcurrency] and [UnaryClientConcurrency] (and their Stream
+// forms) take a *limit.Bulkhead or a *limit.Adaptive and reject with
+// Unavailable, without a pushback trailer (the wait is not known).
+// Rejected client calls never reach the network. See [LimitError].
 //
 // Timeouts: [UnaryClientTimeout] and [StreamClientTimeout] give calls
 // made without a deadline the limit of a *timeout.Timeout;
@@ -61,6 +65,17 @@
 // grpc-go when imported: register an lb.Balancer under a service name and
 // dial "bulwark:///<service>" to get lb's policies, outlier ejection and
 // health checks for gRPC.
+//
+// # Drills, health and degradation
+//
+// [UnaryServerChaos] and its client and stream forms inject package
+// chaos's faults (aimed by the bulwark-chaos metadata); [HealthServer] is
+// the grpc.health.v1 service fed by package health's checks, service
+// names mapped to check groups; [UnaryServerShed] sheds load by
+// criticality (bulwark-criticality metadata or the shedder's routes) and
+// answers Unavailable with a grpc-retry-pushback-ms trailer, and
+// [UnaryClientThrottle] is the SRE client-side throttler (rejections are
+// ResourceExhausted, never sent).
 //
 // # Classification
 //

@@ -22,9 +22,16 @@ import (
 // retries). Server, listener and connection are closed when the test ends.
 func serve(t *testing.T, impl testpb.TestServiceServer, serverOpts []grpc.ServerOption, clientOpts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
+	return serveServices(t, func(gs *grpc.Server) { testpb.RegisterTestServiceServer(gs, impl) }, serverOpts, clientOpts...)
+}
+
+// serveServices is serve for a server whose services register registers
+// (the health service, say) in place of the TestService.
+func serveServices(t *testing.T, register func(*grpc.Server), serverOpts []grpc.ServerOption, clientOpts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(serverOpts...)
-	testpb.RegisterTestServiceServer(gs, impl)
+	register(gs)
 	go gs.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),

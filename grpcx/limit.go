@@ -62,7 +62,10 @@ func (e *LimitError) GRPCStatus() *status.Status {
 func reject(ctx context.Context, err error, server bool) error {
 	var re *limit.RejectedError
 	if !errors.As(err, &re) {
-		return err // the caller's context ended: its own error
+		if ctx.Err() == nil {
+			return err
+		}
+		return contextError(ctx, err) // the call's context ended
 	}
 	if d := re.RetryAfter(); server && d > 0 {
 		ms := (d + time.Millisecond - 1) / time.Millisecond
@@ -70,6 +73,26 @@ func reject(ctx context.Context, err error, server bool) error {
 	}
 	return &LimitError{Err: err}
 }
+
+// ctxError is a call's context ending before a limiter let it through,
+// as grpc-go reports it (Canceled, or DeadlineExceeded), keeping the
+// context's cause for errors.Is and errors.As.
+type ctxError struct {
+	cause error
+	code  codes.Code
+}
+
+func contextError(ctx context.Context, cause error) error {
+	code := codes.Canceled
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		code = codes.DeadlineExceeded
+	}
+	return &ctxError{cause: cause, code: code}
+}
+
+func (e *ctxError) Error() string              { return e.cause.Error() }
+func (e *ctxError) Unwrap() error              { return e.cause }
+func (e *ctxError) GRPCStatus() *status.Status { return status.New(e.code, e.cause.Error()) }
 
 // rateDecide admits one server call through l.
 func rateDecide(ctx context.Context, l limit.Limiter) error {
@@ -175,7 +198,9 @@ func StreamServerKeyedLimit(l limit.KeyedLimiter, key func(ctx context.Context, 
 // the call's context (failing at once when the deadline comes before the
 // turn), or with [limit.NoWait] does not wait. A call l does not admit
 // never reaches the network and returns a [*LimitError]
-// (ResourceExhausted), or the context's cause if it ended first.
+// (ResourceExhausted); if the call's context ended first, it returns an
+// error with the status grpc-go gives such a call (Canceled, or
+// DeadlineExceeded) that unwraps to the context's cause.
 func UnaryClientLimit(l limit.Limiter, opts ...limit.Option) grpc.UnaryClientInterceptor {
 	if l == nil {
 		panic("grpcx: UnaryClientLimit called with a nil Limiter")
@@ -214,7 +239,8 @@ func concurrencyClassify(c limit.ConcurrencyLimiter) bulwark.Classifier {
 // UnaryServerConcurrency returns an interceptor that runs each call under
 // a slot of c (a [*limit.Bulkhead] or a [*limit.Adaptive]) and rejects
 // the calls it cannot seat with a [*LimitError] (Unavailable) without
-// running the handler. The handler's error is judged by [Classify] (or an
+// running the handler (a call whose client goes away while it is queued
+// ends Canceled or DeadlineExceeded). The handler's error is judged by [Classify] (or an
 // Adaptive's AdaptiveConfig.Classify); a panicking handler is a failure,
 // and the panic goes on.
 func UnaryServerConcurrency(c limit.ConcurrencyLimiter) grpc.UnaryServerInterceptor {
@@ -268,8 +294,10 @@ func StreamServerConcurrency(c limit.ConcurrencyLimiter) grpc.StreamServerInterc
 
 // UnaryClientConcurrency returns an interceptor that sends each call
 // under a slot of c; a call c rejects never reaches the network and
-// returns a [*LimitError] (Unavailable). Outcomes are judged as by
-// [UnaryServerConcurrency].
+// returns a [*LimitError] (Unavailable), and a call whose context ends
+// while it is queued for a slot (by a [*limit.Bulkhead] with a queue)
+// returns Canceled or DeadlineExceeded, unwrapping to the context's
+// cause. Outcomes are judged as by [UnaryServerConcurrency].
 func UnaryClientConcurrency(c limit.ConcurrencyLimiter) grpc.UnaryClientInterceptor {
 	if c == nil {
 		panic("grpcx: UnaryClientConcurrency called with a nil ConcurrencyLimiter")

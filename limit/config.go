@@ -133,6 +133,10 @@ const (
 	DefaultIdleTimeout = time.Minute
 	// MaxIdleTimeout bounds KeyedConfig.IdleTimeout.
 	MaxIdleTimeout = 24 * time.Hour
+	// MaxKeyLen is the longest key a [Keyed] set keeps as it is; a longer
+	// key is kept as its SHA-256 hash, so that a key's memory does not
+	// grow with its length.
+	MaxKeyLen = 256
 )
 
 // KeyedConfig configures a [Keyed] set of rate limiters. The zero value

@@ -62,7 +62,8 @@
 //
 // [Keyed] keeps one GCRA word per key (client IP, API key, tenant) in
 // sharded copy-on-write maps read without a lock, and bounds its memory:
-// KeyedConfig.MaxKeys keys at most, idle keys forgotten after
+// KeyedConfig.MaxKeys keys at most, each in MaxKeyLen bytes at most (longer
+// keys are kept as their SHA-256 hash), idle keys forgotten after
 // IdleTimeout, and keys beyond the bound sharing one overflow limiter. By
 // default only keys back to a full burst are forgotten, so forgetting
 // never lets a client past its limit. The cost per key is stated by the
@@ -122,8 +123,9 @@
 // Each limiter exports bulwark.limit.decisions (admitted or rejected,
 // attribute bulwark.limit.decision), and concurrency limiters
 // bulwark.limit.in_flight and bulwark.limit.concurrency_limit, with the
-// attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive). Counting
-// costs one uncontended atomic add per decision.
+// attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive; the
+// distributed limiter of limit/redisstore reports distributed, under this
+// package's scope). Counting costs one uncontended atomic add per decision.
 //
 // # Dependencies
 //

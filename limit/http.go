@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ import (
 const (
 	// HeaderRateLimitPolicy carries the policy: "name";q=<quota>;w=<window seconds>.
 	HeaderRateLimitPolicy = "RateLimit-Policy"
-	// HeaderRateLimit carries the state: "name";r=<remaining>;t=<seconds to reset>.
+	// HeaderRateLimit carries the state: "name";r=<remaining>;t=<reset>,
+	// where reset is the draft's: the seconds until more quota is made
+	// available (Decision.Reset, rounded up), left out when unknown.
 	HeaderRateLimit = "RateLimit"
 )
 
@@ -58,6 +61,11 @@ func decide(l Limiter) (Decision, bool) {
 	case interface{ Decide() Decision }:
 		return l.Decide(), true
 	case *rate.Limiter:
+		if lim := l.Limit(); lim == rate.Inf || lim <= 0 {
+			// No rate to describe: admitted always, or only a burst
+			// that never comes back.
+			return Decision{Allowed: l.Allow()}, false
+		}
 		return decideRate(l), true
 	}
 	return Decision{Allowed: l.Allow()}, false
@@ -84,9 +92,10 @@ func decideRate(l *rate.Limiter) Decision {
 	}
 	d := Decision{Allowed: true, Policy: pol}
 	if lim != rate.Inf && lim > 0 {
-		tokens := l.TokensAt(now)
-		d.Remaining = int64(max(0, tokens))
-		d.Reset = time.Duration((float64(burst) - tokens) / float64(lim) * float64(time.Second))
+		tokens := max(0, l.TokensAt(now))
+		d.Remaining = int64(tokens)
+		// Until the next whole token: when one more call fits.
+		d.Reset = time.Duration((math.Floor(tokens) + 1 - tokens) / float64(lim) * float64(time.Second))
 	}
 	return d
 }
@@ -94,7 +103,10 @@ func decideRate(l *rate.Limiter) Decision {
 // SetHeaders sets the RateLimit and RateLimit-Policy fields of h
 // (draft-ietf-httpapi-ratelimit-headers-10) from d, and for a rejected
 // call Retry-After, in whole seconds rounded up. The RateLimit field's
-// reset ("t") is then the same moment as Retry-After, as the draft asks.
+// reset ("t") is d.Reset, the seconds until more quota is made available,
+// rounded up (for a rejected call, the same moment as Retry-After, as the
+// draft asks), and is left out when it is unknown (zero). The
+// RateLimit-Policy field is left out when d.Policy.Quota is not positive.
 func SetHeaders(h http.Header, d Decision) {
 	name := sfString(d.Policy.Name)
 	if d.Policy.Quota > 0 {
@@ -106,8 +118,11 @@ func SetHeaders(h http.Header, d Decision) {
 		reset = d.RetryAfter
 		httpx.SetRetryAfter(h, d.RetryAfter)
 	}
-	h.Set(HeaderRateLimit, name+";r="+strconv.FormatInt(max(d.Remaining, 0), 10)+
-		";t="+strconv.FormatInt(ceilSeconds(reset), 10))
+	v := name + ";r=" + strconv.FormatInt(max(d.Remaining, 0), 10)
+	if reset > 0 {
+		v += ";t=" + strconv.FormatInt(ceilSeconds(reset), 10)
+	}
+	h.Set(HeaderRateLimit, v)
 }
 
 func ceilSeconds(d time.Duration) int64 {
@@ -144,11 +159,11 @@ func sfString(s string) string {
 
 // Handler returns server-side middleware that admits each request through
 // l and answers the others 429 Too Many Requests without running next.
-// When l can describe its decisions (a [*Rate], a [*rate.Limiter], or any
-// Limiter with a Decide() Decision method), every response carries the
-// RateLimit and RateLimit-Policy fields (see [SetHeaders]) and a 429
-// carries Retry-After; the 429's body is the plain-text message of
-// ErrRateLimited. A nil l or next panics.
+// When l can describe its decisions (a [*Rate], a [*rate.Limiter] whose
+// limit is finite and positive, or any Limiter with a Decide() Decision
+// method), every response carries the RateLimit and RateLimit-Policy
+// fields (see [SetHeaders]) and a 429 carries Retry-After; the 429's body
+// is the plain-text message of ErrRateLimited. A nil l or next panics.
 func Handler(l Limiter, next http.Handler) http.Handler {
 	if l == nil || next == nil {
 		panic("limit: Handler called with a nil Limiter or next")
@@ -295,8 +310,11 @@ func admit(ctx context.Context, l Limiter, o options) error {
 		return nil
 	}
 	err := l.Wait(ctx)
-	if err == nil || ctx.Err() != nil {
-		return err
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // a *rate.Limiter returns ctx.Err()
 	}
 	var re *RejectedError
 	if errors.As(err, &re) {
@@ -312,7 +330,8 @@ func admit(ctx context.Context, l Limiter, o options) error {
 // context allows, trying again after it; with [NoWait], or when the wait
 // is unknown or would pass the context's deadline, it rejects at once. A
 // rejected request never reaches the network: RoundTrip closes its body
-// and returns a [*RejectedError] (errors.Is ErrRateLimited).
+// and returns a [*RejectedError] (errors.Is ErrRateLimited), or
+// context.Cause of the request's context if that ended first.
 func KeyedRoundTripper(l KeyedLimiter, key func(*http.Request) string, next http.RoundTripper, opts ...Option) http.RoundTripper {
 	if l == nil {
 		panic("limit: KeyedRoundTripper called with a nil KeyedLimiter")
@@ -348,15 +367,18 @@ func admitKey(ctx context.Context, l KeyedLimiter, key string, o options) error 
 		return k.Wait(ctx, key)
 	}
 	for {
+		if ctx.Err() != nil { // a distributed limiter rejects such a call
+			return context.Cause(ctx)
+		}
 		d := l.Decide(ctx, key)
 		if d.Allowed {
 			return nil
 		}
+		if ctx.Err() != nil { // it ended during Decide
+			return context.Cause(ctx)
+		}
 		if o.noWait || d.RetryAfter <= 0 {
 			return rateError(d.RetryAfter)
-		}
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(clock.Real.Now()) < d.RetryAfter {
 			return rateError(d.RetryAfter)

@@ -2,8 +2,10 @@ package limit
 
 import (
 	"context"
+	"crypto/sha256"
 	"hash/maphash"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,10 @@ const keyedShards = 256
 // copied on insert (one shard, so inserts stay cheap). A key's whole
 // state is one GCRA word, as in [Rate].
 //
-// Memory is bounded: the set tracks at most KeyedConfig.MaxKeys keys.
+// Memory is bounded: the set tracks at most KeyedConfig.MaxKeys keys,
+// each in at most [MaxKeyLen] bytes (a longer key is kept as its SHA-256
+// hash; a key is copied, so it never holds on to a string it was cut
+// from).
 //
 //   - When a new key arrives and IdleTimeout has passed since the last
 //     sweep, keys not used since that sweep are forgotten; so an idle key
@@ -117,6 +122,9 @@ func (k *Keyed) shard(key string) *atomic.Pointer[map[string]*keyEntry] {
 
 // entry returns key's state, creating it if needed.
 func (k *Keyed) entry(key string, now int64) *keyEntry {
+	if len(key) > MaxKeyLen {
+		key = hashKey(key)
+	}
 	if e, ok := (*k.shard(key).Load())[key]; ok {
 		if !e.used.Load() {
 			e.used.Store(true)
@@ -124,6 +132,13 @@ func (k *Keyed) entry(key string, now int64) *keyEntry {
 		return e
 	}
 	return k.insert(key, now)
+}
+
+// hashKey is the key a long key is kept under: its SHA-256 hash, after a
+// byte (0xff) that no UTF-8 text starts with.
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "\xff" + string(sum[:])
 }
 
 func (k *Keyed) insert(key string, now int64) *keyEntry {
@@ -152,7 +167,7 @@ func (k *Keyed) insert(key string, now int64) *keyEntry {
 	for k2, v := range old {
 		m[k2] = v
 	}
-	m[key] = e
+	m[strings.Clone(key)] = e // a copy: key may be cut from a larger string
 	sh.Store(&m)
 	k.n++
 	return e

@@ -47,7 +47,12 @@ type Decision struct {
 	// RetryAfter is, for a rejected call, how long until the limiter
 	// would admit one; zero for an admitted call, and when unknown.
 	RetryAfter time.Duration
-	// Reset is how long until the limiter is back to a full burst.
+	// Reset is how long until the limiter admits more calls than
+	// Remaining says (the next call, for a rejected call: RetryAfter):
+	// the reset parameter ("t") of the RateLimit field, which the draft
+	// defines as the time until additional quota is made available. It
+	// is not the time until a full burst is back, which may be Burst
+	// times longer. Zero when unknown.
 	Reset time.Duration
 	// Policy is the limit that decided.
 	Policy Policy
@@ -79,7 +84,7 @@ type gcra struct {
 }
 
 // take decides one call at now against the TAT in p. Admitted, it
-// returns true and the debt (new TAT - now: Reset); rejected, false and
+// returns true and the debt (new TAT - now); rejected, false and
 // the wait until a call would be admitted.
 //
 // It is GCRA with one read-modify-write per admission: an idle limiter
@@ -115,10 +120,22 @@ func (g gcra) take(p *atomic.Int64, now int64) (bool, int64) {
 func (g gcra) decision(p *atomic.Int64, now int64, pol Policy) Decision {
 	ok, d := g.take(p, now)
 	if !ok {
-		tat := p.Load()
-		return Decision{RetryAfter: time.Duration(d), Reset: time.Duration(max(0, tat-now)), Policy: pol}
+		return Decision{RetryAfter: time.Duration(d), Reset: time.Duration(d), Policy: pol}
 	}
-	return Decision{Allowed: true, Remaining: (g.tau - d) / g.t, Reset: time.Duration(d), Policy: pol}
+	rem, next := g.remaining(d)
+	return Decision{Allowed: true, Remaining: rem, Reset: time.Duration(next), Policy: pol}
+}
+
+// remaining returns, for a limiter that owes debt (TAT - now), how many
+// calls it would admit at once, and how long until it would admit one
+// more (0 if it owes nothing: it is at a full burst, and gets no more).
+func (g gcra) remaining(debt int64) (n, next int64) {
+	if debt <= 0 {
+		return g.tau / g.t, 0
+	}
+	n = max(0, (g.tau-debt)/g.t)
+	// One more call fits once debt has fallen to tau - (n+1)t.
+	return n, debt - g.tau + (n+1)*g.t
 }
 
 func (g gcra) policy(name string) Policy {
@@ -258,14 +275,22 @@ func (r *Rate) Decide() Decision {
 	now := r.clk.Nanotime()
 	ok, d, _ := r.take(now)
 	dec := Decision{Allowed: ok, Policy: r.pol}
-	if !ok {
-		dec.RetryAfter = time.Duration(d)
-	}
+	var next int64 = math.MaxInt64
 	for i := range r.shards {
 		s := &r.shards[i]
-		debt := max(0, s.tat.Load()-now)
-		dec.Remaining += max(0, (s.g.tau-debt)/s.g.t)
-		dec.Reset = max(dec.Reset, time.Duration(debt))
+		n, nx := s.g.remaining(s.tat.Load() - now)
+		dec.Remaining += n
+		if nx > 0 {
+			next = min(next, nx)
+		}
+	}
+	if !ok {
+		dec.Remaining = 0
+		next = d
+		dec.RetryAfter = time.Duration(d)
+	}
+	if next != math.MaxInt64 {
+		dec.Reset = time.Duration(next)
 	}
 	return dec
 }
@@ -300,6 +325,9 @@ func (r *Rate) Wait(ctx context.Context) error {
 
 // waitGCRA is Wait on the TAT in p.
 func waitGCRA(ctx context.Context, g gcra, p *atomic.Int64, now int64, clk clock.Clock, c counts) error {
+	if ctx.Err() != nil { // a done ctx takes no turn, even a free one
+		return context.Cause(ctx)
+	}
 	var wait int64
 	for {
 		tat := p.Load()
@@ -311,9 +339,6 @@ func waitGCRA(ctx context.Context, g gcra, p *atomic.Int64, now int64, clk clock
 				return nil
 			}
 			continue
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(clk.Now()) < time.Duration(wait) {
 			c.record(false)

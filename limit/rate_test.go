@@ -66,12 +66,14 @@ func TestRateDecideDescribesTheState(t *testing.T) {
 		}
 		r.Decide()
 		r.Decide()
-		if d = r.Decide(); !d.Allowed || d.Remaining != 0 || d.Reset != 2*time.Second {
-			t.Fatalf("last of the burst = %+v, want allowed, 0 remaining, reset 2s", d)
+		// Reset is when one more call fits (the draft's "t"), not when
+		// the full burst is back (2s).
+		if d = r.Decide(); !d.Allowed || d.Remaining != 0 || d.Reset != 500*time.Millisecond {
+			t.Fatalf("last of the burst = %+v, want allowed, 0 remaining, reset 500ms", d)
 		}
 		time.Sleep(200 * time.Millisecond)
-		if d = r.Decide(); d.Allowed || d.RetryAfter != 300*time.Millisecond || d.Reset != 1800*time.Millisecond {
-			t.Fatalf("over the limit = %+v, want rejected, retry after 300ms, reset 1.8s", d)
+		if d = r.Decide(); d.Allowed || d.RetryAfter != 300*time.Millisecond || d.Reset != 300*time.Millisecond {
+			t.Fatalf("over the limit = %+v, want rejected, retry after and reset 300ms", d)
 		}
 	})
 }

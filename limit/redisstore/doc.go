@@ -48,5 +48,13 @@
 // open (admit), or fail closed (reject). Every such failure is counted in
 // bulwark.limit.store.errors, with the choice taken as the attribute
 // bulwark.limit.fallback, and reported to Config.OnStoreError. A decision
-// whose caller's context ended is a rejection, and not counted.
+// whose caller's context ended is a rejection, and not counted anywhere.
+//
+// # Telemetry
+//
+// The limiter reports in package limit's scope and names, so one dashboard
+// covers local and distributed limits: bulwark.limit.decisions (attributes
+// bulwark.name, bulwark.limit.kind "distributed", bulwark.limit.decision
+// admitted or rejected; decisions made by a fallback included) and
+// bulwark.limit.store.errors.
 package redisstore

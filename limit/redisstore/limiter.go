@@ -60,6 +60,7 @@ type Limiter struct {
 	pol           limit.Policy
 	local         *limit.Keyed // FallbackLocal's limiter
 	errs          [3]atomic.Int64
+	decided       [2]atomic.Int64 // rejected, admitted
 	reg           metric.Registration
 	closed        atomic.Bool
 	serverKey     func(*http.Request) string
@@ -124,6 +125,20 @@ func (l *Limiter) Decide(ctx context.Context, key string) limit.Decision {
 	if ctx == nil {
 		panic("limit/redisstore: Limiter.Decide called with a nil ctx")
 	}
+	d, counted := l.decide(ctx, key)
+	if counted {
+		if d.Allowed {
+			l.decided[1].Add(1)
+		} else {
+			l.decided[0].Add(1)
+		}
+	}
+	return d
+}
+
+// decide is Decide, also reporting whether the decision counts (not when
+// the caller's ctx ended first).
+func (l *Limiter) decide(ctx context.Context, key string) (limit.Decision, bool) {
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	res, err := gcraScript.Run(rctx, l.client, []string{l.Key(key)}, l.intervalUS, l.tauUS).Int64Slice()
 	cancel()
@@ -132,16 +147,18 @@ func (l *Limiter) Decide(ctx context.Context, key string) limit.Decision {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return limit.Decision{Policy: l.pol}
+			return limit.Decision{Policy: l.pol}, false
 		}
-		return l.fallback(ctx, key, err)
+		return l.fallback(ctx, key, err), true
 	}
 	us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
 	if res[0] == 1 {
 		debt := us(res[1])
-		return limit.Decision{Allowed: true, Remaining: int64((l.tau - debt) / l.interval), Reset: debt, Policy: l.pol}
+		n := max(0, (l.tau-debt)/l.interval)
+		// One more call fits once the debt has fallen to tau - (n+1)·interval.
+		return limit.Decision{Allowed: true, Remaining: int64(n), Reset: debt - l.tau + (n+1)*l.interval, Policy: l.pol}, true
 	}
-	return limit.Decision{RetryAfter: us(res[1]), Reset: us(res[2]), Policy: l.pol}
+	return limit.Decision{RetryAfter: us(res[1]), Reset: us(res[1]), Policy: l.pol}, true
 }
 
 func (l *Limiter) fallback(ctx context.Context, key string, err error) limit.Decision {
@@ -197,14 +214,17 @@ func (l *Limiter) Close() error {
 
 var _ limit.KeyedLimiter = (*Limiter)(nil)
 
-// register exports bulwark.limit.store.errors (docs/redis.md names store
-// errors after the primitive: bulwark.<package>.store.errors), in the
-// limit package's scope.
+// register exports, in the limit package's scope and names,
+// bulwark.limit.decisions (kind "distributed") and
+// bulwark.limit.store.errors (docs/redis.md names store errors after the
+// primitive: bulwark.<package>.store.errors).
 func (l *Limiter) register() {
 	m := telemetry.Meter(l.cfg.MeterProvider, "limit")
 	c, err := m.Int64ObservableCounter(telemetry.Name("limit", "store.errors"), metric.WithUnit("{error}"),
 		metric.WithDescription("Decisions Redis failed to make, by the fallback that made them."))
-	if err != nil {
+	dc, err2 := m.Int64ObservableCounter(telemetry.Name("limit", "decisions"), metric.WithUnit("{call}"),
+		metric.WithDescription("Calls the limiter admitted or rejected, by decision."))
+	if err != nil || err2 != nil {
 		return
 	}
 	name := l.cfg.Rate.Name
@@ -216,12 +236,21 @@ func (l *Limiter) register() {
 		opts[f] = metric.WithAttributeSet(attribute.NewSet(telemetry.AttrName.String(name),
 			attribute.String(telemetry.Name("limit", "fallback"), Fallback(f).String())))
 	}
+	var dopts [2]metric.ObserveOption
+	for i, d := range []string{"rejected", "admitted"} {
+		dopts[i] = metric.WithAttributeSet(attribute.NewSet(telemetry.AttrName.String(name),
+			attribute.String(telemetry.Name("limit", "kind"), "distributed"),
+			attribute.String(telemetry.Name("limit", "decision"), d)))
+	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for f := range opts {
 			o.ObserveInt64(c, l.errs[f].Load(), opts[f])
 		}
+		for i := range dopts {
+			o.ObserveInt64(dc, l.decided[i].Load(), dopts[i])
+		}
 		return nil
-	}, c)
+	}, c, dc)
 	if err == nil {
 		l.reg = reg
 	}

@@ -1,0 +1,93 @@
+// Package degrade makes a service get worse gracefully instead of falling
+// over: fallbacks for failed calls, priority load shedding for servers,
+// client-side adaptive throttling, and feature switches.
+//
+// # Fallbacks
+//
+// A [Fallback] serves something in place of a call that failed (an error,
+// a breaker or limiter rejection, a timeout) or that a feature [Switch]
+// turned off: the last good value of the call's key (bounded in age by
+// Config.MaxAge and in number by MaxKeys), else the call site's fallback
+// (a static [Value] or a function of the error), else the error itself.
+//
+//	f := degrade.New(degrade.Config{MaxAge: 10 * time.Minute})
+//	recs, err := degrade.Call(ctx, f, userID, fetchRecommendations, degrade.Value(popularItems))
+//
+// Over HTTP, [Fallback.RoundTripper] and [Fallback.Handler] serve a
+// synthesised response (Config.HTTP) or the last good response to the same
+// GET URL, marked with the Bulwark-Fallback header naming the [Reason]
+// (switch, breaker, rejected, timeout, status, error). Rejections are
+// recognised without importing their packages: errors.Is(err,
+// breaker.ErrOpen) for breakers, and any error with a
+// RetryAfter() time.Duration method (package limit's rejections, this
+// package's own) as "rejected".
+//
+// # Priority load shedding
+//
+// A [Shedder] rejects requests when the server is overloaded, ranked by
+// [Criticality]: Sheddable first, Default next, Critical last. A request's
+// criticality comes from ShedderConfig.Criticality (a function), else the
+// longest matching Route, else the Bulwark-Criticality header (gRPC:
+// bulwark-criticality metadata), else Default.
+//
+// Overload is detected adaptively, in the manner of the BBR-style
+// shedders of kratos and go-zero, but with queueing delay (as CoDel uses)
+// in place of their CPU-usage gate, which needs no /proc and works the
+// same in a container, a test and a synctest bubble:
+//
+//   - Over a sliding window (Window 5 s in Buckets 50 buckets of 100 ms),
+//     the shedder records completions and their latencies. Its capacity
+//     estimate is Little's law at the server's best: the most completions
+//     in a bucket × the best mean latency of a bucket ÷ the bucket's
+//     length, the number of requests in flight at which the server has
+//     shown it can work without queueing.
+//   - The server is overloaded while requests queue: the mean latency of
+//     the last full bucket, or the latency of any single request since,
+//     is at least LatencyFactor (2) × the best bucket mean. Once it has
+//     shed, it stays "hot" for CoolOff (1 s) so as not to flap.
+//   - While overloaded, a request is rejected when the in-flight count is
+//     at or over its criticality's limit: capacity × 1 for Sheddable,
+//     × (1 + Headroom) for Default, × (1 + 2·Headroom) for Critical
+//     (Headroom 1). Below MinInFlight (4) in flight nothing is shed, and
+//     with no history (a cold window) nothing is shed either.
+//
+// In the package's deterministic simulation (8 workers, 10 ms of work,
+// twice the load they can serve, one request in five critical), critical
+// requests keep more than 99% success while sheddable ones are shed.
+//
+// A shed HTTP request gets 503 Service Unavailable (or 429, per
+// ShedderConfig.RejectStatus) with Retry-After from the shedder's state
+// (the cool-off it has just renewed); a shed gRPC call gets Unavailable
+// with a grpc-retry-pushback-ms trailer (grpcx.UnaryServerShed), which
+// bulwark's retry honours.
+//
+// # Client-side adaptive throttling
+//
+// A [Throttler] is the Google SRE book's adaptive throttling: over a
+// sliding window (10 s) it counts requests and accepts, and rejects a new
+// request locally with probability max(0, (requests − K·accepts) /
+// (requests + 1)), K = 2. A client thereby backs off a backend that is
+// rejecting before the backend has to spend anything on shedding, and
+// comes back as accepts do. [Throttler.RoundTripper] and
+// grpcx.UnaryClientThrottle count a response as accepted unless it is a
+// failure by bulwark's rules.
+//
+// # Feature switches
+//
+// [Switches] is a registry of named [Switch] values: On is one atomic
+// load, Set flips a switch at run time, and [Switches.AdminHandler] lists
+// and flips them over HTTP behind a caller-supplied authorisation check.
+// With a [SwitchStore] (degrade/redisstore: a Redis hash plus pub/sub) a
+// flip reaches every instance, and an instance that reconnects re-reads
+// the stored values. Give a Fallback a Switch to serve its fallback while
+// the feature is off.
+//
+// # Migrating
+//
+// From go-zero's load.AdaptiveShedder or kratos' BBR limiter: the same
+// Allow/Done shape ([Shedder.Allow], [Shedder.Done]), with criticality,
+// Retry-After and gRPC pushback added, and a latency gate instead of CPU
+// usage. From go-zero's or kratos' SRE breaker (googleBreaker, sre.Breaker):
+// [Throttler] is the same formula with the same default K, with Allow
+// then Done(outcome).
+package degrade

@@ -1,0 +1,455 @@
+package degrade
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/validate"
+)
+
+// Criticality ranks a request for shedding: under overload Sheddable
+// requests are rejected first and Critical ones last.
+type Criticality uint8
+
+// The criticalities, lowest first. The zero value is Default.
+const (
+	// Default is the criticality of a request nothing else ranks.
+	Default Criticality = iota
+	// Sheddable requests (prefetches, analytics, batch work) go first.
+	Sheddable
+	// Critical requests (checkout, login) go last.
+	Critical
+	numCriticalities
+)
+
+var criticalityNames = [...]string{"default", "sheddable", "critical"}
+
+// String returns "default", "sheddable" or "critical".
+func (c Criticality) String() string {
+	if c < numCriticalities {
+		return criticalityNames[c]
+	}
+	return fmt.Sprintf("Criticality(%d)", uint8(c))
+}
+
+// ParseCriticality parses "critical", "default" or "sheddable" (ASCII
+// case-insensitive, surrounding spaces ignored), as sent in the
+// criticality header; it reports false for anything else.
+func ParseCriticality(s string) (Criticality, bool) {
+	s = strings.TrimSpace(s)
+	for c, n := range criticalityNames {
+		if strings.EqualFold(s, n) {
+			return Criticality(c), true
+		}
+	}
+	return Default, false
+}
+
+// Route gives the requests whose URL path starts with Prefix (for gRPC,
+// whose full method name does) a criticality.
+type Route struct {
+	// Prefix is matched against the start of the path.
+	Prefix string
+	// Criticality is the matching requests' criticality.
+	Criticality Criticality
+}
+
+// ShedderConfig configures a [Shedder]. The zero ShedderConfig is useful:
+// see each field's default and the package doc for the algorithm.
+type ShedderConfig struct {
+	// Name names the shedder in telemetry (bulwark.name). Default "".
+	Name string
+	// Window is the span of recent history the capacity estimate looks
+	// at. Default 5 s (go-zero's adaptive shedder's window); in
+	// [100 ms, 1 h].
+	Window time.Duration
+	// Buckets is the number of buckets the window is kept in; the
+	// estimate is refreshed once per bucket. Default 50 (go-zero's), so
+	// 100 ms buckets; at most MaxBuckets.
+	Buckets int
+	// LatencyFactor is the queueing signal: the server counts as
+	// overloaded while the mean latency of the last full bucket is at
+	// least LatencyFactor times the best bucket mean of the window
+	// (requests are waiting, not working). Default 2; in [1.1, 100].
+	LatencyFactor float64
+	// CoolOff keeps the shedder rejecting over capacity for this long
+	// after it last shed, so it does not flap as latency recovers (the
+	// "hot" period of go-zero and kratos). Default 1 s; at most 1 min.
+	CoolOff time.Duration
+	// Headroom multiplies the estimated capacity to give each
+	// criticality's in-flight limit under overload: Sheddable is
+	// rejected above capacity × 1, Default above capacity × (1 +
+	// Headroom), Critical above capacity × (1 + 2·Headroom). Default 1;
+	// in [0.1, 10].
+	Headroom float64
+	// MinInFlight is the in-flight count below which nothing is ever
+	// shed, whatever the estimate says (a tiny estimate from a cold
+	// window must not shed the first burst). Default 4; at most
+	// MaxMinInFlight.
+	MinInFlight int
+
+	// RejectStatus is the HTTP status of a shed request: 503 Service
+	// Unavailable or 429 Too Many Requests. Default 503 (the server is
+	// overloaded, not the client over a quota). gRPC rejections are
+	// codes.Unavailable either way.
+	RejectStatus int
+
+	// Header is the request header a client (or an upstream service)
+	// states its criticality in: "critical", "default" or "sheddable"
+	// (gRPC: the same name as lower-case metadata). Default
+	// "Bulwark-Criticality". Honour it only from trusted callers: set
+	// IgnoreHeader at an edge that faces the internet.
+	Header string
+	// IgnoreHeader ignores the criticality header.
+	IgnoreHeader bool
+	// Routes rank requests by path prefix (the longest match wins); a
+	// route's criticality overrides the header. Default none.
+	Routes []Route
+	// Criticality, if set, ranks every HTTP request and overrides Routes
+	// and the header.
+	Criticality func(*http.Request) Criticality
+
+	// OnShed, if set, is called for each request shed, in the goroutine
+	// of the request, possibly concurrently with itself.
+	OnShed func(ctx context.Context, ev ShedEvent)
+	// MeterProvider receives the shedder's metrics; nil means the global
+	// provider.
+	MeterProvider metric.MeterProvider
+}
+
+// ShedEvent describes one shed request.
+type ShedEvent struct {
+	// Criticality is the shed request's criticality.
+	Criticality Criticality
+	// InFlight is the number of admitted requests in flight at the time.
+	InFlight int64
+	// Capacity is the estimated in-flight capacity at the time.
+	Capacity float64
+	// Wait is the Retry-After (or pushback) the request was given.
+	Wait time.Duration
+}
+
+// Defaults and bounds, see ShedderConfig.
+const (
+	DefaultShedWindow     = 5 * time.Second
+	DefaultShedBuckets    = 50
+	DefaultLatencyFactor  = 2.0
+	DefaultCoolOff        = time.Second
+	DefaultHeadroom       = 1.0
+	DefaultMinInFlight    = 4
+	DefaultCriticalityHdr = "Bulwark-Criticality"
+	MaxBuckets            = 1000
+	MaxMinInFlight        = 1 << 20
+	MaxRoutes             = 1024
+)
+
+// Validate reports the first bad value of c as a *bulwark.ConfigError.
+func (c ShedderConfig) Validate() error {
+	v := validate.New("degrade")
+	v.Check(c.Window == 0 || (c.Window >= 100*time.Millisecond && c.Window <= time.Hour), "ShedderConfig.Window", c.Window, "0 (default) or a duration in [100ms, 1h]")
+	v.Size("ShedderConfig.Buckets", c.Buckets, MaxBuckets)
+	v.Float("ShedderConfig.LatencyFactor", c.LatencyFactor, 1.1, 100)
+	v.Duration("ShedderConfig.CoolOff", c.CoolOff, time.Minute)
+	v.Float("ShedderConfig.Headroom", c.Headroom, 0.1, 10)
+	v.Size("ShedderConfig.MinInFlight", c.MinInFlight, MaxMinInFlight)
+	v.Check(c.RejectStatus == 0 || c.RejectStatus == 503 || c.RejectStatus == 429, "ShedderConfig.RejectStatus", c.RejectStatus, "0 (default), 503 or 429")
+	v.Check(len(c.Routes) <= MaxRoutes, "ShedderConfig.Routes", len(c.Routes), fmt.Sprintf("at most %d routes", MaxRoutes))
+	for i, r := range c.Routes {
+		v.Check(r.Criticality < numCriticalities, fmt.Sprintf("ShedderConfig.Routes[%d].Criticality", i), r.Criticality, "Default, Sheddable or Critical")
+	}
+	return v.Err()
+}
+
+// Shedder rejects requests when the server is overloaded, lowest
+// criticality first. Create one with [NewShedder]; the zero Shedder is not
+// usable. It is safe for concurrent use; its hot path takes no lock and
+// allocates nothing. Call Close to unregister its metrics.
+//
+// See the package doc for the algorithm.
+type Shedder struct {
+	cfg      ShedderConfig
+	clk      clock.Clock
+	bucketNs int64
+	inflight atomic.Int64
+	buckets  []shedBucket
+
+	// The estimate, refreshed once per bucket by whichever request
+	// crosses into a new bucket (CAS on cur).
+	cur      atomic.Int64  // index (epoch) of the current bucket
+	capBits  atomic.Uint64 // float64: estimated in-flight capacity; 0: unknown
+	inflated atomic.Bool   // queueing seen: in the last full bucket, or in a request since
+	minRT    atomic.Int64  // best bucket mean latency of the window, ns; 0: unknown
+	hotUntil atomic.Int64  // Nanotime until which the shedder is hot
+
+	shed   [numCriticalities]atomic.Int64
+	passed atomic.Int64
+	tel    *shedTelemetry
+	closed sync.Once
+}
+
+type shedBucket struct {
+	epoch atomic.Int64
+	n     atomic.Int64 // completions
+	rtNs  atomic.Int64 // sum of their latencies
+}
+
+// ShedTicket is the admission Allow gives; hand it to Done.
+type ShedTicket struct{ start int64 }
+
+// NewShedder returns a shedder configured by cfg. It panics with a
+// *bulwark.ConfigError if cfg is not valid.
+func NewShedder(cfg ShedderConfig) *Shedder {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultShedWindow
+	}
+	if cfg.Buckets == 0 {
+		cfg.Buckets = DefaultShedBuckets
+	}
+	if cfg.LatencyFactor == 0 {
+		cfg.LatencyFactor = DefaultLatencyFactor
+	}
+	if cfg.CoolOff == 0 {
+		cfg.CoolOff = DefaultCoolOff
+	}
+	if cfg.Headroom == 0 {
+		cfg.Headroom = DefaultHeadroom
+	}
+	if cfg.MinInFlight == 0 {
+		cfg.MinInFlight = DefaultMinInFlight
+	}
+	if cfg.Header == "" {
+		cfg.Header = DefaultCriticalityHdr
+	}
+	cfg.Header = textproto.CanonicalMIMEHeaderKey(cfg.Header) // looked up directly per request
+	cfg.Routes = append([]Route(nil), cfg.Routes...)
+	s := &Shedder{cfg: cfg, clk: clock.Real, buckets: make([]shedBucket, cfg.Buckets)}
+	s.bucketNs = max(int64(cfg.Window)/int64(cfg.Buckets), 1)
+	s.cur.Store(s.clk.Nanotime() / s.bucketNs)
+	s.hotUntil.Store(math.MinInt64) // not zero: inside a synctest bubble Nanotime can be negative
+	s.tel = newShedTelemetry(s, cfg.MeterProvider)
+	return s
+}
+
+// limit returns the in-flight limit of criticality c for capacity cp.
+func (s *Shedder) limit(c Criticality, cp float64) float64 {
+	switch c {
+	case Sheddable:
+		return cp
+	case Critical:
+		return cp * (1 + 2*s.cfg.Headroom)
+	}
+	return cp * (1 + s.cfg.Headroom)
+}
+
+// Allow admits a request of criticality c, or rejects it with a
+// [*ShedError] when the server is overloaded and the in-flight count is
+// at or over c's limit. A c that is not one of the three criticalities is
+// taken as Default. An admitted request must be handed to Done when it ends.
+//
+// Allow reads the clock once and does a few atomic operations; once per
+// bucket one call also refreshes the estimate (O(Buckets)).
+func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
+	if c >= numCriticalities {
+		c = Default
+	}
+	now := s.clk.Nanotime()
+	s.refresh(now)
+	in := s.inflight.Load()
+	if in >= int64(s.cfg.MinInFlight) {
+		if cp := math.Float64frombits(s.capBits.Load()); cp > 0 && (s.inflated.Load() || now < s.hotUntil.Load()) {
+			if float64(in) >= s.limit(c, cp) {
+				s.hotUntil.Store(now + int64(s.cfg.CoolOff))
+				s.shed[c].Add(1)
+				return ShedTicket{}, &ShedError{Criticality: c, Wait: s.cfg.CoolOff}
+			}
+		}
+	}
+	s.inflight.Add(1)
+	return ShedTicket{start: now}, nil
+}
+
+// Done reports that the request Allow admitted with t has ended.
+func (s *Shedder) Done(t ShedTicket) {
+	now := s.clk.Nanotime()
+	s.inflight.Add(-1)
+	s.passed.Add(1)
+	e := now / s.bucketNs
+	b := &s.buckets[s.slot(e)]
+	if b.epoch.Load() != e {
+		// First completion in a reused bucket: reset it. Two goroutines
+		// may race here; losing one sample to the race is harmless.
+		if old := b.epoch.Load(); old != e && b.epoch.CompareAndSwap(old, e) {
+			b.n.Store(0)
+			b.rtNs.Store(0)
+		}
+	}
+	lat := max(now-t.start, 1)
+	b.n.Add(1)
+	b.rtNs.Add(lat)
+	// A request that waited LatencyFactor times the best latency is
+	// evidence of queueing now, a bucket before the bucket means show it.
+	if m := s.minRT.Load(); m > 0 && float64(lat) >= s.cfg.LatencyFactor*float64(m) && !s.inflated.Load() {
+		s.inflated.Store(true)
+	}
+	s.refresh(now)
+}
+
+// slot returns the bucket index of epoch e. Inside a synctest bubble
+// Nanotime may be negative, so the modulo is made non-negative.
+func (s *Shedder) slot(e int64) int64 {
+	n := int64(len(s.buckets))
+	return (e%n + n) % n
+}
+
+// refresh recomputes the estimate when now has moved into a new bucket.
+func (s *Shedder) refresh(now int64) {
+	e := now / s.bucketNs
+	cur := s.cur.Load()
+	if e <= cur || !s.cur.CompareAndSwap(cur, e) {
+		return
+	}
+	// Over the full buckets of the window (the current one is still
+	// filling): the most completions in a bucket, the best mean latency,
+	// and the mean latency of the last full bucket.
+	var maxPass int64
+	minRT := math.Inf(1)
+	lastRT := 0.0
+	for k := int64(1); k <= int64(len(s.buckets)); k++ {
+		ep := e - k
+		b := &s.buckets[s.slot(ep)]
+		if b.epoch.Load() != ep {
+			continue
+		}
+		n := b.n.Load()
+		if n == 0 {
+			continue
+		}
+		rt := float64(b.rtNs.Load()) / float64(n)
+		maxPass = max(maxPass, n)
+		minRT = min(minRT, rt)
+		if k == 1 {
+			lastRT = rt
+		}
+	}
+	if maxPass == 0 {
+		s.capBits.Store(0)
+		s.minRT.Store(0)
+		s.inflated.Store(false)
+		return
+	}
+	s.minRT.Store(int64(minRT))
+	// Little's law: the concurrency at which the server completed the
+	// most requests per bucket at its best latency.
+	cp := float64(maxPass) * minRT / float64(s.bucketNs)
+	s.capBits.Store(math.Float64bits(cp))
+	s.inflated.Store(lastRT >= s.cfg.LatencyFactor*minRT)
+}
+
+// Do runs fn if the shedder admits a request of criticality c, and
+// returns its error; otherwise it returns the [*ShedError] without
+// running fn. Do panics if ctx or fn is nil.
+func (s *Shedder) Do(ctx context.Context, c Criticality, fn func(context.Context) error) error {
+	if ctx == nil {
+		panic("degrade: Shedder.Do called with a nil ctx")
+	}
+	if fn == nil {
+		panic("degrade: Shedder.Do called with a nil fn")
+	}
+	t, err := s.Allow(c)
+	if err != nil {
+		s.onShed(ctx, c, err)
+		return err
+	}
+	defer s.Done(t)
+	return fn(ctx)
+}
+
+func (s *Shedder) onShed(ctx context.Context, c Criticality, err error) {
+	if s.cfg.OnShed == nil {
+		return
+	}
+	se, _ := err.(*ShedError)
+	s.cfg.OnShed(ctx, ShedEvent{Criticality: c, InFlight: s.inflight.Load(),
+		Capacity: math.Float64frombits(s.capBits.Load()), Wait: se.Wait})
+}
+
+// ShedStats is a snapshot of a shedder's state.
+type ShedStats struct {
+	// InFlight is the number of admitted requests not yet Done.
+	InFlight int64
+	// Capacity is the estimated in-flight capacity (0: not known yet).
+	Capacity float64
+	// Overloaded reports whether the shedder is rejecting over capacity.
+	Overloaded bool
+	// Shed counts the requests shed since New, by criticality.
+	Shed [3]int64
+	// Passed counts the admitted requests that are Done.
+	Passed int64
+}
+
+// Stats returns a snapshot of the shedder's state.
+func (s *Shedder) Stats() ShedStats {
+	now := s.clk.Nanotime()
+	st := ShedStats{InFlight: s.inflight.Load(), Capacity: math.Float64frombits(s.capBits.Load()),
+		Overloaded: s.inflated.Load() || now < s.hotUntil.Load(), Passed: s.passed.Load()}
+	for c := range st.Shed {
+		st.Shed[c] = s.shed[c].Load()
+	}
+	return st
+}
+
+// Close unregisters the shedder's metrics. The shedder keeps working.
+// Close is safe to call more than once; it returns nil.
+func (s *Shedder) Close() error {
+	s.closed.Do(s.tel.close)
+	return nil
+}
+
+// criticality ranks an HTTP request: Config.Criticality, else the longest
+// matching route, else the header, else Default.
+func (s *Shedder) criticality(r *http.Request) Criticality {
+	if s.cfg.Criticality != nil {
+		return s.cfg.Criticality(r)
+	}
+	if c, ok := s.route(r.URL.Path); ok {
+		return c
+	}
+	if !s.cfg.IgnoreHeader {
+		if c, ok := ParseCriticality(headerValue(r.Header, s.cfg.Header)); ok {
+			return c
+		}
+	}
+	return Default
+}
+
+func (s *Shedder) route(path string) (Criticality, bool) {
+	best, found, c := -1, false, Default
+	for _, r := range s.cfg.Routes {
+		if len(r.Prefix) > best && strings.HasPrefix(path, r.Prefix) {
+			best, found, c = len(r.Prefix), true, r.Criticality
+		}
+	}
+	return c, found
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again on every request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
