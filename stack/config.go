@@ -11,6 +11,8 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/cache"
+	"github.com/bulwark-go/bulwark/degrade"
+	"github.com/bulwark-go/bulwark/health"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/validate"
 	"github.com/bulwark-go/bulwark/lb"
@@ -144,6 +146,20 @@ type ServerConfig struct {
 	// (the bulwark.name attribute). Default "".
 	Name string
 
+	// Health, if set, answers the liveness and readiness probes (package
+	// health, at /livez and /readyz by default) in front of every other
+	// layer, so that shedding and limits never reject a probe; other
+	// requests pass through. Server.Health returns it, to add checks.
+	// Default nil: no probes.
+	Health *health.Config
+
+	// Shed, if set, sheds load when the server is overloaded, lowest
+	// criticality first (package degrade; a request states its
+	// criticality in the Bulwark-Criticality header, or by route): a shed
+	// request is answered 503 with Retry-After. Default nil: no
+	// shedding.
+	Shed *degrade.ShedderConfig
+
 	// Rate, if set, limits the rate of requests the server accepts
 	// (package limit, a token bucket over all requests): a request past
 	// it is answered 429 Too Many Requests with Retry-After, without
@@ -183,6 +199,16 @@ type ServerConfig struct {
 // value (e.g. "Rate.Burst"); errors.Is(err, bulwark.ErrInvalidConfig)
 // holds. NewServer panics with it.
 func (c ServerConfig) Validate() error {
+	if c.Health != nil {
+		if err := nested("Health", c.Health.Validate()); err != nil {
+			return err
+		}
+	}
+	if c.Shed != nil {
+		if err := nested("Shed", c.Shed.Validate()); err != nil {
+			return err
+		}
+	}
 	if c.Rate != nil {
 		if err := nested("Rate", c.Rate.Validate()); err != nil {
 			return err

@@ -37,15 +37,14 @@
 // Outermost first, every layer off unless its Config is set (a non-nil zero
 // Config turns the layer on with that package's defaults):
 //
+//	health             ServerConfig.Health      /livez and /readyz, never limited or shed
+//	load shedding      ServerConfig.Shed        503 + Retry-After when overloaded, lowest criticality first
 //	rate limit         ServerConfig.Rate        429 + Retry-After past the rate
 //	concurrency limit  ServerConfig.Bulkhead    503 + Retry-After past the cap
 //	timeout            ServerConfig.Timeout     504 at the deadline; honours Request-Timeout-Ms
 //	session            ServerConfig.Session     a session on every request's context
 //	idempotency        ServerConfig.Idempotency a POST with a known Idempotency-Key is replayed
 //	handler
-//
-// Health endpoints and priority load shedding (packages health and degrade)
-// will sit in front of the rate limit once they are part of the module.
 //
 // # Names and telemetry
 //

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/degrade"
+	"github.com/bulwark-go/bulwark/health"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/limit"
 	"github.com/bulwark-go/bulwark/session"
@@ -20,6 +22,8 @@ import (
 // concurrent use; the layers' state (the limits, the sessions, the
 // idempotency records) is shared by every handler it wraps.
 type Server struct {
+	health   *health.Health
+	shedder  *degrade.Shedder
 	rate     *limit.Rate
 	bulkhead *limit.Bulkhead
 	timeout  *timeout.Timeout
@@ -38,6 +42,16 @@ func NewServer(cfg ServerConfig) *Server {
 		panic(err)
 	}
 	s := &Server{}
+	if cfg.Health != nil {
+		s.health = health.New(*cfg.Health)
+		s.layers = append(s.layers, s.health.Handler)
+	}
+	if cfg.Shed != nil {
+		sc := *cfg.Shed
+		fill(&sc.Name, &sc.MeterProvider, cfg)
+		s.shedder = degrade.NewShedder(sc)
+		s.layers = append(s.layers, s.shedder.Handler)
+	}
 	if cfg.Rate != nil {
 		rc := *cfg.Rate
 		fill(&rc.Name, &rc.MeterProvider, cfg)
@@ -82,8 +96,13 @@ func fill(name *string, mp *metric.MeterProvider, cfg ServerConfig) {
 	}
 }
 
-// Handler returns next behind the stack's layers, outermost first: rate
-// limit, concurrency limit, timeout, session, idempotency. With no layer
+// Health returns the health layer, to add checks to it (health.Health.Add),
+// or nil without ServerConfig.Health.
+func (s *Server) Health() *health.Health { return s.health }
+
+// Handler returns next behind the stack's layers, outermost first: health
+// probes, load shedding, rate limit, concurrency limit, timeout, session,
+// idempotency. With no layer
 // configured it returns next itself. A nil next panics.
 func (s *Server) Handler(next http.Handler) http.Handler {
 	if next == nil {
@@ -93,6 +112,7 @@ func (s *Server) Handler(next http.Handler) http.Handler {
 }
 
 // Close releases what the stack holds: the layers' metric registrations,
+// the health layer's background checks,
 // and the memory stores the session and idempotency layers made for
 // themselves (a Store given in their Config is the caller's to close).
 // Call it once the HTTP server has stopped: the handlers keep working after
@@ -104,6 +124,12 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		first = true
 		var errs []error
+		if s.health != nil {
+			errs = append(errs, s.health.Close())
+		}
+		if s.shedder != nil {
+			errs = append(errs, s.shedder.Close())
+		}
 		if s.rate != nil {
 			errs = append(errs, s.rate.Close())
 		}

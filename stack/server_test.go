@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/degrade"
+	"github.com/bulwark-go/bulwark/health"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/internal/conformance"
 	"github.com/bulwark-go/bulwark/limit"
@@ -220,9 +222,68 @@ func TestServerLayerOrder(t *testing.T) {
 	}
 }
 
+// TestServerHealthIsOutermost: the probes are answered before the rate
+// limit, so a server past its rate still reports itself ready, and a
+// failing readiness check makes /readyz answer 503 while the handler
+// still serves.
+func TestServerHealthIsOutermost(t *testing.T) {
+	var dbDown atomic.Bool
+	srv := serve(t, stack.ServerConfig{
+		Health: &health.Config{Checks: []health.Check{{Name: "db", TTL: time.Nanosecond, Func: func(context.Context) error {
+			if dbDown.Load() {
+				return errors.New("db down")
+			}
+			return nil
+		}}}},
+		Shed: &degrade.ShedderConfig{},
+		Rate: &limit.RateConfig{Every: time.Hour, Burst: 1},
+	}, plain{})
+	get := func(path string) int {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		resp, _ := do(t, req)
+		return resp.StatusCode
+	}
+	if code := get("/"); code != 200 {
+		t.Fatalf("first request: %d, want 200", code)
+	}
+	if code := get("/"); code != http.StatusTooManyRequests {
+		t.Fatalf("second request: %d, want 429 past the rate", code)
+	}
+	for _, p := range []string{"/livez", "/readyz"} {
+		if code := get(p); code != 200 {
+			t.Errorf("%s past the rate: %d, want 200 (the probes sit outside the limit)", p, code)
+		}
+	}
+	dbDown.Store(true)
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with its check failing: %d, want 503", code)
+	}
+}
+
+func TestServerHealthAccessor(t *testing.T) {
+	s := stack.NewServer(stack.ServerConfig{})
+	defer s.Close()
+	if s.Health() != nil {
+		t.Error("Health() without ServerConfig.Health is not nil")
+	}
+	s2 := stack.NewServer(stack.ServerConfig{Health: &health.Config{}})
+	defer s2.Close()
+	if err := s2.Health().Add(health.Check{Name: "late", Func: func(context.Context) error { return errors.New("no") }}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s2.Handler(plain{}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/readyz", nil)
+	if resp, _ := do(t, req); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with a failing check added through Health(): %d, want 503", resp.StatusCode)
+	}
+}
+
 func TestServerConformance(t *testing.T) {
 	conformance.Handler(t, conformance.Server{Wrap: func(next http.Handler) http.Handler {
 		s := stack.NewServer(stack.ServerConfig{
+			Health:      &health.Config{},
+			Shed:        &degrade.ShedderConfig{},
 			Rate:        &limit.RateConfig{Rate: 1e6},
 			Bulkhead:    &limit.BulkheadConfig{},
 			Timeout:     &timeout.Config{Timeout: time.Minute},
@@ -244,6 +305,7 @@ func TestNameAndMeterProviderReachEveryLayer(t *testing.T) {
 	srv := serve(t, stack.ServerConfig{
 		Name:          "edge",
 		MeterProvider: mp,
+		Shed:          &degrade.ShedderConfig{},
 		Rate:          &limit.RateConfig{Rate: 1000},
 		Bulkhead:      &limit.BulkheadConfig{},
 		Timeout:       &timeout.Config{},
@@ -275,7 +337,7 @@ func TestNameAndMeterProviderReachEveryLayer(t *testing.T) {
 		}
 	}
 	const mod = "github.com/bulwark-go/bulwark/"
-	for _, pkg := range []string{"retry", "breaker", "timeout", "limit", "session"} {
+	for _, pkg := range []string{"retry", "breaker", "timeout", "limit", "session", "degrade"} {
 		if !names[mod+pkg]["edge"] {
 			t.Errorf("scope %s: bulwark.name values %v, want \"edge\" from the stack's Name", pkg, names[mod+pkg])
 		}
@@ -324,8 +386,10 @@ func TestServerConfigValidate(t *testing.T) {
 		field string
 	}{
 		{"zero", stack.ServerConfig{}, ""},
-		{"every layer with its defaults", stack.ServerConfig{Rate: &limit.RateConfig{}, Bulkhead: &limit.BulkheadConfig{},
+		{"every layer with its defaults", stack.ServerConfig{Health: &health.Config{}, Shed: &degrade.ShedderConfig{}, Rate: &limit.RateConfig{}, Bulkhead: &limit.BulkheadConfig{},
 			Timeout: &timeout.Config{}, Session: &session.Config{}, Idempotency: &idempotency.Config{}}, ""},
+		{"health", stack.ServerConfig{Health: &health.Config{Checks: []health.Check{{Name: ""}}}}, "Health.Checks[0].Name"},
+		{"shed", stack.ServerConfig{Shed: &degrade.ShedderConfig{Headroom: -1}}, "Shed.Headroom"},
 		{"rate", stack.ServerConfig{Rate: &limit.RateConfig{Burst: -1}}, "Rate.Burst"},
 		{"bulkhead", stack.ServerConfig{Bulkhead: &limit.BulkheadConfig{MaxConcurrent: -1}}, "Bulkhead.MaxConcurrent"},
 		{"timeout", stack.ServerConfig{Timeout: &timeout.Config{Timeout: -1}}, "Timeout.Timeout"},
