@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark/chaos"
 	"github.com/bulwark-go/bulwark/idempotency"
 	"github.com/bulwark-go/bulwark/idempotency/redisstore"
 	"github.com/bulwark-go/bulwark/stack"
@@ -30,13 +30,15 @@ import (
 //	              the ledger counts, so that an order placed twice shows
 //
 // behind bulwark's server stack (package stack): a timeout, and
-// idempotency keys whose records are in Redis, shared by the instances.
+// idempotency keys whose records are in Redis, shared by the instances. In
+// front of it, at the instance's edge, a chaos injector (package chaos)
+// injects the drill's faults: added latency, responses dropped after the
+// work was done.
 type backend struct {
 	name  string
 	addr  string // host:port, fixed for the drill's lifetime
-	delay atomic.Int64
-	drop  atomic.Bool // do the work, then drop the response
 	hits  atomic.Int64
+	chaos *chaos.Injector // the drill's faults, at the instance's edge
 
 	ledger  *ledger
 	handler http.Handler // the server stack in front of b.handle
@@ -68,43 +70,22 @@ func startBackend(name string, rdb redis.UniversalClient, l *ledger, mp metric.M
 			StoreTimeout: 100 * time.Millisecond,
 		},
 	})
-	b.handler = b.stack.Handler(http.HandlerFunc(b.handle))
+	b.chaos = chaos.New(chaos.Config{Name: "drill-" + name, Enabled: true, MeterProvider: mp})
+	b.handler = b.chaos.Handler(b.stack.Handler(http.HandlerFunc(b.handle)))
 	b.serve(ln)
 	return b, nil
 }
 
 func (b *backend) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(b.front), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 5 * time.Second}
 	b.mu.Lock()
 	b.srv, b.ln = srv, ln
 	b.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
 }
 
-// front is the instance's network edge, where the drill's faults act.
-func (b *backend) front(w http.ResponseWriter, r *http.Request) {
-	if !b.drop.Load() {
-		b.handler.ServeHTTP(w, r)
-		return
-	}
-	// The whole stack and the handler run, and the order is placed;
-	// then the connection closes before a byte of the response is sent,
-	// as when an instance dies or the network cuts right after a commit.
-	b.handler.ServeHTTP(httptest.NewRecorder(), r)
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		conn.Close()
-	}
-}
-
 func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 	b.hits.Add(1)
-	if d := time.Duration(b.delay.Load()); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return
-		}
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 256))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -192,6 +173,7 @@ func (b *backend) close() {
 		_ = b.ln.Close()
 	}
 	b.stack.Close()
+	b.chaos.Close()
 }
 
 var errNoBackends = errors.New("drill: no backends")

@@ -88,6 +88,12 @@ func TestDrill(t *testing.T) {
 			t.Errorf("output lacks phase %q:\n%s", ph.name, out.String())
 		}
 	}
+	// The faults come from package chaos, which counts them.
+	for _, want := range []string{"dropped response on b: ", "latency spike on a: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not count the chaos fault %q:\n%s", want, out.String())
+		}
+	}
 	if !strings.Contains(out.String(), "drill finished in ") {
 		t.Errorf("output lacks its closing line:\n%s", out.String())
 	}

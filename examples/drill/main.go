@@ -42,6 +42,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/bulwark-go/bulwark/chaos"
 )
 
 // phase is one step of the drill: a fault switched on before the load runs
@@ -69,7 +71,10 @@ var phases = []phase{
 		return nil
 	}, nil, 0, 0},
 	{"latency spike", "b is back; instance a answers after 1.5s", func(e *env) error {
-		e.bs[0].delay.Store(int64(1500 * time.Millisecond))
+		if err := e.bs[0].chaos.SetFaults([]chaos.Fault{{Name: "latency spike", AllTraffic: true,
+			Latency: chaos.Latency{Delay: 1500 * time.Millisecond}}}); err != nil {
+			return err
+		}
 		return e.bs[1].up()
 	}, func(cfg config) time.Duration {
 		// Round-robin sends a third of the bare client's requests to a,
@@ -77,12 +82,15 @@ var phases = []phase{
 		return time.Duration(cfg.requests/3) * min(cfg.deadline, 1500*time.Millisecond) / time.Duration(cfg.concurrency)
 	}, 2 * time.Second, time.Second},
 	{"responses dropped", "a fast again; b does the work, then drops the response", func(e *env) error {
-		e.bs[0].delay.Store(0)
-		e.bs[1].drop.Store(true)
-		return nil
+		if err := e.bs[0].chaos.SetFaults(nil); err != nil {
+			return err
+		}
+		return e.bs[1].chaos.SetFaults([]chaos.Fault{{Name: "dropped response", AllTraffic: true, Action: chaos.Drop}})
 	}, nil, 0, 0},
 	{phaseRedis, "b answers again; Redis is down: POSTs with a key are refused (503)", func(e *env) error {
-		e.bs[1].drop.Store(false)
+		if err := e.bs[1].chaos.SetFaults(nil); err != nil {
+			return err
+		}
 		return e.redis.down()
 	}, nil, 0, 0},
 	{"recovered", "all healthy again, Redis back", func(e *env) error {
@@ -449,7 +457,15 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	fmt.Fprintf(out, "\nbare:    %s\n", wrap(o.abouts[0], 70, 9))
 	fmt.Fprintf(out, "bulwark: %s\n", wrap(o.abouts[1], 70, 9))
 	fmt.Fprintf(out, "servers: %s\n", wrap("bulwark's server stack (stack.NewServer): a 5s timeout, and idempotency keys kept in Redis, which fail closed: while Redis is down, a POST with a key is answered 503 and not run, since no one could tell whether it already ran. bulwark's client counts those 503s (problem details) as neutral: Redis is shared, so no instance is to blame, and its breakers and ejections stay out of it. The bare client's POSTs carry no key, so they run unchecked, and cost the servers none of the two Redis calls (claim, complete) each of bulwark's makes.", 70, 9))
-	fmt.Fprintf(out, "not yet:  %s\n", wrap("an overload burst with mixed criticality (package degrade), faults injected by package chaos, a gateway built from both stacks", 70, 10))
+	var injected []string
+	for _, b := range bs {
+		for name, n := range b.chaos.Injected() {
+			injected = append(injected, fmt.Sprintf("%s on %s: %d", name, b.name, n))
+		}
+	}
+	sort.Strings(injected)
+	fmt.Fprintf(out, "faults:  %s\n", wrap("injected by package chaos at each instance's edge (instance down is a real server stop, Redis outage a real miniredis stop): "+strings.Join(injected, ", "), 70, 9))
+	fmt.Fprintf(out, "not yet: %s\n", wrap("an overload burst with mixed criticality (package degrade), a gateway built from both stacks", 70, 9))
 	fmt.Fprintln(out, "\nbulwark's targets:")
 	for _, t := range targets(o.rows) {
 		mark := "ok  "
