@@ -89,8 +89,9 @@ func TestDrill(t *testing.T) {
 		}
 	}
 	// The faults come from package chaos, which counts them.
+	flat := strings.Join(strings.Fields(out.String()), " ") // the lines are wrapped
 	for _, want := range []string{"dropped response on b: ", "latency spike on a: "} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(flat, want) {
 			t.Errorf("output does not count the chaos fault %q:\n%s", want, out.String())
 		}
 	}
