@@ -251,7 +251,7 @@ func (c Config) Validate() error {
 		c.Policy.validate(v)
 	}
 	v.Fraction("ZoneSpill", c.ZoneSpill)
-	if c.PanicThreshold >= 0 || math.IsNaN(c.PanicThreshold) {
+	if !off(c.PanicThreshold) {
 		v.Fraction("PanicThreshold", c.PanicThreshold)
 	}
 	v.Duration("SlowStart", c.SlowStart, MaxDuration)
@@ -262,7 +262,7 @@ func (c Config) Validate() error {
 	if o.ConsecutiveFailures >= 0 {
 		v.Size("Outlier.ConsecutiveFailures", o.ConsecutiveFailures, MaxThreshold)
 	}
-	if o.FailureRate >= 0 || math.IsNaN(o.FailureRate) {
+	if !off(o.FailureRate) {
 		v.Fraction("Outlier.FailureRate", o.FailureRate)
 	}
 	v.Size("Outlier.MinimumCalls", o.MinimumCalls, MaxThreshold)
@@ -276,11 +276,15 @@ func (c Config) Validate() error {
 	v.Duration("Health.Timeout", h.Timeout, MaxDuration)
 	v.Size("Health.HealthyThreshold", h.HealthyThreshold, MaxThreshold)
 	v.Size("Health.UnhealthyThreshold", h.UnhealthyThreshold, MaxThreshold)
-	if h.Jitter >= 0 || math.IsNaN(h.Jitter) {
+	if !off(h.Jitter) {
 		v.Float("Health.Jitter", h.Jitter, 0, 1)
 	}
 	return v.Err()
 }
+
+// off reports whether x is a negative value meaning "off": finite, so
+// that -Inf fails like every other infinity.
+func off(x float64) bool { return x < 0 && !math.IsInf(x, -1) }
 
 // settings is a resolved Config.
 type settings struct {

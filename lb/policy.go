@@ -399,7 +399,7 @@ type ringHash struct{ cfg HashConfig }
 
 func (p ringHash) validate(v *validate.V) {
 	v.Size("Policy.RingSize", p.cfg.RingSize, MaxRingSize)
-	if f := p.cfg.BalanceFactor; !(f < 0) {
+	if f := p.cfg.BalanceFactor; !off(f) {
 		v.Check(f == 0 || f >= 1 && !math.IsInf(f, 1), "Policy.BalanceFactor", f,
 			"0 (default), a negative value (off) or a finite value >= 1")
 	}
