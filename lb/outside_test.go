@@ -1493,3 +1493,42 @@ func TestConfigValidateRejectsNegativeInfinity(t *testing.T) {
 		}
 	}
 }
+
+// Regression: DNS's doc promises weight 1 (it returned 0), and a Port
+// outside 1..65535 was truncated to 16 bits (70000 became 4464).
+func TestDNSEndpointsHaveWeightOneAndPortIsChecked(t *testing.T) {
+	s := newDNSServer(t)
+	s.set(func() { s.a["w.test."] = []netip.Addr{netip.MustParseAddr("192.0.2.7")} })
+	eps, err := lb.DNS{Host: "w.test.", Port: 8080, Resolver: s.resolver()}.Resolve(context.Background())
+	if err != nil || len(eps) != 1 || eps[0].Weight != 1 || eps[0].Addr != "192.0.2.7:8080" {
+		t.Fatalf("endpoints %+v, %v; want 192.0.2.7:8080 weight 1", eps, err)
+	}
+	for _, port := range []int{0, -1, 70000} {
+		eps, err := lb.DNS{Host: "w.test.", Port: port, Resolver: s.resolver()}.Resolve(context.Background())
+		if err == nil {
+			t.Errorf("Port %d: endpoints %+v, want an error", port, eps)
+		}
+	}
+}
+
+// Regression: an SRV target of "." means the service is decidedly not
+// available at this domain (RFC 2782); it became the endpoint ":0".
+func TestSRVDotTargetMeansNoEndpoint(t *testing.T) {
+	s := newDNSServer(t)
+	s.set(func() {
+		s.srv["_http._tcp.dot.test."] = []net.SRV{{Target: ".", Port: 0, Priority: 0, Weight: 0}}
+	})
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: "keep:1"}},
+		Resolver: lb.SRV{Service: "http", Proto: "tcp", Name: "dot.test.", Resolver: s.resolver()}})
+	defer b.Close()
+	eps, err := lb.SRV{Service: "http", Proto: "tcp", Name: "dot.test.", Resolver: s.resolver()}.Resolve(context.Background())
+	if err != nil || len(eps) != 0 {
+		t.Fatalf("SRV \".\": %+v, %v; want no endpoint", eps, err)
+	}
+	if err := b.Refresh(context.Background()); !errors.Is(err, lb.ErrNoAddresses) {
+		t.Fatalf("Refresh = %v, want ErrNoAddresses", err)
+	}
+	if st := b.Endpoints(); len(st) != 1 || st[0].Endpoint.Addr != "keep:1" {
+		t.Fatalf("set %+v", st)
+	}
+}
