@@ -151,8 +151,9 @@ type OutlierConfig struct {
 	// and each Interval without ejection takes one step back. Default
 	// 30 s (Envoy, gRPC).
 	BaseEjectionTime time.Duration
-	// MaxEjectionTime caps the ejection time. Default 300 s (Envoy,
-	// gRPC).
+	// MaxEjectionTime caps the ejection time. When both are set it must
+	// be at least BaseEjectionTime. Default 300 s (Envoy, gRPC), or
+	// BaseEjectionTime if that is longer.
 	MaxEjectionTime time.Duration
 	// MaxEjectedFraction, in (0, 1], caps the share of endpoints ejected
 	// at once; one endpoint may always be ejected, as in Envoy. Default
@@ -269,6 +270,8 @@ func (c Config) Validate() error {
 	v.Duration("Outlier.Interval", o.Interval, MaxDuration)
 	v.Duration("Outlier.BaseEjectionTime", o.BaseEjectionTime, MaxDuration)
 	v.Duration("Outlier.MaxEjectionTime", o.MaxEjectionTime, MaxDuration)
+	v.Check(o.MaxEjectionTime == 0 || o.BaseEjectionTime == 0 || o.MaxEjectionTime >= o.BaseEjectionTime,
+		"Outlier.MaxEjectionTime", o.MaxEjectionTime, "at least Outlier.BaseEjectionTime ("+o.BaseEjectionTime.String()+")")
 	v.Fraction("Outlier.MaxEjectedFraction", o.MaxEjectedFraction)
 
 	h := c.Health

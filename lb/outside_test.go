@@ -1532,3 +1532,35 @@ func TestSRVDotTargetMeansNoEndpoint(t *testing.T) {
 		t.Fatalf("set %+v", st)
 	}
 }
+
+// Regression: MaxEjectionTime below BaseEjectionTime was silently raised
+// to BaseEjectionTime; a contradictory pair is now an error, and the doc
+// says what happens when only BaseEjectionTime exceeds the default cap.
+func TestMaxEjectionTimeBelowBaseEjectionTimeIsAnError(t *testing.T) {
+	c := lb.Config{Outlier: lb.OutlierConfig{BaseEjectionTime: 30 * time.Second, MaxEjectionTime: 10 * time.Second}}
+	if err := c.Validate(); !errors.Is(err, bulwark.ErrInvalidConfig) || !strings.Contains(err.Error(), "MaxEjectionTime") {
+		t.Fatalf("Validate = %v", err)
+	}
+	// Base alone above the default cap: the cap is Base.
+	synctest.Test(t, func(t *testing.T) {
+		eps := oEndpoints(2, "")
+		b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RoundRobin(),
+			Outlier: lb.OutlierConfig{ConsecutiveFailures: 1, BaseEjectionTime: 400 * time.Second, MaxEjectedFraction: 1}})
+		defer b.Close()
+		for {
+			tk, _ := b.Pick()
+			if tk.Addr() == eps[0].Addr {
+				b.Done(tk, errors.New("x"))
+				break
+			}
+			b.Done(tk, nil)
+		}
+		t0 := time.Now()
+		for oState(b, eps[0].Addr).State == lb.Ejected {
+			time.Sleep(time.Second)
+		}
+		if d := time.Since(t0); d < 400*time.Second || d > 411*time.Second {
+			t.Fatalf("ejection lasted %v, want 400 s", d)
+		}
+	})
+}
