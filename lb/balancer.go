@@ -255,19 +255,14 @@ func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
 	next := make(map[string]*member, len(eps))
 	for i, e := range eps {
 		m, ok := b.byAddr[e.Addr]
-		if !ok || m.ep.Weight != e.Weight || m.ep.Zone != e.Zone {
-			old := m
+		if !ok {
 			m = newMember(e)
-			if old != nil { // keep the health state, not the changed fields
-				m.ejected, m.ejectedTill, m.multiplier, m.ejections = old.ejected, old.ejectedTill, old.multiplier, old.ejections
-				m.unhealthy, m.hcPass, m.hcFail, m.down = old.unhealthy, old.hcPass, old.hcFail, old.down
-				m.cost.Store(old.cost.Load())
-				m.stamp.Store(old.stamp.Load())
-			} else if ramp {
+			if ramp {
 				b.startRampLocked(m, now)
 			}
+		} else {
+			m.update(e) // a new Weight, Zone or Metadata: same member, same state
 		}
-		m.setMetadata(e.Metadata)
 		ms[i] = m
 		next[e.Addr] = m
 	}

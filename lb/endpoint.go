@@ -95,11 +95,12 @@ type EndpointState struct {
 // member is an endpoint with its state. It lives as long as its address is
 // in the set: snapshots come and go, members are carried over.
 type member struct {
-	// ep never changes once the member is made (a change of Weight or
-	// Zone makes a new member), except its Metadata, which lives in md
-	// so that an update can replace it while calls read it.
-	ep Endpoint
-	md atomic.Pointer[map[string]string]
+	// ep.Addr never changes; ep.Weight and ep.Zone change with an
+	// update, under Balancer.mu, and are read only under it (pickers are
+	// built under it). Metadata is not kept in ep: calls read the whole
+	// Endpoint, lock-free, from info, which an update replaces.
+	ep   Endpoint
+	info atomic.Pointer[Endpoint]
 
 	// Hot fields, written by Pick and Done.
 	//
@@ -146,21 +147,21 @@ func (m *member) inflight() int64  { return int64(m.calls.Load() & inflightMask)
 func (m *member) successes() int64 { return int64(m.calls.Load() >> inflightBits) }
 
 func newMember(ep Endpoint) *member {
-	m := &member{ep: ep}
-	m.ep.Metadata = nil
-	m.setMetadata(ep.Metadata)
+	m := &member{ep: Endpoint{Addr: ep.Addr, Weight: ep.Weight, Zone: ep.Zone}}
+	m.info.Store(&ep)
 	m.ramp.Store(rampFull)
 	return m
 }
 
-func (m *member) setMetadata(md map[string]string) { m.md.Store(&md) }
-
-// endpoint returns the member's Endpoint with its current Metadata.
-func (m *member) endpoint() Endpoint {
-	e := m.ep
-	e.Metadata = *m.md.Load()
-	return e
+// update gives m the Weight, Zone and Metadata of ep (same Addr, which
+// calls read without the lock); the caller holds Balancer.mu.
+func (m *member) update(ep Endpoint) {
+	m.ep.Weight, m.ep.Zone = ep.Weight, ep.Zone
+	m.info.Store(&ep)
 }
+
+// endpoint returns the member's current Endpoint.
+func (m *member) endpoint() Endpoint { return *m.info.Load() }
 
 func checkEndpoints(eps []Endpoint) error {
 	seen := make(map[string]struct{}, len(eps))

@@ -1564,3 +1564,94 @@ func TestMaxEjectionTimeBelowBaseEjectionTimeIsAnError(t *testing.T) {
 		}
 	})
 }
+
+// Regression: an Update that changed an endpoint's Weight or Zone replaced
+// its state, against Update's doc (an endpoint that keeps its Addr keeps
+// its calls in flight, latency, counts and ramp): the calls in flight and
+// the success and failure counts started again from zero.
+func TestUpdateChangingWeightOrZoneKeepsState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		eps := oEndpoints(3, "")
+		b := lb.New(lb.Config{Endpoints: eps, Policy: lb.LeastRequest(), SlowStart: time.Minute})
+		defer b.Close()
+		var held []lb.Ticket
+		for range 6 {
+			tk, err := b.Pick()
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, tk)
+		}
+		tk, _ := b.Pick()
+		b.Done(tk, errors.New("x"))
+		before := b.Endpoints()
+		changed := append([]lb.Endpoint(nil), eps...)
+		for i := range changed {
+			changed[i].Weight = 7
+			changed[i].Zone = "z"
+			changed[i].Metadata = map[string]string{"v": "2"}
+		}
+		if err := b.Update(changed); err != nil {
+			t.Fatal(err)
+		}
+		after := b.Endpoints()
+		for i := range before {
+			if after[i].InFlight != before[i].InFlight || after[i].Successes != before[i].Successes || after[i].Failures != before[i].Failures {
+				t.Fatalf("%s: state %+v became %+v", eps[i].Addr, before[i], after[i])
+			}
+			if after[i].Endpoint.Weight != 7 || after[i].Endpoint.Zone != "z" || after[i].Endpoint.Metadata["v"] != "2" {
+				t.Fatalf("endpoint not updated: %+v", after[i].Endpoint)
+			}
+		}
+		for _, tk := range held {
+			if tk.Endpoint().Weight != 7 {
+				t.Fatalf("ticket endpoint %+v", tk.Endpoint())
+			}
+			b.Done(tk, nil)
+		}
+		for _, e := range b.Endpoints() {
+			if e.InFlight != 0 {
+				t.Fatalf("%s in flight %d after every Done", e.Endpoint.Addr, e.InFlight)
+			}
+		}
+	})
+}
+
+// Updates that change weights while calls pick and finish (run with -race).
+func TestUpdateWeightsWhileCalling(t *testing.T) {
+	eps := oEndpoints(4, "")
+	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.WeightedRoundRobin()})
+	defer b.Close()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tk, err := b.Pick()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = tk.Addr()
+				_ = tk.Endpoint()
+				b.Done(tk, nil)
+			}
+		})
+	}
+	for i := range 200 {
+		next := append([]lb.Endpoint(nil), eps...)
+		for j := range next {
+			next[j].Weight = 1 + (i+j)%5
+		}
+		if err := b.Update(next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
