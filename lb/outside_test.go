@@ -1655,3 +1655,55 @@ func TestUpdateWeightsWhileCalling(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Regression: on a 101 Switching Protocols answer net/http returns a body
+// that is an io.ReadWriteCloser (WebSocket and other upgrades write to
+// it); the RoundTripper's body wrapper hid the Write method, so upgrades
+// through the balancer failed.
+func TestRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString(line)
+		brw.Flush()
+	}))
+	defer srv.Close()
+	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: strings.TrimPrefix(srv.URL, "http://")}}, Policy: lb.LeastRequest()})
+	defer b.Close()
+	req, _ := http.NewRequest("GET", "http://svc/", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := b.RoundTripper(nil).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		t.Fatalf("upgraded body %T is not an io.ReadWriteCloser", resp.Body)
+	}
+	if _, err := io.WriteString(rw, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "hello\n" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if n := b.Endpoints()[0].InFlight; n != 1 {
+		t.Fatalf("in flight %d while the upgraded connection is open", n)
+	}
+	rw.Close()
+	if st := b.Endpoints()[0]; st.InFlight != 0 || st.Successes != 1 {
+		t.Fatalf("after close: %+v", st)
+	}
+}
