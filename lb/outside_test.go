@@ -1707,3 +1707,32 @@ func TestRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
 		t.Fatalf("after close: %+v", st)
 	}
 }
+
+// Regression: HTTPChecker's doc says a 2xx answer passes and any other
+// status fails, but it followed redirects (http.DefaultClient's policy),
+// so an endpoint answering 302 to a healthy page, on it or on another
+// host, passed.
+func TestHTTPCheckerDoesNotFollowRedirects(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer healthy.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, healthy.URL+"/healthz", http.StatusFound)
+	}))
+	defer redirecting.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	ep := lb.Endpoint{Addr: strings.TrimPrefix(redirecting.URL, "http://")}
+	for name, c := range map[string]lb.HTTPChecker{
+		"default client": {Path: "/healthz"},
+		"own client":     {Path: "/healthz", Client: &http.Client{Transport: tr}},
+	} {
+		if err := c.Check(context.Background(), ep); err == nil {
+			t.Errorf("%s: a 302 answer passed the check", name)
+		}
+	}
+	if err := (lb.HTTPChecker{Path: "/healthz", Client: &http.Client{Transport: tr}}).Check(context.Background(),
+		lb.Endpoint{Addr: strings.TrimPrefix(healthy.URL, "http://")}); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
