@@ -315,10 +315,10 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 			t, err = b.Pick()
 		}
 		if err != nil {
-			if errors.Is(err, lb.ErrNoEndpoints) {
-				break
-			}
-			return gbalancer.PickResult{}, status.Error(codes.Unavailable, err.Error()) // every breaker rejected
+			// Nothing to pick (every endpoint out of rotation with panic
+			// mode off) or every breaker rejected: fail the RPC at once,
+			// as lb.Pick fails, rather than send it where lb would not.
+			return gbalancer.PickResult{}, status.Error(codes.Unavailable, err.Error())
 		}
 		if sc := p.ready[t.Addr()]; sc != nil {
 			ctx := info.Ctx

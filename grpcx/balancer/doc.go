@@ -36,7 +36,10 @@
 // When lb picks an endpoint whose SubConn is not READY (in panic mode, or
 // in the moment before the state change arrives), the picker draws again,
 // and as a last resort uses any READY SubConn, so an RPC never waits on a
-// connection that another endpoint could serve.
+// connection that another endpoint could serve. When lb.Balancer.Pick
+// fails (every endpoint out of rotation with panic mode off, or every
+// breaker of lb.Config.Breakers rejecting), the RPC fails at once with
+// codes.Unavailable, whatever its WaitForReady, and is sent nowhere.
 //
 // [HealthChecker] runs the gRPC health-checking protocol for lb's active
 // checks (lb.Config.Health.Checker).
