@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -48,17 +49,28 @@ func (b *Balancer) notifyWatchers() {
 	}
 }
 
-// setReachable marks addr reachable or not.
+// setReachable marks addr reachable or not, and tells OnStateChange
+// when that changes the endpoint's state.
 func (b *Balancer) setReachable(addr string, ok bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	m := b.byAddr[addr]
 	if m == nil || m.down == !ok {
+		b.mu.Unlock()
 		return
 	}
+	from := m.state()
 	m.down = !ok
 	if ok {
 		b.startRampLocked(m, b.clk.Nanotime())
 	}
 	b.rebuildLocked()
+	to := m.state()
+	ev := StateChangeEvent{Endpoint: m.endpoint(), From: from, To: to, Reason: "connection not ready"}
+	if ok {
+		ev.Reason = "connection ready"
+	}
+	b.mu.Unlock()
+	if from != to {
+		b.notify(context.Background(), ev)
+	}
 }

@@ -110,9 +110,11 @@ type Config struct {
 	ClassifyHTTP bulwark.HTTPClassifier
 
 	// OnStateChange, if set, is called when an endpoint changes state
-	// (ejected, returned, failed or passed its active checks). It runs in
-	// the goroutine that caused the change (a Done, or the balancer's
-	// background loop, with context.Background()), outside the balancer's
+	// (ejected, returned, failed or passed its active checks, or, under
+	// grpcx/balancer, lost or got its connection). It runs in the
+	// goroutine that caused the change (a Done, the balancer's background
+	// loop, or grpc-go's connection-state callback, with
+	// context.Background()), outside the balancer's
 	// lock, so it may call the balancer; calls for different endpoints
 	// may run concurrently. It must be quick. A panic in it reaches that
 	// goroutine.

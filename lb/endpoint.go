@@ -70,7 +70,10 @@ type StateChangeEvent struct {
 	// From and To are its states before and after.
 	From, To State
 	// Reason says why: "consecutive failures", "failure rate",
-	// "ejection ended", "active check failed", "active check passed".
+	// "ejection ended", "active check failed", "active check passed", or,
+	// under grpcx/balancer, "connection not ready" and "connection
+	// ready" (including the first connection of an endpoint, which
+	// starts not ready).
 	Reason string
 }
 

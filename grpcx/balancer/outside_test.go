@@ -320,3 +320,41 @@ func TestPanicModeOffEveryEndpointEjectedFailsFast(t *testing.T) {
 		t.Fatalf("%d RPCs reached ejected servers with panic mode off", n)
 	}
 }
+
+// Regression: under grpcx/balancer an endpoint whose connection is not
+// READY is lb.Unhealthy, but lb.Config.OnStateChange ("called when an
+// endpoint changes state") was not told when a connection was lost or
+// came back.
+func TestOnStateChangeSeesConnectionLoss(t *testing.T) {
+	evs := make(chan lb.StateChangeEvent, 64)
+	srvs, _, client := oSetup(t, lb.Config{Policy: lb.RoundRobin(), OnStateChange: func(_ context.Context, ev lb.StateChangeEvent) {
+		select {
+		case evs <- ev:
+		default:
+		}
+	}}, 2)
+	ctx := context.Background()
+	for i := 0; srvs[0].calls.Load() == 0 || srvs[1].calls.Load() == 0; i++ {
+		if i > 2000 {
+			t.Fatal("connections never ready")
+		}
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srvs[1].gs.Stop()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-evs:
+			if ev.Endpoint.Addr == srvs[1].addr && ev.From == lb.Healthy && ev.To == lb.Unhealthy {
+				if ev.Reason != "connection not ready" {
+					t.Fatalf("reason %q", ev.Reason)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no state change for the lost connection")
+		}
+	}
+}
