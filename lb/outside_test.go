@@ -1736,3 +1736,45 @@ func TestHTTPCheckerDoesNotFollowRedirects(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// The instruments the package doc lists, with their units, and nothing
+// else; in_flight is spelled as package limit spells it (it was
+// "inflight"), so one dashboard naming rule covers both.
+func TestInstrumentNamesMatchTheDoc(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	b := lb.New(lb.Config{Name: "svc", Endpoints: oEndpoints(2, ""), MeterProvider: mp, Policy: lb.LeastRequest()})
+	defer b.Close()
+	tk, _ := b.Pick()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	b.Done(tk, nil)
+	want := map[string]string{
+		"bulwark.lb.calls": "{call}", "bulwark.lb.ejections": "{ejection}",
+		"bulwark.lb.in_flight": "{call}", "bulwark.lb.endpoints": "{endpoint}",
+	}
+	got := map[string]string{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			got[m.Name] = m.Unit
+			if m.Name == "bulwark.lb.in_flight" {
+				var sum int64
+				for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+					sum += dp.Value
+					if v, _ := dp.Attributes.Value("bulwark.name"); v.AsString() != "svc" {
+						t.Errorf("in_flight without bulwark.name: %v", dp.Attributes)
+					}
+				}
+				if sum != 1 {
+					t.Errorf("in_flight sums to %d with one call in flight", sum)
+				}
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("instruments %v, want %v", got, want)
+	}
+}
