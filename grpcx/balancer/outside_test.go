@@ -105,6 +105,25 @@ func oSetup(t *testing.T, cfg lb.Config, n int, opts ...grpc.DialOption) ([]*oSr
 	return srvs, b, testpb.NewTestServiceClient(conn)
 }
 
+// oWarm calls until every server has served a call, so that every
+// SubConn is READY.
+func oWarm(t *testing.T, srvs []*oSrv, client testpb.TestServiceClient) {
+	t.Helper()
+	for range 2000 {
+		ready := true
+		for _, s := range srvs {
+			ready = ready && s.calls.Load() > 0
+		}
+		if ready {
+			return
+		}
+		if _, err := client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("connections never ready")
+}
+
 func oState(b *lb.Balancer, addr string) lb.EndpointState {
 	for _, e := range b.Endpoints() {
 		if e.Endpoint.Addr == addr {
@@ -122,14 +141,7 @@ func TestOutsideKillOneOfThreeMidTestConcurrent(t *testing.T) {
 	srvs, b, client := oSetup(t, lb.Config{Policy: lb.P2C(lb.P2CConfig{})}, 3, grpc.WithUnaryInterceptor(grpcx.UnaryClientRetry(pol)))
 	// Connect every SubConn first.
 	ctx := context.Background()
-	for i := 0; srvs[0].calls.Load() == 0 || srvs[1].calls.Load() == 0 || srvs[2].calls.Load() == 0; i++ {
-		if i > 2000 {
-			t.Fatal("connections never ready")
-		}
-		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	oWarm(t, srvs, client)
 	var wg sync.WaitGroup
 	var lost atomic.Int64
 	var firstErr atomic.Value
@@ -293,14 +305,7 @@ func TestPanicModeOffEveryEndpointEjectedFailsFast(t *testing.T) {
 	srvs, b, client := oSetup(t, lb.Config{Policy: lb.RoundRobin(), PanicThreshold: -1,
 		Outlier: lb.OutlierConfig{ConsecutiveFailures: 1, MaxEjectedFraction: 1}}, 2)
 	ctx := context.Background()
-	for i := 0; srvs[0].calls.Load() == 0 || srvs[1].calls.Load() == 0; i++ {
-		if i > 2000 {
-			t.Fatal("connections never ready")
-		}
-		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	oWarm(t, srvs, client)
 	srvs[0].fail.Store(true)
 	srvs[1].fail.Store(true)
 	for i := 0; oState(b, srvs[0].addr).State != lb.Ejected || oState(b, srvs[1].addr).State != lb.Ejected; i++ {
@@ -333,15 +338,7 @@ func TestOnStateChangeSeesConnectionLoss(t *testing.T) {
 		default:
 		}
 	}}, 2)
-	ctx := context.Background()
-	for i := 0; srvs[0].calls.Load() == 0 || srvs[1].calls.Load() == 0; i++ {
-		if i > 2000 {
-			t.Fatal("connections never ready")
-		}
-		if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	oWarm(t, srvs, client)
 	srvs[1].gs.Stop()
 	timeout := time.After(10 * time.Second)
 	for {
