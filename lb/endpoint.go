@@ -45,8 +45,8 @@ const (
 	Ejected
 	// Unhealthy endpoints failed their active health checks and are out
 	// of rotation until they pass HealthyThreshold checks in a row. Under
-	// grpcx/balancer, an endpoint whose connection is not ready is
-	// Unhealthy too, until it is.
+	// grpcx/balancer, an endpoint that has SubConns but none READY is
+	// Unhealthy too, until one is.
 	Unhealthy
 )
 
@@ -131,7 +131,9 @@ type member struct {
 	hcPass      int // active checks passed in a row (while unhealthy)
 	hcFail      int // failed in a row (while healthy)
 	unhealthy   bool
-	down        bool  // unreachable (grpcx/balancer: SubConn not ready)
+	down        bool  // unreachable: conns > 0 and ready == 0
+	conns       int   // grpcx/balancer SubConns for the endpoint, of every ClientConn
+	ready       int   // those of them READY
 	rampStart   int64 // Nanotime the ramp began; 0: not ramping
 
 	_ stripe.Pad

@@ -20,8 +20,11 @@
 //
 // The resolver hands gRPC the balancer's endpoints (and every later change
 // of them) with a service config selecting the "bulwark" policy. The
-// policy opens one SubConn per endpoint; an endpoint whose SubConn is not
-// READY is out of lb's rotation (it shows as lb.Unhealthy) until it is.
+// policy opens one SubConn per endpoint; an endpoint with no READY
+// SubConn is out of lb's rotation (it shows as lb.Unhealthy) until one
+// is. Several ClientConns may share a balancer: an endpoint is out while
+// none of their SubConns to it is READY, and a ClientConn that closes
+// takes its SubConns out of the count.
 // Each RPC is picked by lb.Balancer.Pick (PickKey with a hash header, see
 // [Options]), and its outcome is recorded when it ends: judged by the
 // balancer's lb.Config.Classify if set, else by grpcx.Classify

@@ -76,7 +76,18 @@ func oStartSrv(t *testing.T) *oSrv {
 	return s
 }
 
-var oSvc atomic.Int64
+var (
+	oSvc   atomic.Int64
+	oNames sync.Map // *lb.Balancer -> service name
+)
+
+func serviceOf(t *testing.T, b *lb.Balancer) string {
+	name, ok := oNames.Load(b)
+	if !ok {
+		t.Fatal("balancer not registered by oSetup")
+	}
+	return name.(string)
+}
 
 func oSetup(t *testing.T, cfg lb.Config, n int, opts ...grpc.DialOption) ([]*oSrv, *lb.Balancer, testpb.TestServiceClient) {
 	t.Helper()
@@ -92,6 +103,7 @@ func oSetup(t *testing.T, cfg lb.Config, n int, opts ...grpc.DialOption) ([]*oSr
 	if err != nil {
 		t.Fatal(err)
 	}
+	oNames.Store(b, name)
 	conn, err := grpc.NewClient("bulwark:///"+name, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDisableRetry()}, opts...)...)
 	if err != nil {
@@ -353,5 +365,32 @@ func TestOnStateChangeSeesConnectionLoss(t *testing.T) {
 		case <-timeout:
 			t.Fatal("no state change for the lost connection")
 		}
+	}
+}
+
+// Regression: every ClientConn dialled to a service wrote the endpoints'
+// reachability into the one shared lb.Balancer, the last writer winning:
+// a second ClientConn marked every endpoint not ready while it connected,
+// and one closed before it connected left them so for good, putting the
+// balancer in panic mode (health and ejection ignored) for the first
+// ClientConn, whose connections were fine.
+func TestSecondClientConnDoesNotOverrideReachability(t *testing.T) {
+	srvs, b, client := oSetup(t, lb.Config{Policy: lb.RoundRobin()}, 3)
+	oWarm(t, srvs, client)
+	for range 3 {
+		conn, err := grpc.NewClient("bulwark:///"+serviceOf(t, b), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Connect()
+		conn.Close()
+	}
+	for _, e := range b.Endpoints() {
+		if e.State != lb.Healthy {
+			t.Fatalf("%s is %v after another ClientConn came and went", e.Endpoint.Addr, e.State)
+		}
+	}
+	if b.Panicking() {
+		t.Fatal("panic mode after another ClientConn came and went")
 	}
 }
