@@ -1759,3 +1759,25 @@ func TestInstrumentNamesMatchTheDoc(t *testing.T) {
 		t.Fatalf("instruments %v, want %v", got, want)
 	}
 }
+
+// Regression: Refresh(nil) panicked inside package context ("cannot
+// create context from nil parent") with a Resolver, and returned nil
+// without one; a nil ctx is the caller's bug and panics at once, naming
+// the method, as CONTRIBUTING.md rules.
+func TestRefreshNilCtxPanicsClearly(t *testing.T) {
+	for name, cfg := range map[string]lb.Config{
+		"with a resolver": {Resolver: lb.ResolverFunc(func(context.Context) ([]lb.Endpoint, error) { return nil, nil })},
+		"without":         {},
+	} {
+		b := lb.New(cfg)
+		func() {
+			defer func() {
+				if r := recover(); !strings.Contains(fmt.Sprint(r), "lb: Balancer.Refresh called with a nil ctx") {
+					t.Errorf("%s: recovered %v", name, r)
+				}
+			}()
+			_ = b.Refresh(nil) //nolint:staticcheck // the point of the test
+		}()
+		b.Close()
+	}
+}

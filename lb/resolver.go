@@ -33,8 +33,12 @@ var ErrNoAddresses = errors.New("lb: resolver returned no endpoints")
 // failed or empty answer (ErrNoAddresses) leaves the set unchanged.
 // Refreshes run one at a time (a call waits for the one in progress, the
 // background one included), so an older answer never replaces a newer
-// one. Without a Resolver it returns nil at once.
+// one. Without a Resolver it returns nil at once. It panics if ctx is
+// nil.
 func (b *Balancer) Refresh(ctx context.Context) error {
+	if ctx == nil {
+		panic("lb: Balancer.Refresh called with a nil ctx")
+	}
 	if b.resolver == nil {
 		return nil
 	}
