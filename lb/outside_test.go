@@ -1779,3 +1779,36 @@ func TestRefreshNilCtxPanicsClearly(t *testing.T) {
 		b.Close()
 	}
 }
+
+// Regression: with Config.Breakers, Pick drew at most eight endpoints at
+// random, so when the breakers of most endpoints were open it failed
+// with breaker.ErrOpen about half the time although an endpoint with a
+// closed breaker was there to take the call.
+func TestPickFindsTheLastEndpointWithAClosedBreaker(t *testing.T) {
+	for name, p := range map[string]lb.Policy{"P2C": lb.P2C(lb.P2CConfig{}), "Random": lb.Random(), "LeastRequest": lb.LeastRequest(),
+		"RingHash": lb.RingHash(lb.HashConfig{}), "RoundRobin": lb.RoundRobin()} {
+		set := breaker.NewSet(breaker.SetConfig{})
+		eps := oEndpoints(20, "")
+		b := lb.New(lb.Config{Endpoints: eps, Policy: p, Breakers: set})
+		for _, e := range eps[1:] {
+			set.Get(e.Addr).ForceOpen()
+		}
+		fails := 0
+		for i := range 1000 {
+			tk, err := b.PickKey(fmt.Sprint(i))
+			if err != nil {
+				fails++
+				continue
+			}
+			if tk.Addr() != eps[0].Addr {
+				t.Fatalf("%s: picked %s, whose breaker is open", name, tk.Addr())
+			}
+			b.Done(tk, nil)
+		}
+		if fails != 0 {
+			t.Errorf("%s: %d of 1000 picks failed with one endpoint's breaker closed", name, fails)
+		}
+		b.Close()
+		set.Close()
+	}
+}
