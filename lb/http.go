@@ -40,9 +40,9 @@ import (
 //
 // With Config.Breakers, an endpoint whose breaker rejects the call is
 // passed over for another before anything is sent, for any request; if
-// the breaker of every endpoint in rotation rejects, RoundTrip returns the rejection (an error
-// matching breaker.ErrOpen or breaker.ErrHalfOpenFull) and closes the
-// request body. When the connection to an endpoint cannot be made (a dial
+// the breaker of every endpoint in rotation rejects, RoundTrip returns
+// the rejection (an error matching breaker.ErrOpen or
+// breaker.ErrHalfOpenFull) and closes the request body. When the connection to an endpoint cannot be made (a dial
 // error: the request never left), or a breaker below this RoundTripper
 // rejected it, and the request is safe to repeat, RoundTrip tries another
 // endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
