@@ -389,7 +389,15 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 		}
 		m := v.local.pick(b, r, key, hasKey, now)
 		if ramp := m.ramp.Load(); ramp == rampFull || len(v.all) == 1 || b.rnd()>>32 < ramp {
-			return b.take(Ticket{m: m, start: now}), nil
+			// Inlined, not b.take: the call costs 5 ns on a 30 ns pick
+			// (BenchmarkLBPickDone/bulwark-roundrobin).
+			if b.pickAdd != 0 {
+				m.calls.Add(1)
+			}
+			if b.useTotal {
+				b.total.Add(1)
+			}
+			return Ticket{m: m, start: now}, nil
 		}
 		// A ramping endpoint declined: any other will do.
 		return b.pickSlow(v, 0, false, now, 2)
