@@ -114,9 +114,10 @@ type Config struct {
 	// grpcx/balancer, lost or got its connection). It runs in the
 	// goroutine that caused the change (a Done, the balancer's background
 	// loop, or grpc-go's connection-state callback, with
-	// context.Background()), outside the balancer's
-	// lock, so it may call the balancer; calls for different endpoints
-	// may run concurrently. It must be quick. A panic in it reaches that
+	// context.Background()), outside the balancer's lock, so it may call
+	// the balancer (except Close from the background loop, which Close
+	// waits for: that deadlocks); calls for different endpoints may run
+	// concurrently. It must be quick. A panic in it reaches that
 	// goroutine.
 	OnStateChange func(ctx context.Context, ev StateChangeEvent)
 

@@ -19,7 +19,11 @@
 // # How it works
 //
 // The resolver hands gRPC the balancer's endpoints (and every later change
-// of them) with a service config selecting the "bulwark" policy. The
+// of them) with a service config selecting the "bulwark" policy. A
+// ClientConn dialled with grpc.WithDisableServiceConfig ignores it and
+// falls back to grpc-go's pick_first, past lb, without an error: add
+// grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"bulwark":{}}]}`)
+// to such a ClientConn. The
 // policy opens one SubConn per endpoint; an endpoint with no READY
 // SubConn is out of lb's rotation (it shows as lb.Unhealthy) until one
 // is. Several ClientConns may share a balancer: an endpoint is out while

@@ -394,3 +394,19 @@ func TestSecondClientConnDoesNotOverrideReachability(t *testing.T) {
 		t.Fatal("panic mode after another ClientConn came and went")
 	}
 }
+
+// The doc's advice for a ClientConn that disables service configs: with
+// the "bulwark" policy as its default service config, lb still balances
+// (without it, grpc-go falls back to pick_first, past lb).
+func TestDisabledServiceConfigWithDefaultPolicyStillBalances(t *testing.T) {
+	srvs, b, client := oSetup(t, lb.Config{Policy: lb.RoundRobin()}, 2, grpc.WithDisableServiceConfig(),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"bulwark":{}}]}`))
+	oWarm(t, srvs, client)
+	var sum int64
+	for _, e := range b.Endpoints() {
+		sum += e.Successes
+	}
+	if sum == 0 {
+		t.Fatal("lb saw no call")
+	}
+}
