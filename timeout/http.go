@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,8 @@ import (
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
 // the request's deadline. The caller's request is never modified: the
 // header is set on a clone (net/http's contract), and a header of that
-// name the caller set is replaced in the clone.
+// name the caller set, under any spelling of its key, is replaced in the
+// clone: the next hop gets one value.
 func (t *Timeout) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -69,7 +71,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case t.header != "":
 		out = req.Clone(actx)
-		out.Header.Set(t.header, formatBudget(deadline.Sub(now)))
+		setHeader(out.Header, t.header, formatBudget(deadline.Sub(now)))
 	case cancel != nil:
 		out = req.WithContext(actx)
 	}
@@ -90,6 +92,19 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	httpx.CancelOnClose(resp, cancel)
 	return resp, nil
+}
+
+// setHeader sets the canonical key k of h to v alone, removing the values
+// the caller may have set under other spellings of k (header names are
+// case-insensitive, and net/http sends every key of the map): the next hop
+// would see a repeated header, and ignore it.
+func setHeader(h http.Header, k, v string) {
+	for key := range h {
+		if len(key) == len(k) && key != k && strings.EqualFold(key, k) {
+			delete(h, key)
+		}
+	}
+	h[k] = []string{v}
 }
 
 // body turns the error of a Read cut short by the attempt's deadline into

@@ -1062,3 +1062,32 @@ func TestOutsideHandlerAbandon(t *testing.T) {
 		}()
 	}
 }
+
+// A header of the budget's name that the caller set under a non-canonical
+// key (req.Header["request-timeout-ms"]) is replaced too: before, the
+// clone carried both values, and the next hop, which ignores a repeated
+// header, lost the budget.
+func TestRoundTripperReplacesANonCanonicalBudgetHeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan []string, 1)
+		tr := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- r.Header.Values("X-Budget")
+		}))
+		to := newT(t, timeout.Config{Timeout: 1500 * time.Millisecond, Header: "x-budget"})
+		for _, key := range []string{"x-budget", "X-BUDGET", "X-Budget"} {
+			req := httpGet(t)
+			req.Header[key] = []string{"99999"}
+			resp, err := to.RoundTripper(tr).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(resp)
+			if v := <-got; fmt.Sprint(v) != "[1500]" {
+				t.Errorf("caller's key %q: the server saw %q, want [1500]", key, v)
+			}
+			if fmt.Sprint(req.Header) != "map["+key+":[99999]]" {
+				t.Errorf("the caller's header changed: %v", req.Header)
+			}
+		}
+	})
+}
