@@ -152,12 +152,16 @@ func (b *body) Read(p []byte) (int, error) {
 //     byte, or flushed), that status stands; the context is cancelled, so
 //     a cooperative handler stops. Later writes and flushes fail with
 //     http.ErrHandlerTimeout, so the response cannot grow past the
-//     deadline. If next tried to write after the deadline, its response
-//     is incomplete, and Handler panics with [http.ErrAbortHandler], which
-//     makes the server close the connection (HTTP/1) or reset the stream
-//     (HTTP/2): the client sees an error, never a truncated body that
-//     looks complete. A response that next completed before the deadline
-//     is left alone, however late next returns.
+//     deadline. A response that was complete when the time ran out (none
+//     of its body left to send: a HEAD request, a 204 or 304, or its
+//     declared Content-Length written whole) is left alone, however late
+//     next returns. Any other started response is incomplete: only next's
+//     return could have ended it, and the time ran out first. Handler
+//     then panics with [http.ErrAbortHandler] (when next returns; with
+//     Abandon at the deadline), which makes the server close the
+//     connection (HTTP/1) or reset the stream (HTTP/2): the client sees
+//     an error, never a body cut short that looks complete, even when a
+//     cooperative next stops quietly at the deadline.
 //   - If next returns after the deadline without having written, the
 //     client gets the 504 too.
 //
@@ -166,10 +170,11 @@ func (b *body) Read(p []byte) (int, error) {
 // over HTTP/1 the connection stays busy (hence Connection: close), and
 // over HTTP/2 the stream ends, so the client's read of the 504's body
 // reaches EOF, only when next returns. With Config.Abandon, next runs in a
-// goroutine of its own, and Handler returns as soon as the response no
-// longer depends on next (the 504 written, or a refused write aborting a
-// started response), so the server ends the response at the deadline
-// even when next ignores its context. The abandoned next runs on, as in
+// goroutine of its own, and Handler returns at the deadline (the 504
+// written, a complete response left as it is, an incomplete one aborted),
+// so the server ends the response then even when next ignores its
+// context; only a connection next has hijacked stays next's, and Handler
+// waits for next to return. The abandoned next runs on, as in
 // Do: every use of its writer is refused, its request body is closed by
 // the server, a panic in it crashes the program, and it must not touch
 // the writer it may have reached through Unwrap. A panic in next before
@@ -253,8 +258,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveAbandoning runs next in a goroutine of its own (Config.Abandon) and
-// returns when next does, or as soon as the response is settled without
-// it: the 504 written, or a started response cut short by a refused write.
+// returns when next does, or when the time runs out (unless next hijacked
+// the connection): the 504 written, or a started response left as it is
+// if complete, aborted if not.
 func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *time.Timer, cancel context.CancelFunc) {
 	w := tw.writer()
 	c := new(call[struct{}])
@@ -266,7 +272,7 @@ func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *tim
 		timer.Stop()
 		tw.mu.Lock()
 		tw.finished = true
-		abort := tw.refused && !tw.answered
+		abort := tw.cutLocked()
 		tw.mu.Unlock()
 		cancel()
 		if abort {
@@ -304,16 +310,19 @@ type timeoutWriter struct {
 	h     http.Header
 
 	mu          sync.Mutex
-	wroteHeader bool // next committed its response (status, byte or flush)
-	timedOut    bool // the time ran out: next's writes are refused
-	answered    bool // the 504 was written
-	refused     bool // next tried to write after the time ran out
+	wroteHeader bool  // next committed its response (status, byte or flush)
+	status      int   // the status next committed
+	declared    int64 // the Content-Length next committed, or -1
+	written     int64 // the body bytes next wrote
+	timedOut    bool  // the time ran out: next's writes are refused
+	answered    bool  // the 504 was written
 	hijacked    bool
 	finished    bool // next returned (or panicked, or was abandoned)
 	counted     bool
 
 	// settled, with Config.Abandon, is closed once the response no
-	// longer depends on next: the 504 written, or a write refused.
+	// longer depends on next: when the time runs out (the 504 written, or
+	// a started response's writes refused from then on).
 	settled     chan struct{}
 	settledDone bool
 }
@@ -367,8 +376,26 @@ func (tw *timeoutWriter) timeOutLocked() {
 	if !tw.wroteHeader {
 		writeTimeout(tw.w, tw.r, context.Cause(tw.ctx).Error(), true)
 		tw.answered = true
-		tw.settleLocked()
 	}
+	tw.settleLocked()
+}
+
+// cutLocked reports whether the response next started must be aborted
+// because the time ran out before it was complete: a response is
+// complete once it has no body to come (HEAD, 204, 304) or its declared
+// Content-Length has been written whole. Any other started response is
+// only complete when next returns, and the time ran out before that, so
+// ending it normally would hand the client a body cut short that looks
+// complete.
+func (tw *timeoutWriter) cutLocked() bool {
+	if !tw.timedOut || tw.answered || tw.hijacked {
+		return false
+	}
+	switch {
+	case tw.r.Method == http.MethodHead, tw.status == http.StatusNoContent, tw.status == http.StatusNotModified:
+		return false
+	}
+	return tw.declared < 0 || tw.written < tw.declared
 }
 
 // countLocked counts the request as timed out if its own deadline passed
@@ -393,7 +420,7 @@ func (tw *timeoutWriter) finish() (abort bool) {
 	if !tw.answered {
 		copyHeader(tw.w.Header(), tw.h) // trailers, or the headers of an empty response
 	}
-	return tw.refused && !tw.answered
+	return tw.cutLocked()
 }
 
 // writeTimeout answers 504 with msg as a plain-text body.
@@ -426,11 +453,16 @@ func copyHeader(dst, src http.Header) {
 }
 
 // commitLocked sends next's headers on with its first status, byte or
-// flush.
-func (tw *timeoutWriter) commitLocked() {
+// flush (status 200 unless next wrote another).
+func (tw *timeoutWriter) commitLocked(status int) {
 	if !tw.wroteHeader {
 		copyHeader(tw.w.Header(), tw.h)
 		tw.wroteHeader = true
+		tw.status = status
+		tw.declared = -1
+		if n, err := strconv.ParseInt(tw.h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+			tw.declared = n
+		}
 	}
 }
 
@@ -447,7 +479,7 @@ func (tw *timeoutWriter) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		copyHeader(tw.w.Header(), tw.h) // informational: the final status is still to come
 	} else {
-		tw.commitLocked()
+		tw.commitLocked(code)
 	}
 	tw.w.WriteHeader(code)
 }
@@ -461,14 +493,12 @@ func (tw *timeoutWriter) Write(p []byte) (int, error) {
 		return 0, http.ErrHijacked
 	}
 	if tw.timedOutLocked() {
-		if len(p) > 0 {
-			tw.refused = true
-			tw.settleLocked()
-		}
 		return 0, http.ErrHandlerTimeout
 	}
-	tw.commitLocked()
-	return tw.w.Write(p)
+	tw.commitLocked(http.StatusOK)
+	n, err := tw.w.Write(p)
+	tw.written += int64(n)
+	return n, err
 }
 
 // Flush sends buffered data to the client, as http.Flusher asks.
@@ -485,7 +515,7 @@ func (tw *timeoutWriter) FlushError() error {
 	if tw.timedOutLocked() {
 		return http.ErrHandlerTimeout
 	}
-	tw.commitLocked()
+	tw.commitLocked(http.StatusOK)
 	return http.NewResponseController(tw.w).Flush()
 }
 

@@ -350,32 +350,6 @@ func TestHandlerStartedResponseIsAbortedNotTruncated(t *testing.T) {
 	}
 }
 
-// TestHandlerCompletedResponseIsKept: a response the handler finished
-// before the deadline stands, however late the handler returns.
-func TestHandlerCompletedResponseIsKept(t *testing.T) {
-	to := mk(t, Config{Timeout: 200 * time.Millisecond})
-	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Trailer", "X-Sum")
-		io.WriteString(w, "whole\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()          // slow cleanup past the deadline
-		w.Header().Set("X-Sum", "42") // a trailer is still sent
-	})))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "whole\n" || err != nil {
-		t.Fatalf("got %d %q, %v; want the whole 200 response", resp.StatusCode, body, err)
-	}
-	if resp.Trailer.Get("X-Sum") != "42" {
-		t.Fatalf("trailer %v, want X-Sum: 42", resp.Trailer)
-	}
-}
-
 func TestHandlerReturningEmptyAfterDeadlineGets504(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		to := mk(t, Config{Timeout: 100 * time.Millisecond})

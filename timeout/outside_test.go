@@ -1091,3 +1091,121 @@ func TestRoundTripperReplacesANonCanonicalBudgetHeader(t *testing.T) {
 		}
 	})
 }
+
+// A started response whose handler stops at the deadline, as a handler
+// that honours its context does (a query cut short, a copy from a
+// dependency that failed), is aborted when the handler returns: the
+// client sees an error, not a body cut short that looks complete. Before,
+// only a write after the deadline aborted it, so the common, cooperative
+// handler produced silently truncated 200s.
+func TestHandlerStartedResponseCutByTheDeadlineIsAborted(t *testing.T) {
+	for _, m := range modes {
+		for _, proto := range []string{"chunked", "content-length"} {
+			t.Run(m.name+"/"+proto, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					to := newT(t, timeout.Config{Timeout: 250 * time.Millisecond, Abandon: m.abandon})
+					tr := bubbleServer(t, to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if proto == "content-length" {
+							w.Header().Set("Content-Length", "100")
+						}
+						io.WriteString(w, "[1, 2, ")
+						http.NewResponseController(w).Flush()
+						<-r.Context().Done() // the rest is cut short: the handler gives up
+					})))
+					start := time.Now()
+					resp, err := tr.RoundTrip(httpGet(t))
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, err := readAll(resp)
+					if resp.StatusCode != 200 || body != "[1, 2, " || err == nil {
+						t.Fatalf("got %d %q, %v; want the start of the 200, then an error", resp.StatusCode, body, err)
+					}
+					if d := time.Since(start); d != 250*time.Millisecond {
+						t.Fatalf("the error came after %v, want at the 250ms deadline", d)
+					}
+				})
+			})
+		}
+	}
+}
+
+// With Abandon, a started response whose handler hangs without writing
+// again is aborted at the deadline, not when the handler returns: Handler
+// returns at the deadline even when next ignores its context, as
+// documented. Before, the connection stayed held until next returned.
+func TestHandlerAbandonAbortsAHungStartedResponseAtTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := newT(t, timeout.Config{Timeout: 250 * time.Millisecond, Abandon: true})
+		finished := make(chan struct{})
+		tr := bubbleServer(t, to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(finished)
+			io.WriteString(w, "partial")
+			http.NewResponseController(w).Flush()
+			time.Sleep(time.Hour) // ignores its context and never writes again
+		})))
+		start := time.Now()
+		resp, err := tr.RoundTrip(httpGet(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := readAll(resp)
+		if d := time.Since(start); d != 250*time.Millisecond || body != "partial" || err == nil {
+			t.Fatalf("got %q, %v after %v; want \"partial\" then an error at the 250ms deadline", body, err, d)
+		}
+		<-finished
+	})
+}
+
+// A response complete before the deadline stands, however late the
+// handler returns: one whose declared Content-Length was written whole,
+// and one without a body (HEAD, 204, 304). With Abandon, Handler returns
+// at the deadline.
+func TestHandlerCompleteResponseOutlivesTheDeadline(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				to := newT(t, timeout.Config{Timeout: 250 * time.Millisecond, Abandon: m.abandon})
+				var finished sync.WaitGroup
+				tr := bubbleServer(t, to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					finished.Add(1)
+					defer finished.Done()
+					switch r.URL.Path {
+					case "/length":
+						w.Header().Set("Content-Length", "6")
+						io.WriteString(w, "whole\n")
+					case "/204":
+						w.WriteHeader(http.StatusNoContent)
+					case "/304":
+						w.WriteHeader(http.StatusNotModified)
+					case "/head":
+						w.Header().Set("Content-Length", "6")
+						w.WriteHeader(http.StatusOK)
+					}
+					http.NewResponseController(w).Flush()
+					time.Sleep(time.Second) // slow cleanup past the deadline
+				})))
+				for _, c := range []struct {
+					method, path, body string
+					code               int
+				}{
+					{http.MethodGet, "/length", "whole\n", 200},
+					{http.MethodGet, "/204", "", 204},
+					{http.MethodGet, "/304", "", 304},
+					{http.MethodHead, "/head", "", 200},
+				} {
+					req, _ := http.NewRequest(c.method, "http://backend.test"+c.path, nil)
+					resp, err := tr.RoundTrip(req)
+					if err != nil {
+						t.Fatalf("%s %s: %v", c.method, c.path, err)
+					}
+					body, err := readAll(resp)
+					if resp.StatusCode != c.code || body != c.body || err != nil {
+						t.Fatalf("%s %s: got %d %q, %v; want the whole response", c.method, c.path, resp.StatusCode, body, err)
+					}
+				}
+				finished.Wait()
+			})
+		})
+	}
+}
