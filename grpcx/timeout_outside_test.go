@@ -252,3 +252,24 @@ func TestTimeoutOutsideServerExpiry(t *testing.T) {
 		})
 	}
 }
+
+// A nil *timeout.Timeout panics when the interceptor is built, as the
+// other grpcx interceptors do with a nil primitive, not with a nil
+// dereference inside a call (which, on a server, grpc-go does not recover).
+func TestTimeoutInterceptorsRejectANilTimeout(t *testing.T) {
+	for name, build := range map[string]func(){
+		"UnaryClientTimeout":  func() { UnaryClientTimeout(nil) },
+		"StreamClientTimeout": func() { StreamClientTimeout(nil) },
+		"UnaryServerTimeout":  func() { UnaryServerTimeout(nil) },
+		"StreamServerTimeout": func() { StreamServerTimeout(nil) },
+	} {
+		got := func() (v any) {
+			defer func() { v = recover() }()
+			build()
+			return nil
+		}()
+		if s, _ := got.(string); !strings.Contains(s, name) || !strings.Contains(s, "nil") {
+			t.Errorf("%s(nil): recovered %v, want a panic naming it and the nil Timeout", name, got)
+		}
+	}
+}

@@ -43,7 +43,12 @@ import (
 // header is set on a clone (net/http's contract), and a header of that
 // name the caller set, under any spelling of its key, is replaced in the
 // clone: the next hop gets one value.
+//
+// RoundTripper panics at once if t is nil.
 func (t *Timeout) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if t == nil {
+		panic("timeout: Timeout.RoundTripper called on a nil *Timeout")
+	}
 	if next == nil {
 		next = http.DefaultTransport
 	}
@@ -192,7 +197,15 @@ func (b *body) Read(p []byte) (int, error) {
 // answered (its context is cancelled, with the client's cause). A panic in
 // next goes on (in the default mode with its own stack) once the timer is
 // stopped.
+//
+// Handler panics at once if t or next is nil.
 func (t *Timeout) Handler(next http.Handler) http.Handler {
+	if t == nil {
+		panic("timeout: Timeout.Handler called on a nil *Timeout")
+	}
+	if next == nil {
+		panic("timeout: Timeout.Handler called with a nil next")
+	}
 	return &handler{t: t, next: next}
 }
 

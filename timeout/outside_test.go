@@ -1209,3 +1209,17 @@ func TestHandlerCompleteResponseOutlivesTheDeadline(t *testing.T) {
 		})
 	}
 }
+
+// A nil *Timeout, or a nil next handler, is the caller's bug: it panics
+// when the middleware is built, with a message naming it, not with a nil
+// dereference in the middle of a request (in a goroutine of its own with
+// Abandon).
+func TestNilTimeoutOrNextHandlerPanicsAtOnce(t *testing.T) {
+	var none *timeout.Timeout
+	mustPanic(t, "nil Timeout's RoundTripper", []string{"RoundTripper", "nil *Timeout"}, func() { none.RoundTripper(nil) })
+	mustPanic(t, "nil Timeout's Handler", []string{"Handler", "nil *Timeout"}, func() { none.Handler(http.NotFoundHandler()) })
+	for _, m := range modes {
+		to := newT(t, timeout.Config{Abandon: m.abandon})
+		mustPanic(t, "Handler(nil)", []string{"Handler", "nil next"}, func() { to.Handler(nil) })
+	}
+}
