@@ -1223,3 +1223,36 @@ func TestNilTimeoutOrNextHandlerPanicsAtOnce(t *testing.T) {
 		mustPanic(t, "Handler(nil)", []string{"Handler", "nil next"}, func() { to.Handler(nil) })
 	}
 }
+
+// A panic in a cooperative fn ends fn's context as it goes on: whatever
+// fn started that waits on the context stops then, not when the limit
+// (up to 24 h) would have run out. Before, the context and its timer were
+// left behind, and with them anything fn had started under it.
+func TestCooperativePanicEndsTheFunctionsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := newT(t, timeout.Config{Timeout: time.Hour})
+		for _, call := range []func(fn func(context.Context)){
+			func(fn func(context.Context)) {
+				to.Do(context.Background(), func(ctx context.Context) error { fn(ctx); return nil })
+			},
+			func(fn func(context.Context)) {
+				timeout.Call(context.Background(), to, func(ctx context.Context) (int, error) { fn(ctx); return 0, nil })
+			},
+		} {
+			stopped := make(chan struct{})
+			func() {
+				defer func() { recover() }()
+				call(func(ctx context.Context) {
+					go func() { <-ctx.Done(); close(stopped) }() // work fn started
+					panic("bug")
+				})
+			}()
+			synctest.Wait()
+			select {
+			case <-stopped:
+			default:
+				t.Fatal("fn's context still alive after its panic")
+			}
+		}
+	})
+}
