@@ -34,7 +34,9 @@ import (
 //   - while the caller reads the body, Read returns a *TimeoutError.
 //
 // A request cancelled by its caller fails with the caller's error, never
-// ErrTimeout.
+// ErrTimeout. A 101 Switching Protocols response ends the attempt: it is
+// returned as it is (its Body the io.ReadWriteCloser net/http gives an
+// upgrade), and the upgraded connection is the caller's, with no limit.
 //
 // Unless Config.Header is "-", the request is sent with the header
 // (default Request-Timeout-Ms) set to the time it has left, in whole
@@ -91,6 +93,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		err = t.judge(ctx, actx, err)
 		cancel()
 		return nil, err
+	}
+	if resp != nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection is the caller's now, its Body an
+		// io.ReadWriteCloser that a wrapper would hide: the attempt
+		// ended with the switch.
+		cancel()
+		return resp, nil
 	}
 	if resp != nil && resp.Body != nil {
 		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}

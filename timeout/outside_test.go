@@ -1256,3 +1256,48 @@ func TestCooperativePanicEndsTheFunctionsContext(t *testing.T) {
 		}
 	})
 }
+
+// A 101 Switching Protocols response (a WebSocket or other upgrade made
+// through an http.Client) hands the caller the connection: its Body is
+// an io.ReadWriteCloser, as net/http documents, and the connection is the
+// caller's for as long as it likes, not the attempt's limit.
+func TestRoundTripperKeepsAnUpgradedConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.Flush()
+			io.Copy(conn, brw) // echo until the client closes
+		}))
+		to := newT(t, timeout.Config{Timeout: 100 * time.Millisecond})
+		req := httpGet(t)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "echo")
+		resp, err := to.RoundTripper(tr).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		rwc, ok := resp.Body.(io.ReadWriteCloser)
+		if !ok {
+			resp.Body.Close()
+			t.Fatalf("a 101's Body is a %T, not an io.ReadWriteCloser", resp.Body)
+		}
+		defer rwc.Close()
+		time.Sleep(time.Second) // well past the attempt's limit
+		if _, err := io.WriteString(rwc, "ping"); err != nil {
+			t.Fatalf("write on the upgraded connection: %v", err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("echo %q, %v", buf, err)
+		}
+	})
+}
