@@ -151,8 +151,9 @@ func (b *body) Read(p []byte) (int, error) {
 // then, its cause a [*TimeoutError].
 //
 // Nothing is buffered, and http.Flusher, http.Hijacker (when the server's
-// writer has it) and http.ResponseController (through Unwrap) work as
-// without the middleware. next's header map is its own until it writes
+// writer, or one down its Unwrap chain, has it) and
+// http.ResponseController work as without the middleware; a hijack
+// through the controller goes through the middleware too. next's header map is its own until it writes
 // its status: the middleware can answer in its place without sharing a
 // map with it. When the time runs out:
 //
@@ -357,9 +358,20 @@ func (tw *timeoutWriter) settleLocked() {
 	}
 }
 
+// writer is the writer next gets: with a Hijack method if a writer down
+// the Unwrap chain can hijack (so that http.ResponseController, which
+// stops at the first Hijack it finds, never hijacks past the middleware),
+// without one otherwise.
 func (tw *timeoutWriter) writer() http.ResponseWriter {
-	if _, ok := tw.w.(http.Hijacker); ok {
-		return hijackWriter{tw}
+	for w := tw.w; w != nil; {
+		if _, ok := w.(http.Hijacker); ok {
+			return hijackWriter{tw}
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
 	return tw
 }
@@ -555,7 +567,7 @@ func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if tw.timedOutLocked() {
 		return nil, nil, http.ErrHandlerTimeout
 	}
-	c, rw, err := tw.w.(http.Hijacker).Hijack()
+	c, rw, err := http.NewResponseController(tw.w).Hijack()
 	if err == nil {
 		tw.hijacked = true
 	}

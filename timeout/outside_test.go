@@ -1301,3 +1301,65 @@ func TestRoundTripperKeepsAnUpgradedConnection(t *testing.T) {
 		}
 	})
 }
+
+// unwrapOnly is an outer middleware's writer that offers nothing but
+// Unwrap, as many do.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (u unwrapOnly) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// Under an outer writer that only has Unwrap, a hijack through
+// http.ResponseController still goes through the middleware: refused
+// after the deadline (the client has its 504), and, before it, leaving
+// the connection to next (no 504 written on it at the deadline). Before,
+// the controller went past the middleware's writer to the server's.
+func TestHandlerHijackThroughAnUnwrapOnlyWriter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to := newT(t, timeout.Config{Timeout: 100 * time.Millisecond})
+		late := make(chan error, 1)
+		inner := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			if r.URL.Path == "/late" {
+				<-r.Context().Done()
+				conn, _, err := rc.Hijack()
+				if conn != nil {
+					conn.Close()
+				}
+				late <- err
+				return
+			}
+			conn, brw, err := rc.Hijack()
+			if err != nil {
+				t.Errorf("hijack before the deadline: %v", err)
+				return
+			}
+			defer conn.Close()
+			time.Sleep(time.Second) // the connection is next's: no 504 on it
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nmine")
+			brw.Flush()
+		}))
+		tr := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inner.ServeHTTP(unwrapOnly{w}, r)
+		}))
+		req, _ := http.NewRequest(http.MethodGet, "http://backend.test/late", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(resp)
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("status %d, want 504", resp.StatusCode)
+		}
+		if err := <-late; !errors.Is(err, http.ErrHandlerTimeout) {
+			t.Fatalf("hijack after the deadline: %v, want http.ErrHandlerTimeout", err)
+		}
+		resp, err = tr.RoundTrip(httpGet(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := readAll(resp)
+		if resp.StatusCode != 200 || body != "min" {
+			t.Fatalf("hijacked connection: %d %q, want next's own answer", resp.StatusCode, body)
+		}
+	})
+}
