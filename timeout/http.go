@@ -161,8 +161,9 @@ func (b *body) Read(p []byte) (int, error) {
 //     Timeout at once, with a plain-text body naming the limit, a
 //     Content-Length and, over HTTP/1, Connection: close. next's later
 //     writes and flushes fail with [http.ErrHandlerTimeout], its
-//     WriteHeader calls and Hijack are refused, and the client never sees
-//     anything of them.
+//     WriteHeader calls are ignored, Hijack and http.ResponseController's
+//     SetReadDeadline, SetWriteDeadline and EnableFullDuplex fail with
+//     http.ErrHandlerTimeout, and the client never sees anything of them.
 //   - If next has already started its response (written a status or a
 //     byte, or flushed), that status stands; the context is cancelled, so
 //     a cooperative handler stops. Later writes and flushes fail with
@@ -555,6 +556,31 @@ func (tw *timeoutWriter) FlushError() error {
 
 // Unwrap returns the server's writer, for http.ResponseController.
 func (tw *timeoutWriter) Unwrap() http.ResponseWriter { return tw.w }
+
+// SetReadDeadline, SetWriteDeadline and EnableFullDuplex are
+// http.ResponseController's, passed on unless the time has run out: an
+// abandoned next must not reach the server's writer through Unwrap once
+// Handler has returned and the server has recycled it.
+func (tw *timeoutWriter) SetReadDeadline(d time.Time) error {
+	return tw.control(func(rc *http.ResponseController) error { return rc.SetReadDeadline(d) })
+}
+
+func (tw *timeoutWriter) SetWriteDeadline(d time.Time) error {
+	return tw.control(func(rc *http.ResponseController) error { return rc.SetWriteDeadline(d) })
+}
+
+func (tw *timeoutWriter) EnableFullDuplex() error {
+	return tw.control((*http.ResponseController).EnableFullDuplex)
+}
+
+func (tw *timeoutWriter) control(f func(*http.ResponseController) error) error {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if !tw.hijacked && (tw.finished || tw.timedOutLocked()) {
+		return http.ErrHandlerTimeout
+	}
+	return f(http.NewResponseController(tw.w))
+}
 
 type hijackWriter struct{ *timeoutWriter }
 

@@ -1302,6 +1302,57 @@ func TestRoundTripperKeepsAnUpgradedConnection(t *testing.T) {
 	})
 }
 
+// An abandoned handler that goes on using http.ResponseController past
+// its deadline (SetWriteDeadline, SetReadDeadline, EnableFullDuplex) is
+// refused like any other use of its writer: before, the controller went
+// through Unwrap to the server's writer, which the server had already
+// recycled (HTTP/2: a nil dereference that crashed the program; HTTP/1:
+// the deadline of the connection's next request).
+func TestHandlerAbandonedResponseControllerIsRefused(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprint("h2=", h2), func(t *testing.T) {
+			to := newT(t, timeout.Config{Timeout: 20 * time.Millisecond, Abandon: true})
+			release := make(chan struct{})
+			errs := make(chan []error, 2)
+			srv := httptest.NewUnstartedServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				<-release // ignores its context; Handler has returned
+				rc := http.NewResponseController(w)
+				errs <- []error{
+					rc.SetWriteDeadline(time.Now().Add(time.Minute)),
+					rc.SetReadDeadline(time.Now().Add(time.Minute)),
+					rc.EnableFullDuplex(),
+				}
+			})))
+			srv.EnableHTTP2 = h2
+			srv.StartTLS()
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(resp)
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			// A second request on the same connection, so that the first
+			// one's writer has been recycled by the time the abandoned
+			// handler uses it.
+			resp, err = srv.Client().Get(srv.URL)
+			if err == nil {
+				readAll(resp)
+			}
+			close(release)
+			for range 2 { // both requests' abandoned handlers
+				for i, err := range <-errs {
+					if !errors.Is(err, http.ErrHandlerTimeout) {
+						t.Errorf("call %d of the abandoned handler's controller: %v, want http.ErrHandlerTimeout", i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // unwrapOnly is an outer middleware's writer that offers nothing but
 // Unwrap, as many do.
 type unwrapOnly struct{ http.ResponseWriter }
