@@ -141,10 +141,7 @@ func TestTimeoutOutsideClientErrors(t *testing.T) {
 		t.Fatalf("unary, our limit: %v (code %v)", err, status.Code(err))
 	}
 	st, err := cs.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for err == nil {
+	for err == nil { // (opening the stream may already fail on a loaded machine)
 		_, err = st.Recv()
 	}
 	if status.Code(err) != codes.DeadlineExceeded || !errors.Is(err, timeout.ErrTimeout) {
