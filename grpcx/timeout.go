@@ -95,9 +95,10 @@ func (s *timeoutClientStream) Header() (metadata.MD, error) {
 // at the deadline even when the handler ignores its context (the handler
 // runs on, and its reply is discarded); otherwise the handler runs in the
 // server's goroutine. When t's limit runs out, the client gets the
-// handler's status if its error carries one, else DeadlineExceeded (the
-// *timeout.TimeoutError matches context.DeadlineExceeded, which grpc-go
-// maps to it). A nil t panics.
+// handler's status if its error carries one (with Abandon, only if the
+// handler returned it before the call gave up on the handler), else
+// DeadlineExceeded (the *timeout.TimeoutError matches
+// context.DeadlineExceeded, which grpc-go maps to it). A nil t panics.
 func UnaryServerTimeout(t *timeout.Timeout) grpc.UnaryServerInterceptor {
 	if t == nil {
 		panic("grpcx: UnaryServerTimeout called with a nil *timeout.Timeout")
