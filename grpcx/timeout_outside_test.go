@@ -83,10 +83,10 @@ func leftOf(t *testing.T, s string) time.Duration {
 	return d
 }
 
-func TestTimeoutOutsideClientDefaultOnlyWithoutDeadline(t *testing.T) {
-	to := newT(t, timeout.Config{Timeout: time.Hour})
-	c := client(t, &deadlineService{}, nil,
-		grpc.WithUnaryInterceptor(UnaryClientTimeout(to)), grpc.WithStreamInterceptor(StreamClientTimeout(to)))
+// deadlineCalls returns c's unary and streaming calls to a
+// deadlineService, each returning the time the handler's context had left
+// (-1 for none).
+func deadlineCalls(t *testing.T, c testpb.TestServiceClient) map[string]func(context.Context) time.Duration {
 	unary := func(ctx context.Context) time.Duration {
 		t.Helper()
 		r, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
@@ -110,7 +110,14 @@ func TestTimeoutOutsideClientDefaultOnlyWithoutDeadline(t *testing.T) {
 		}
 		return leftOf(t, string(r.GetPayload().GetBody()))
 	}
-	for name, call := range map[string]func(context.Context) time.Duration{"unary": unary, "stream": stream} {
+	return map[string]func(context.Context) time.Duration{"unary": unary, "stream": stream}
+}
+
+func TestTimeoutOutsideClientDefaultOnlyWithoutDeadline(t *testing.T) {
+	to := newT(t, timeout.Config{Timeout: time.Hour})
+	c := client(t, &deadlineService{}, nil,
+		grpc.WithUnaryInterceptor(UnaryClientTimeout(to)), grpc.WithStreamInterceptor(StreamClientTimeout(to)))
+	for name, call := range deadlineCalls(t, c) {
 		if d := call(context.Background()); d <= 59*time.Minute || d > time.Hour {
 			t.Errorf("%s without a deadline: the server saw %v, want the 1h default", name, d)
 		}
@@ -172,27 +179,7 @@ func TestTimeoutOutsideServerMaximum(t *testing.T) {
 	to := newT(t, timeout.Config{Timeout: time.Hour})
 	c := client(t, &deadlineService{}, []grpc.ServerOption{
 		grpc.UnaryInterceptor(UnaryServerTimeout(to)), grpc.StreamInterceptor(StreamServerTimeout(to))})
-	unary := func(ctx context.Context) time.Duration {
-		t.Helper()
-		r, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return leftOf(t, r.GetUsername())
-	}
-	stream := func(ctx context.Context) time.Duration {
-		t.Helper()
-		st, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := st.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return leftOf(t, string(r.GetPayload().GetBody()))
-	}
-	for name, call := range map[string]func(context.Context) time.Duration{"unary": unary, "stream": stream} {
+	for name, call := range deadlineCalls(t, c) {
 		if d := call(context.Background()); d <= 59*time.Minute || d > time.Hour {
 			t.Errorf("%s without a deadline: the handler had %v, want the 1h maximum", name, d)
 		}
