@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -887,10 +888,13 @@ func TestOutsideHandlerIgnoringContextAndWritingOn(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				to := newT(t, timeout.Config{Timeout: 250 * time.Millisecond, Abandon: m.abandon})
+				rd := sdkmetric.NewManualReader()
+				to := newT(t, timeout.Config{Timeout: 250 * time.Millisecond, Abandon: m.abandon,
+					MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))})
 				type result struct {
 					refused, accepted int
 					flushErr, lastErr error
+					grew              int64
 				}
 				done := make(chan result, 1)
 				chunk := make([]byte, 32<<10)
@@ -898,7 +902,9 @@ func TestOutsideHandlerIgnoringContextAndWritingOn(t *testing.T) {
 					time.Sleep(time.Second) // ignores its context
 					var res result
 					rc := http.NewResponseController(w)
-					for i := range 512 {
+					var ms0, ms1 runtime.MemStats
+					runtime.ReadMemStats(&ms0)
+					for i := range 512 { // 16 MiB, if anything kept them
 						w.Header().Set("X-Late", fmt.Sprint(i))
 						w.WriteHeader(http.StatusOK)
 						if _, err := w.Write(chunk); err != nil {
@@ -909,6 +915,8 @@ func TestOutsideHandlerIgnoringContextAndWritingOn(t *testing.T) {
 						}
 						res.flushErr = rc.Flush()
 					}
+					runtime.ReadMemStats(&ms1)
+					res.grew = int64(ms1.TotalAlloc - ms0.TotalAlloc)
 					done <- res
 				})))
 				start := time.Now()
@@ -927,6 +935,12 @@ func TestOutsideHandlerIgnoringContextAndWritingOn(t *testing.T) {
 				res := <-done
 				if res.accepted != 0 || res.refused != 512 || !errors.Is(res.lastErr, http.ErrHandlerTimeout) || !errors.Is(res.flushErr, http.ErrHandlerTimeout) {
 					t.Fatalf("late writes: %+v, want all refused with http.ErrHandlerTimeout", res)
+				}
+				if res.grew > 4<<20 {
+					t.Fatalf("the 512 refused 32 KiB writes allocated %d bytes: something keeps them", res.grew)
+				}
+				if got := metrics(t, rd); got["bulwark.timeout.timeouts"] != 1 {
+					t.Fatalf("metrics %v, want one timeout", got)
 				}
 			})
 		})
