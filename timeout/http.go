@@ -495,8 +495,10 @@ func (tw *timeoutWriter) commitLocked(status int) {
 		tw.wroteHeader = true
 		tw.status = status
 		tw.declared = -1
-		if n, err := strconv.ParseInt(tw.h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
-			tw.declared = n
+		if v := tw.h.Get("Content-Length"); v != "" { // (ParseInt's error for "" allocates)
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				tw.declared = n
+			}
 		}
 	}
 }
