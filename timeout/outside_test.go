@@ -1499,3 +1499,19 @@ func TestHandlerHijackThroughAnUnwrapOnlyWriter(t *testing.T) {
 		}
 	})
 }
+
+// A Config.Header naming a field HTTP itself manages (Content-Length,
+// Host, Transfer-Encoding, or a hop-by-hop field a proxy removes) is a bad
+// Config: before, Validate accepted it, the client's transport did not
+// send it (or a proxy dropped it), and a server with Header
+// "Content-Length" read every request's body length as its budget (a
+// bodiless POST, "0", was answered 504 without running the handler).
+func TestConfigRejectsAHeaderHTTPManages(t *testing.T) {
+	for _, h := range []string{"Content-Length", "content-length", "Host", "Transfer-Encoding", "Connection",
+		"Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade", "Expect"} {
+		err := timeout.Config{Header: h}.Validate()
+		if !errors.Is(err, bulwark.ErrInvalidConfig) || !strings.Contains(err.Error(), "Header") {
+			t.Errorf("Validate(Header %q) = %v, want a ConfigError naming Header", h, err)
+		}
+	}
+}
