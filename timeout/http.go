@@ -78,6 +78,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case t.header != "":
 		out = req.Clone(actx)
+		if out.Header == nil { // a request built by hand; http.Client fills it in
+			out.Header = make(http.Header, 1)
+		}
 		setHeader(out.Header, t.header, formatBudget(deadline.Sub(now)))
 	case cancel != nil:
 		out = req.WithContext(actx)

@@ -1515,3 +1515,26 @@ func TestConfigRejectsAHeaderHTTPManages(t *testing.T) {
 		}
 	}
 }
+
+// A request built by hand without a header map (Header nil, which
+// http.Client fills in but RoundTrip callers may not) is sent with the
+// budget, not a panic on the nil map.
+func TestRoundTripperRequestWithoutHeaderMap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan string, 1)
+		tr := bubbleServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- r.Header.Get(timeout.DefaultHeader)
+		}))
+		to := newT(t, timeout.Config{Timeout: time.Second})
+		req := httpGet(t)
+		req.Header = nil
+		resp, err := to.RoundTripper(tr).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(resp)
+		if v := <-got; v != "1000" || req.Header != nil {
+			t.Fatalf("budget %q, caller's header %v", v, req.Header)
+		}
+	})
+}
