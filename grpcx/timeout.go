@@ -116,7 +116,8 @@ func UnaryServerTimeout(t *timeout.Timeout) grpc.UnaryServerInterceptor {
 // fail with a *timeout.TimeoutError without touching the stream, so a
 // handler that checks their errors stops; a RecvMsg already blocked is
 // not interrupted. The client then gets DeadlineExceeded (or the status
-// the handler's error carries). A nil t panics.
+// the handler's error carries), even when the handler returns nil: a
+// stream the limit cut short does not end OK. A nil t panics.
 func StreamServerTimeout(t *timeout.Timeout) grpc.StreamServerInterceptor {
 	if t == nil {
 		panic("grpcx: StreamServerTimeout called with a nil *timeout.Timeout")
@@ -129,6 +130,9 @@ func StreamServerTimeout(t *timeout.Timeout) grpc.StreamServerInterceptor {
 		}
 		ts := &timeoutServerStream{ServerStream: ss, t: t, ctx: ctx, actx: actx}
 		err := handler(srv, ts)
+		if err == nil && actx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(actx) // the limit cut the stream short: not OK
+		}
 		err = bridge.TimeoutJudge(t, ctx, actx, err, &ts.seen)
 		cancel()
 		return err

@@ -257,3 +257,32 @@ func TestTimeoutInterceptorsRejectANilTimeout(t *testing.T) {
 		}
 	}
 }
+
+// quietStream is a server-streaming handler that stops at its context's
+// end by returning nil, as a handler that sees ctx.Done may.
+type quietStream struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (quietStream) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+// A stream that the server's maximum cut short ends DeadlineExceeded for
+// the client even when the handler stops quietly (returns nil): before,
+// the client saw a clean end (io.EOF) of a stream the deadline had cut.
+func TestStreamServerTimeoutCutStreamIsNotOK(t *testing.T) {
+	to := newT(t, timeout.Config{Timeout: 20 * time.Millisecond})
+	c := client(t, quietStream{}, []grpc.ServerOption{grpc.StreamInterceptor(StreamServerTimeout(to))})
+	st, err := c.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	for err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("stream end: %v (code %v), want DeadlineExceeded", err, status.Code(err))
+	}
+}
