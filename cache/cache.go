@@ -338,6 +338,11 @@ func (c *Cache[K, V]) run(ctx context.Context, key K, from *entry[V], f *flight[
 	stop := context.AfterFunc(c.root, cancel)
 	defer stop()
 	f.res = c.fetch(lctx, key, from)
+	if f.res.err != nil && c.root.Err() != nil {
+		// Close cancelled the load: the waiters' own contexts are live,
+		// so they get ErrClosed, not a cancellation that is not theirs.
+		f.res = result[V]{err: ErrClosed}
+	}
 }
 
 // fetch reads the Store, then, if it has nothing newer than from, takes
@@ -668,7 +673,8 @@ func (c *Cache[K, V]) notify(ev InvalidateEvent) {
 }
 
 // Close ends the invalidation subscription, cancels the loads in flight
-// and waits for their goroutines, and unregisters the instruments. After
+// (their waiters get [ErrClosed]) and waits for their goroutines, and
+// unregisters the instruments. After
 // Close, Get still serves what the in-process tier holds; a call that
 // needs a load returns [ErrClosed]. Close is safe to call more than once
 // and from several goroutines; calls after the first return nil.
