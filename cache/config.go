@@ -85,7 +85,7 @@ type Config[K comparable, V any] struct {
 	TTL time.Duration
 	// Jitter is the largest fraction of TTL (and NegativeTTL) taken off at
 	// random from each entry's lifetime. Default [DefaultJitter]; in
-	// [0, 1]; negative: no jitter.
+	// [0, 1]; negative (but not -Inf): no jitter.
 	Jitter float64
 	// NegativeTTL is how long a not-found answer is cached. Default
 	// [DefaultNegativeTTL], at most [MaxTTL]; negative: not-found answers
@@ -161,8 +161,8 @@ func (c *Config[K, V]) Validate() error {
 		v.Size("MaxEntries", c.MaxEntries, MaxMaxEntries)
 	}
 	v.Duration("TTL", c.TTL, MaxTTL)
-	if !(c.Jitter < 0) {
-		v.Check(c.Jitter >= 0 && c.Jitter <= 1, "Jitter", c.Jitter, "0 (default), a value in (0, 1], or negative (off)")
+	if !(c.Jitter < 0) || math.IsInf(c.Jitter, -1) {
+		v.Check(c.Jitter >= 0 && c.Jitter <= 1, "Jitter", c.Jitter, "0 (default), a value in (0, 1], or a finite negative value (off)")
 	}
 	v.DurationOrOff("NegativeTTL", c.NegativeTTL, MaxTTL)
 	v.Duration("StaleWhileRevalidate", c.StaleWhileRevalidate, MaxTTL)
