@@ -675,8 +675,10 @@ func (c *Cache[K, V]) notify(ev InvalidateEvent) {
 // Close ends the invalidation subscription, cancels the loads in flight
 // (their waiters get [ErrClosed]) and waits for their goroutines, and
 // unregisters the instruments. After
-// Close, Get still serves what the in-process tier holds; a call that
-// needs a load returns [ErrClosed]. Close is safe to call more than once
+// Close, Get still serves what the in-process tier holds; a Get or GetMany
+// that needs the Store or the origin returns [ErrClosed]. Set and Delete
+// still write both tiers and publish, but the Cache no longer receives
+// other instances' invalidations. Close is safe to call more than once
 // and from several goroutines; calls after the first return nil.
 func (c *Cache[K, V]) Close() error {
 	c.closeOnce.Do(func() {
