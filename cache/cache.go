@@ -448,6 +448,7 @@ func (c *Cache[K, V]) loadOrigin(ctx context.Context, key K, skey string, epoch 
 				c.fill(ctx, key, skey, e, epoch)
 				return result[V]{e: e}
 			}
+			c.forget(ctx, key, skey, epoch)
 			return result[V]{err: err}
 		}
 		c.st.loadErrors.Add(1)
@@ -456,6 +457,23 @@ func (c *Cache[K, V]) loadOrigin(ctx context.Context, key K, skey string, epoch 
 	e := c.newEntry(v, false, delta)
 	c.fill(ctx, key, skey, e, epoch)
 	return result[V]{e: e}
+}
+
+// forget drops key from both tiers after the origin said it has no value
+// and not-found answers are not cached, so that an older value is not
+// served stale (StaleWhileRevalidate, StaleIfError) for a key that is gone.
+func (c *Cache[K, V]) forget(ctx context.Context, key K, skey string, epoch uint64) {
+	if c.epoch.Load() != epoch {
+		return // a Set or Delete since the load began decides
+	}
+	if c.l1 != nil {
+		c.l1.Invalidate(key)
+	}
+	if c.store != nil {
+		if err := c.store.Delete(ctx, []string{skey}); err != nil {
+			c.st.storeErrors.Add(1)
+		}
+	}
 }
 
 // newEntry makes an entry fresh for the TTL (or NegativeTTL) less a random

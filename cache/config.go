@@ -89,7 +89,8 @@ type Config[K comparable, V any] struct {
 	Jitter float64
 	// NegativeTTL is how long a not-found answer is cached. Default
 	// [DefaultNegativeTTL], at most [MaxTTL]; negative: not-found answers
-	// are not cached.
+	// are not cached. Either way, a not-found answer replaces or drops the
+	// key's older value in both tiers, so it is never served stale.
 	NegativeTTL time.Duration
 	// StaleWhileRevalidate is how long past its TTL a value is still
 	// served, at once, while one background refresh runs (RFC 5861's

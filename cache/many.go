@@ -111,9 +111,19 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			return
 		}
 		var writes []StoreEntry
+		var gone []string
 		for i, k := range missing {
 			v, ok := loaded[k]
 			if !ok && c.negTTL <= 0 {
+				// As in forget: drop an older value of a key that is gone.
+				if c.epoch.Load() == epoch {
+					if c.l1 != nil {
+						c.l1.Invalidate(k)
+					}
+					if c.store != nil {
+						gone = append(gone, skeys[i])
+					}
+				}
 				continue
 			}
 			e := c.newEntry(v, !ok, 0)
@@ -124,6 +134,11 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		}
 		if len(writes) > 0 && c.epoch.Load() == epoch {
 			if err := c.writeStore(ctx, writes); err != nil {
+				c.st.storeErrors.Add(1)
+			}
+		}
+		if len(gone) > 0 && c.epoch.Load() == epoch {
+			if err := c.store.Delete(ctx, gone); err != nil {
 				c.st.storeErrors.Add(1)
 			}
 		}

@@ -475,3 +475,63 @@ func TestOutsideCancelledCallerWithCause(t *testing.T) {
 		}
 	})
 }
+
+func TestNotFoundOnRefreshEndsStaleServing(t *testing.T) {
+	for _, negTTL := range []time.Duration{0, -1} {
+		synctest.Test(t, func(t *testing.T) {
+			var gone atomic.Bool
+			l := &outLoader{fn: func(ctx context.Context, k string) (string, error) {
+				if gone.Load() {
+					return "", cache.ErrNotFound
+				}
+				return "v", nil
+			}}
+			c := cache.New(cache.Config[string, string]{Load: l.load, TTL: time.Minute, Jitter: -1,
+				StaleWhileRevalidate: time.Hour, NegativeTTL: negTTL})
+			defer c.Close()
+			ctx := context.Background()
+			c.Get(ctx, "k")
+			time.Sleep(2 * time.Minute)
+			gone.Store(true)
+			if v, _ := c.Get(ctx, "k"); v != "v" {
+				t.Fatalf("stale serve = %q", v)
+			}
+			synctest.Wait() // the refresh learns the key is gone
+			if v, err := c.Get(ctx, "k"); !errors.Is(err, cache.ErrNotFound) {
+				t.Fatalf("NegativeTTL %v: Get after the origin said not found = %q, %v; want ErrNotFound", negTTL, v, err)
+			}
+		})
+	}
+}
+
+func TestNotFoundInGetManyEndsStaleServing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var state atomic.Int64 // 0 value, 1 gone, 2 failing
+		boom := errors.New("origin down")
+		c := cache.New(cache.Config[string, string]{
+			Load: func(ctx context.Context, k string) (string, error) { return "", boom },
+			LoadMany: func(ctx context.Context, ks []string) (map[string]string, error) {
+				switch state.Load() {
+				case 0:
+					return map[string]string{"k": "v"}, nil
+				case 1:
+					return map[string]string{}, nil
+				}
+				return nil, boom
+			},
+			TTL: time.Minute, Jitter: -1, StaleIfError: time.Hour, NegativeTTL: -1,
+		})
+		defer c.Close()
+		ctx := context.Background()
+		c.GetMany(ctx, []string{"k"})
+		time.Sleep(2 * time.Minute)
+		state.Store(1)
+		if m, err := c.GetMany(ctx, []string{"k"}); err != nil || len(m) != 0 {
+			t.Fatalf("GetMany after the origin lost k = %v, %v", m, err)
+		}
+		state.Store(2)
+		if m, err := c.GetMany(ctx, []string{"k"}); !errors.Is(err, boom) || len(m) != 0 {
+			t.Fatalf("GetMany with a failing origin served the value of a gone key: %v, %v", m, err)
+		}
+	})
+}
