@@ -217,8 +217,8 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, keys []K) (map[K]V, error) 
 
 // detach runs fn in a goroutine of the cache, with ctx's values but not
 // its cancellation, bounded by LoadTimeout and by Close. The channel gets
-// nil when fn returns, or the error that stopped it (ErrClosed, or a
-// *PanicError).
+// nil when fn returns, or the error that stopped it (ErrClosed, also when
+// Close cancelled fn, or a *PanicError).
 func (c *Cache[K, V]) detach(ctx context.Context, fn func(ctx context.Context)) <-chan error {
 	done := make(chan error, 1)
 	c.fmu.Lock()
@@ -244,6 +244,9 @@ func (c *Cache[K, V]) detach(ctx context.Context, fn func(ctx context.Context)) 
 		stop := context.AfterFunc(c.root, cancel)
 		defer stop()
 		fn(ctx)
+		if c.root.Err() != nil {
+			err = ErrClosed // Close cancelled fn: its waiter gets ErrClosed, as Get's do
+		}
 	}()
 	return done
 }

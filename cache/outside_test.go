@@ -535,3 +535,24 @@ func TestNotFoundInGetManyEndsStaleServing(t *testing.T) {
 		}
 	})
 }
+
+func TestCloseGivesGetManyErrClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := make(chan struct{})
+		c := cache.New(cache.Config[string, string]{
+			Load: func(ctx context.Context, k string) (string, error) { return k, nil },
+			LoadMany: func(ctx context.Context, ks []string) (map[string]string, error) {
+				close(started)
+				<-ctx.Done()
+				return nil, context.Cause(ctx)
+			},
+		})
+		errc := make(chan error, 1)
+		go func() { _, err := c.GetMany(context.Background(), []string{"a", "b"}); errc <- err }()
+		<-started
+		c.Close()
+		if err := <-errc; !errors.Is(err, cache.ErrClosed) {
+			t.Fatalf("GetMany waiting when Close came = %v, want ErrClosed", err)
+		}
+	})
+}
