@@ -556,3 +556,38 @@ func TestCloseGivesGetManyErrClosed(t *testing.T) {
 		}
 	})
 }
+
+func TestExpiryIsExactAroundTheClocklessHitWindow(t *testing.T) {
+	// Hits that read no clock must stop the instant an entry expires,
+	// whatever its TTL relative to the cache's internal timer, and also
+	// after Close (which stops that timer).
+	for _, ttl := range []time.Duration{time.Millisecond, 700 * time.Millisecond, 1500 * time.Millisecond, time.Minute} {
+		synctest.Test(t, func(t *testing.T) {
+			l := &outLoader{fn: func(ctx context.Context, k string) (string, error) { return k, nil }}
+			c := cache.New(cache.Config[string, string]{Load: l.load, TTL: ttl, Jitter: -1})
+			ctx := context.Background()
+			c.Get(ctx, "k")
+			step := ttl / 7
+			var elapsed time.Duration
+			for elapsed+step < ttl {
+				time.Sleep(step)
+				elapsed += step
+				c.Get(ctx, "k")
+			}
+			if n := l.calls.Load(); n != 1 {
+				t.Fatalf("TTL %v: %d loads before expiry", ttl, n)
+			}
+			time.Sleep(ttl - elapsed)
+			c.Get(ctx, "k")
+			if n := l.calls.Load(); n != 2 {
+				t.Fatalf("TTL %v: %d loads at expiry, want 2", ttl, n)
+			}
+			c.Get(ctx, "k") // sets the clockless window again
+			c.Close()
+			time.Sleep(ttl)
+			if _, err := c.Get(ctx, "k"); !errors.Is(err, cache.ErrClosed) {
+				t.Fatalf("TTL %v: expired entry after Close = %v, want ErrClosed", ttl, err)
+			}
+		})
+	}
+}
