@@ -124,7 +124,7 @@ type Config[K comparable, V any] struct {
 	KeyString func(K) string
 	// FailOnStoreError makes Get and GetMany return a Store's read error
 	// (matching [ErrStore]) instead of going on to the origin. Default
-	// false: a failing Store is counted (bulwark.cache.store_errors) and
+	// false: a failing Store is counted (bulwark.cache.store.errors) and
 	// skipped, and the in-process tier and the origin keep serving. Set
 	// and Delete always return a Store's error (see them).
 	FailOnStoreError bool
