@@ -191,11 +191,7 @@ func TestOutsideHTTP304UpdatesHeaders(t *testing.T) {
 
 func TestHTTPUpstreamAgeCountsTowardsStaleness(t *testing.T) {
 	// max-age=60 with Age: 120 from upstream: already stale, not served.
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Age", "120")
-		io.WriteString(w, "x")
-	})
+	s := newServer(t, fixed("x", "Cache-Control", "max-age=60", "Age", "120"))
 	o := newOutHTTP(t, cache.HTTPConfig{})
 	o.do(t, "GET", s.URL)
 	o.do(t, "GET", s.URL)
@@ -205,14 +201,22 @@ func TestHTTPUpstreamAgeCountsTowardsStaleness(t *testing.T) {
 }
 
 func TestOutsideHTTPDirectiveSpelling(t *testing.T) {
-	for _, cc := range [][]string{
-		{"Max-Age=60"},
-		{"public", "max-age=60"},
-		{`max-age="60"`},
-		{"max-age=99999999999999999999"},
+	for _, tc := range []struct {
+		cc     []string
+		stored bool
+	}{
+		{[]string{"Max-Age=60"}, true},
+		{[]string{"public", "max-age=60"}, true},
+		{[]string{`max-age="60"`}, true},
+		{[]string{"max-age=99999999999999999999"}, true},
+		{[]string{"max-age=60", "no-store"}, false},
+		{[]string{"max-age=60, s-maxage=0"}, false},
+		{[]string{"max-age=-5"}, false},
+		{[]string{"No-Store, max-age=60"}, false},
+		{[]string{"max-age=60, private"}, false},
 	} {
 		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-			for _, v := range cc {
+			for _, v := range tc.cc {
 				w.Header().Add("Cache-Control", v)
 			}
 			io.WriteString(w, "x")
@@ -220,37 +224,18 @@ func TestOutsideHTTPDirectiveSpelling(t *testing.T) {
 		o := newOutHTTP(t, cache.HTTPConfig{})
 		o.do(t, "GET", s.URL)
 		o.do(t, "GET", s.URL)
-		if n := s.n200.Load(); n != 1 {
-			t.Errorf("Cache-Control %q: 200s = %d, want 1", cc, n)
+		want := int64(2)
+		if tc.stored {
+			want = 1
 		}
-	}
-	for _, cc := range [][]string{
-		{"max-age=60", "no-store"},
-		{"max-age=60, s-maxage=0"},
-		{"max-age=-5"},
-		{"No-Store, max-age=60"},
-		{"max-age=60, private"},
-	} {
-		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-			for _, v := range cc {
-				w.Header().Add("Cache-Control", v)
-			}
-			io.WriteString(w, "x")
-		})
-		o := newOutHTTP(t, cache.HTTPConfig{})
-		o.do(t, "GET", s.URL)
-		o.do(t, "GET", s.URL)
-		if n := s.n200.Load(); n != 2 {
-			t.Errorf("Cache-Control %q: 200s = %d, want 2", cc, n)
+		if n := s.n200.Load(); n != want {
+			t.Errorf("Cache-Control %q: 200s = %d, want %d", tc.cc, n, want)
 		}
 	}
 }
 
 func TestOutsideHTTPRequestDirectives(t *testing.T) {
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "x")
-	})
+	s := newServer(t, fixed("x", "Cache-Control", "max-age=60"))
 	o := newOutHTTP(t, cache.HTTPConfig{})
 	o.do(t, "GET", s.URL, "Cache-Control", "no-store")
 	o.do(t, "GET", s.URL)
@@ -337,11 +322,7 @@ func TestOutsideHTTPHeadAndUnsafe(t *testing.T) {
 }
 
 func TestOutsideHTTPCachedResponseIsolated(t *testing.T) {
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("X-A", "a")
-		io.WriteString(w, "hello")
-	})
+	s := newServer(t, fixed("hello", "Cache-Control", "max-age=60", "X-A", "a"))
 	o := newOutHTTP(t, cache.HTTPConfig{})
 	o.do(t, "GET", s.URL)
 	resp, _ := o.do(t, "GET", s.URL)
@@ -432,10 +413,7 @@ func TestOutsideHTTPStaleWhileRevalidateByAge(t *testing.T) {
 
 func TestOutsideHTTPUnreadBodyOfStoredResponse(t *testing.T) {
 	// A caller closes a cacheable response without reading it.
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "hello")
-	})
+	s := newServer(t, fixed("hello", "Cache-Control", "max-age=60"))
 	o := newOutHTTP(t, cache.HTTPConfig{})
 	resp, err := o.client.Get(s.URL)
 	if err != nil {
@@ -449,10 +427,7 @@ func TestOutsideHTTPUnreadBodyOfStoredResponse(t *testing.T) {
 }
 
 func TestOutsideHTTPCancelledRequest(t *testing.T) {
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "hello")
-	})
+	s := newServer(t, fixed("hello", "Cache-Control", "max-age=60"))
 	o := newOutHTTP(t, cache.HTTPConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -461,4 +436,14 @@ func TestOutsideHTTPCancelledRequest(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 	_ = httptest.NewRecorder
+}
+
+// fixed answers every request with body and the header pairs kv.
+func fixed(body string, kv ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			w.Header().Set(kv[i], kv[i+1])
+		}
+		io.WriteString(w, body)
+	}
 }
