@@ -7,10 +7,12 @@ import (
 	"sync"
 )
 
-// GetMany returns the values of keys, as Get would one by one, in at most
-// one Store round trip (for the keys the in-process tier cannot serve) and
+// GetMany returns the values of keys, as Get would one by one, with at
+// most one Store read (for the keys the in-process tier cannot serve) and
 // one origin call (Config.LoadMany, for the keys neither tier can serve;
-// without LoadMany, one Load per such key, concurrently). Keys that the
+// without LoadMany, one Load per such key, concurrently), followed by one
+// Store write of what it loaded (and, with NegativeTTL off, one delete of
+// the outdated values of keys the origin no longer has). Keys that the
 // origin does not have are absent from the map (and cached as not found
 // for Config.NegativeTTL); duplicates in keys are served once.
 //
@@ -60,6 +62,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	}
 	epoch := c.epoch.Load()
 	var skeys []string
+	var inStore map[K]bool // keys the Store read returned a value for
 	if c.store != nil {
 		skeys = make([]string, len(missing))
 		for i, k := range missing {
@@ -79,6 +82,10 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 					e = c.decode(bs[i])
 				}
 				if e != nil {
+					if inStore == nil {
+						inStore = map[K]bool{}
+					}
+					inStore[k] = true
 					if r, ok := c.usable(k, e, epoch); ok {
 						c.st.hitsL2.Add(1)
 						if r.staleSWR {
@@ -120,7 +127,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 					if c.l1 != nil {
 						c.l1.Invalidate(k)
 					}
-					if c.store != nil {
+					if inStore[k] {
 						gone = append(gone, skeys[i])
 					}
 				}

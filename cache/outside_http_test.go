@@ -447,3 +447,40 @@ func fixed(body string, kv ...string) http.HandlerFunc {
 		io.WriteString(w, body)
 	}
 }
+
+func TestOutsideHTTPConfigValidate(t *testing.T) {
+	for name, cfg := range map[string]cache.HTTPConfig{
+		"neg MaxBodyBytes":  {MaxBodyBytes: -1},
+		"huge MaxBodyBytes": {MaxBodyBytes: cache.MaxMaxBodyBytes + 1},
+		"neg Retain":        {Retain: -1},
+		"huge Retain":       {Retain: cache.MaxTTL + 1},
+		"neg Revalidate":    {RevalidateTimeout: -1},
+		"huge Revalidate":   {RevalidateTimeout: cache.MaxLoadTimeout + 1},
+		"huge MaxEntries":   {MaxEntries: cache.MaxMaxEntries + 1},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate = nil", name)
+		}
+	}
+}
+
+func TestOutsideHTTPVaryVariants(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		io.WriteString(w, "lang="+r.Header.Get("Accept-Language"))
+	})
+	o := newOutHTTP(t, cache.HTTPConfig{})
+	if _, b := o.do(t, "GET", s.URL, "Accept-Language", "fr"); b != "lang=fr" {
+		t.Fatal(b)
+	}
+	if _, b := o.do(t, "GET", s.URL, "Accept-Language", "de"); b != "lang=de" {
+		t.Fatalf("served the fr variant to a de request: %q", b)
+	}
+	if _, b := o.do(t, "GET", s.URL, "Accept-Language", "de"); b != "lang=de" || s.n200.Load() != 2 {
+		t.Fatalf("de variant not served from cache: %q, 200s %d", b, s.n200.Load())
+	}
+	if _, b := o.do(t, "GET", s.URL); b != "lang=" {
+		t.Fatalf("served a variant to a request without the header: %q", b)
+	}
+}

@@ -162,3 +162,21 @@ func TestOutsideKeyTooLongGoesOn(t *testing.T) {
 		}
 	})
 }
+
+func TestOutsideStoreConfigValidate(t *testing.T) {
+	for name, cfg := range map[string]redisstore.Config{
+		"neg Timeout":  {Timeout: -1},
+		"huge Timeout": {Timeout: redisstore.MaxTimeout + 1},
+		"long Prefix":  {Prefix: string(make([]byte, redisstore.MaxPrefixLen+1))},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate = nil", name)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("New(nil client) did not panic")
+		}
+	}()
+	redisstore.New(nil, redisstore.Config{})
+}
