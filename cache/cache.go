@@ -542,6 +542,8 @@ func (c *Cache[K, V]) writeStore(ctx context.Context, entries []StoreEntry) erro
 		if se.Value != nil {
 			entries[n] = se
 			n++
+		} else {
+			c.st.storeErrors.Add(1) // the Codec could not encode the value
 		}
 	}
 	if n == 0 {
@@ -587,7 +589,8 @@ func (c *Cache[K, V]) decode(b []byte) *entry[V] {
 // [Broadcaster] Store, drops key from every other instance's in-process
 // tier. The in-process tier is updated even if the Store fails; the
 // Store's error is returned (matching [ErrStore]), since the other
-// instances may not have seen the change. Set panics if ctx is nil.
+// instances may not have seen the change. If the Codec cannot encode v,
+// Set returns its error and changes neither tier. Set panics if ctx is nil.
 func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 	if ctx == nil {
 		panic("cache: Cache.Set called with a nil ctx")
@@ -597,18 +600,24 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 
 // put stores e in both tiers and publishes the change.
 func (c *Cache[K, V]) put(ctx context.Context, key K, e *entry[V]) error {
+	var skey string
+	var se StoreEntry
+	if c.store != nil {
+		// Encode first: a value the Codec refuses changes nothing, rather
+		// than sit in this instance's tier beside the Store's older value.
+		skey = c.keyStr(key)
+		se = c.storeEntry(skey, e)
+		if se.Value == nil {
+			_, err := c.codec.Marshal(e.val)
+			return fmt.Errorf("cache: encoding the value of %q: %w", skey, err)
+		}
+	}
 	c.epoch.Add(1)
 	if c.l1 != nil {
 		c.setL1(key, e)
 	}
 	if c.store == nil {
 		return nil
-	}
-	skey := c.keyStr(key)
-	se := c.storeEntry(skey, e)
-	if se.Value == nil {
-		_, err := c.codec.Marshal(e.val)
-		return fmt.Errorf("cache: encoding the value of %q: %w", skey, err)
 	}
 	if err := c.store.Set(ctx, []StoreEntry{se}); err != nil {
 		c.st.storeErrors.Add(1)

@@ -180,3 +180,33 @@ func TestOutsideStoreConfigValidate(t *testing.T) {
 	}()
 	redisstore.New(nil, redisstore.Config{})
 }
+
+func TestSetOfAnUnencodableValueChangesNothing(t *testing.T) {
+	redistest.Flavours(t, func(t *testing.T, h *redistest.Harness) {
+		c := cache.New(cache.Config[string, val]{
+			Load:  func(ctx context.Context, k string) (val, error) { return val{}, nil },
+			Store: redisstore.New(h.Client, redisstore.Config{Prefix: h.Prefix}),
+		})
+		defer c.Close()
+		ctx := context.Background()
+		if err := c.Set(ctx, "k", val{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, "k", val{Bad: true}); err == nil {
+			t.Fatal("Set of an unencodable value returned nil")
+		}
+		if v, err := c.Get(ctx, "k"); err != nil || v.Bad {
+			t.Fatalf("Get after a failed Set = %+v, %v; want the previous value, as in the Store", v, err)
+		}
+	})
+}
+
+// val is a value whose JSON encoding fails when Bad is set.
+type val struct{ Bad bool }
+
+func (v val) MarshalJSON() ([]byte, error) {
+	if v.Bad {
+		return nil, errors.New("cannot encode")
+	}
+	return []byte(`{}`), nil
+}
