@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -313,23 +312,11 @@ func (b *Breaker) Done(t Ticket, err error) {
 }
 
 func (b *Breaker) classifyNoCtx(err error) bulwark.Outcome {
-	if b.classify != nil {
-		return b.classify(context.Background(), err)
-	}
-	if err == nil {
-		return bulwark.Success
-	}
-	if errors.Is(err, context.Canceled) {
-		return bulwark.Neutral
-	}
-	return bulwark.Failure
+	return outcome.NoContext(b.classify, err)
 }
 
 func (b *Breaker) classifyCtx(ctx context.Context, err error) bulwark.Outcome {
-	if b.classify != nil {
-		return b.classify(ctx, err)
-	}
-	return outcome.Error(ctx, err)
+	return outcome.With(b.classify, ctx, err)
 }
 
 // Record reports an outcome that the caller has already classified, for

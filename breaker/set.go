@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"hash/maphash"
+	"iter"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,27 @@ func (s *Set) retireLocked(b *Breaker) {
 
 func (s *Set) shard(key string) *atomic.Pointer[map[string]*setEntry] {
 	return &s.shards[maphash.String(s.seed, key)%setShards]
+}
+
+// All returns an iterator over the set's members and their keys, for
+// readiness checks and dashboards. It reads the current snapshots without
+// a lock and creates nothing: a member added or evicted while the loop runs
+// may or may not be seen, and the overflow breaker (used while the set is
+// full) is not a member. Order is unspecified.
+func (s *Set) All() iter.Seq2[string, *Breaker] {
+	return func(yield func(string, *Breaker) bool) {
+		for i := range s.shards {
+			m := s.shards[i].Load()
+			if m == nil {
+				continue
+			}
+			for k, e := range *m {
+				if !yield(k, e.b) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Get returns the breaker for key, creating it if needed.

@@ -52,6 +52,14 @@ type Cache[K comparable, V any] struct {
 	closeOnce sync.Once
 	stopSub   func()
 
+	// horizon is an instant (clock.Nanotime) that the clock has not
+	// reached while it is set: an entry fresh past it is fresh, and a hit
+	// on it needs no clock reading (see advance). 0: unset.
+	horizon atomic.Int64
+	ticking atomic.Bool // a horizon timer is pending
+	hmu     sync.Mutex  // guards htimer
+	htimer  clock.Timer
+
 	st  stats
 	tel *telemetryState
 }
@@ -68,14 +76,6 @@ type entry[V any] struct {
 	delta    int64 // how long the load took, in ns (XFetch)
 
 	refreshing atomic.Bool // one background refresh per entry
-
-	// expiring is set by a timer shortly before fresh (see arm): until
-	// then, a hit needs no clock reading, which is the larger part of a
-	// hit's cost on machines with a slow clock source.
-	expiring atomic.Bool
-	armed    atomic.Bool
-	timer    clock.Timer
-	tmu      sync.Mutex // guards timer
 }
 
 func (e *entry[V]) result() (V, error) {
@@ -149,6 +149,7 @@ func New[K comparable, V any](cfg Config[K, V]) *Cache[K, V] {
 	if c.lockTTL > 0 {
 		c.locker = cfg.Store.(Locker)
 	}
+	c.horizon.Store(noHorizon)
 	c.root, c.cancel = context.WithCancel(context.Background())
 	c.st.init()
 	if cfg.MaxEntries >= 0 {
@@ -158,7 +159,6 @@ func New[K comparable, V any](cfg Config[K, V]) *Cache[K, V] {
 				if e.WasEvicted() {
 					c.st.evictions.Add(1)
 				}
-				e.Value.disarm()
 			},
 		})
 	}
@@ -205,11 +205,12 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 	var stale *entry[V]
 	if c.l1 != nil {
 		if e, ok := c.l1.GetIfPresent(key); ok {
-			if !e.expiring.Load() && c.beta == 0 {
+			if e.fresh > c.horizon.Load() && c.beta == 0 {
 				c.st.hitsL1.Add(1)
 				return e.result()
 			}
 			now := c.clk.Nanotime()
+			c.advance()
 			if now < e.fresh {
 				c.st.hitsL1.Add(1)
 				if c.beta > 0 && !e.negative && c.xfetch(e, now) {
@@ -338,6 +339,11 @@ func (c *Cache[K, V]) run(ctx context.Context, key K, from *entry[V], f *flight[
 	stop := context.AfterFunc(c.root, cancel)
 	defer stop()
 	f.res = c.fetch(lctx, key, from)
+	if f.res.err != nil && c.root.Err() != nil {
+		// Close cancelled the load: the waiters' own contexts are live,
+		// so they get ErrClosed, not a cancellation that is not theirs.
+		f.res = result[V]{err: ErrClosed}
+	}
 }
 
 // fetch reads the Store, then, if it has nothing newer than from, takes
@@ -443,6 +449,7 @@ func (c *Cache[K, V]) loadOrigin(ctx context.Context, key K, skey string, epoch 
 				c.fill(ctx, key, skey, e, epoch)
 				return result[V]{e: e}
 			}
+			c.forget(ctx, key, skey, epoch)
 			return result[V]{err: err}
 		}
 		c.st.loadErrors.Add(1)
@@ -451,6 +458,23 @@ func (c *Cache[K, V]) loadOrigin(ctx context.Context, key K, skey string, epoch 
 	e := c.newEntry(v, false, delta)
 	c.fill(ctx, key, skey, e, epoch)
 	return result[V]{e: e}
+}
+
+// forget drops key from both tiers after the origin said it has no value
+// and not-found answers are not cached, so that an older value is not
+// served stale (StaleWhileRevalidate, StaleIfError) for a key that is gone.
+func (c *Cache[K, V]) forget(ctx context.Context, key K, skey string, epoch uint64) {
+	if c.epoch.Load() != epoch {
+		return // a Set or Delete since the load began decides
+	}
+	if c.l1 != nil {
+		c.l1.Invalidate(key)
+	}
+	if c.store != nil {
+		if err := c.store.Delete(ctx, []string{skey}); err != nil {
+			c.st.storeErrors.Add(1)
+		}
+	}
 }
 
 // newEntry makes an entry fresh for the TTL (or NegativeTTL) less a random
@@ -518,6 +542,8 @@ func (c *Cache[K, V]) writeStore(ctx context.Context, entries []StoreEntry) erro
 		if se.Value != nil {
 			entries[n] = se
 			n++
+		} else {
+			c.st.storeErrors.Add(1) // the Codec could not encode the value
 		}
 	}
 	if n == 0 {
@@ -563,7 +589,8 @@ func (c *Cache[K, V]) decode(b []byte) *entry[V] {
 // [Broadcaster] Store, drops key from every other instance's in-process
 // tier. The in-process tier is updated even if the Store fails; the
 // Store's error is returned (matching [ErrStore]), since the other
-// instances may not have seen the change. Set panics if ctx is nil.
+// instances may not have seen the change. If the Codec cannot encode v,
+// Set returns its error and changes neither tier. Set panics if ctx is nil.
 func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 	if ctx == nil {
 		panic("cache: Cache.Set called with a nil ctx")
@@ -573,18 +600,24 @@ func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
 
 // put stores e in both tiers and publishes the change.
 func (c *Cache[K, V]) put(ctx context.Context, key K, e *entry[V]) error {
+	var skey string
+	var se StoreEntry
+	if c.store != nil {
+		// Encode first: a value the Codec refuses changes nothing, rather
+		// than sit in this instance's tier beside the Store's older value.
+		skey = c.keyStr(key)
+		se = c.storeEntry(skey, e)
+		if se.Value == nil {
+			_, err := c.codec.Marshal(e.val)
+			return fmt.Errorf("cache: encoding the value of %q: %w", skey, err)
+		}
+	}
 	c.epoch.Add(1)
 	if c.l1 != nil {
 		c.setL1(key, e)
 	}
 	if c.store == nil {
 		return nil
-	}
-	skey := c.keyStr(key)
-	se := c.storeEntry(skey, e)
-	if se.Value == nil {
-		_, err := c.codec.Marshal(e.val)
-		return fmt.Errorf("cache: encoding the value of %q: %w", skey, err)
 	}
 	if err := c.store.Set(ctx, []StoreEntry{se}); err != nil {
 		c.st.storeErrors.Add(1)
@@ -668,9 +701,12 @@ func (c *Cache[K, V]) notify(ev InvalidateEvent) {
 }
 
 // Close ends the invalidation subscription, cancels the loads in flight
-// and waits for their goroutines, and unregisters the instruments. After
-// Close, Get still serves what the in-process tier holds; a call that
-// needs a load returns [ErrClosed]. Close is safe to call more than once
+// (their waiters get [ErrClosed]) and waits for their goroutines, and
+// unregisters the instruments. After
+// Close, Get still serves what the in-process tier holds; a Get or GetMany
+// that needs the Store or the origin returns [ErrClosed]. Set and Delete
+// still write both tiers and publish, but the Cache no longer receives
+// other instances' invalidations. Close is safe to call more than once
 // and from several goroutines; calls after the first return nil.
 func (c *Cache[K, V]) Close() error {
 	c.closeOnce.Do(func() {
@@ -682,6 +718,12 @@ func (c *Cache[K, V]) Close() error {
 		}
 		c.cancel()
 		c.wg.Wait()
+		c.hmu.Lock()
+		if c.htimer != nil {
+			c.htimer.Stop()
+		}
+		c.horizon.Store(noHorizon) // no timer will clear it now: hits read the clock
+		c.hmu.Unlock()
 		if c.l1 != nil {
 			c.l1.StopAllGoroutines()
 		}
@@ -719,44 +761,37 @@ func (c *Cache[K, V]) peek(ctx context.Context, key K) (v V, tier int, ok bool) 
 	return e.val, 2, true
 }
 
-// expiryMargin is how long before an entry's freshness ends its timer
-// marks it, so that from then on hits judge it with the clock. The timer
-// fires early, never late, inside a synctest bubble, so a test sees
-// expiry at the exact instant; in production a timer that fires more than
-// this late (a starved process) lets an entry be served past its TTL by
-// the difference.
-const expiryMargin = time.Millisecond
+// horizonSpan is how far ahead of a clock reading the horizon is set.
+// Its timer clears it halfway, so hits stop trusting it span/2 before the
+// clock could reach it: a timer that fires up to that late (a starved
+// process) still never lets an entry be served past its TTL. An entry
+// within horizonSpan of its expiry is judged with a clock reading.
+const horizonSpan = time.Second
 
-// setL1 stores e in the in-process tier and arms its expiry timer.
-func (c *Cache[K, V]) setL1(key K, e *entry[V]) {
-	c.arm(e)
-	c.l1.Set(key, e)
-}
+// noHorizon is the unset horizon: no entry is fresh past it.
+const noHorizon = math.MaxInt64
 
-// arm starts e's timer, once; an entry fresh for less than the margin is
-// marked at once.
-func (c *Cache[K, V]) arm(e *entry[V]) {
-	if !e.armed.CompareAndSwap(false, true) {
+// setL1 stores e in the in-process tier.
+func (c *Cache[K, V]) setL1(key K, e *entry[V]) { c.l1.Set(key, e) }
+
+// advance sets the horizon, unless it is set: a hit that had to read the
+// clock (the horizon was unset, or its entry is near expiry) reads it
+// once more, sets the horizon horizonSpan ahead and starts one timer that
+// clears it after horizonSpan/2. Hits that follow read no clock for
+// entries fresh past the horizon. An idle cache has no timer pending.
+// One timer per cache, not one per entry: see BenchmarkCacheManyEntries.
+func (c *Cache[K, V]) advance() {
+	if c.ticking.Load() || !c.ticking.CompareAndSwap(false, true) {
 		return
 	}
-	d := time.Duration(e.fresh-c.clk.Nanotime()) - expiryMargin
-	if d <= 0 {
-		e.expiring.Store(true)
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if c.root.Err() != nil { // closed: no more timers
 		return
 	}
-	e.tmu.Lock()
-	e.timer = c.clk.AfterFunc(d, func() { e.expiring.Store(true) })
-	e.tmu.Unlock()
-}
-
-// disarm stops e's timer when e leaves the in-process tier, so that an
-// evicted entry is not kept alive until its TTL.
-func (e *entry[V]) disarm() {
-	e.expiring.Store(true) // should it come back, hits judge it by the clock
-	e.tmu.Lock()
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
-	e.tmu.Unlock()
+	c.horizon.Store(c.clk.Nanotime() + int64(horizonSpan))
+	c.htimer = c.clk.AfterFunc(horizonSpan/2, func() {
+		c.horizon.Store(noHorizon)
+		c.ticking.Store(false)
+	})
 }

@@ -599,8 +599,8 @@ func TestCloseIsIdempotentAndStopsLoads(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
-			t.Fatalf("Get during Close = %v, want the cancelled load", err)
+		if err := <-errc; !errors.Is(err, cache.ErrClosed) {
+			t.Fatalf("Get during Close = %v, want ErrClosed", err)
 		}
 		if _, err := c.Get(context.Background(), "k"); !errors.Is(err, cache.ErrClosed) {
 			t.Fatalf("Get after Close = %v, want ErrClosed", err)

@@ -85,11 +85,12 @@ type Config[K comparable, V any] struct {
 	TTL time.Duration
 	// Jitter is the largest fraction of TTL (and NegativeTTL) taken off at
 	// random from each entry's lifetime. Default [DefaultJitter]; in
-	// [0, 1]; negative: no jitter.
+	// [0, 1]; negative (but not -Inf): no jitter.
 	Jitter float64
 	// NegativeTTL is how long a not-found answer is cached. Default
 	// [DefaultNegativeTTL], at most [MaxTTL]; negative: not-found answers
-	// are not cached.
+	// are not cached. Either way, a not-found answer replaces or drops the
+	// key's older value in both tiers, so it is never served stale.
 	NegativeTTL time.Duration
 	// StaleWhileRevalidate is how long past its TTL a value is still
 	// served, at once, while one background refresh runs (RFC 5861's
@@ -123,7 +124,7 @@ type Config[K comparable, V any] struct {
 	KeyString func(K) string
 	// FailOnStoreError makes Get and GetMany return a Store's read error
 	// (matching [ErrStore]) instead of going on to the origin. Default
-	// false: a failing Store is counted (bulwark.cache.store_errors) and
+	// false: a failing Store is counted (bulwark.cache.store.errors) and
 	// skipped, and the in-process tier and the origin keep serving. Set
 	// and Delete always return a Store's error (see them).
 	FailOnStoreError bool
@@ -161,8 +162,8 @@ func (c *Config[K, V]) Validate() error {
 		v.Size("MaxEntries", c.MaxEntries, MaxMaxEntries)
 	}
 	v.Duration("TTL", c.TTL, MaxTTL)
-	if !(c.Jitter < 0) {
-		v.Check(c.Jitter >= 0 && c.Jitter <= 1, "Jitter", c.Jitter, "0 (default), a value in (0, 1], or negative (off)")
+	if !(c.Jitter < 0) || math.IsInf(c.Jitter, -1) {
+		v.Check(c.Jitter >= 0 && c.Jitter <= 1, "Jitter", c.Jitter, "0 (default), a value in (0, 1], or a finite negative value (off)")
 	}
 	v.DurationOrOff("NegativeTTL", c.NegativeTTL, MaxTTL)
 	v.Duration("StaleWhileRevalidate", c.StaleWhileRevalidate, MaxTTL)

@@ -14,8 +14,10 @@ var (
 	// that the cache returns (from Set and Delete, and from reads when
 	// Config.FailOnStoreError is set).
 	ErrStore = errors.New("cache: store error")
-	// ErrClosed is returned by calls on a closed Cache that would need the
-	// origin or the Store.
+	// ErrClosed is returned by Get and GetMany on a closed Cache when the
+	// in-process tier cannot answer (they read neither the Store nor the
+	// origin after Close), and to the callers waiting for a load that
+	// Close cancelled. Set and Delete still write both tiers after Close.
 	ErrClosed = errors.New("cache: closed")
 )
 

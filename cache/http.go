@@ -131,6 +131,9 @@ type storedResponse struct {
 	Body   []byte
 	// RequestTime and ResponseTime are Unix ns, for the age computation.
 	RequestTime, ResponseTime int64
+	// AgeValue is the Age header the response arrived with, in seconds
+	// (the header itself is not stored: it is recomputed on each serve).
+	AgeValue int64
 	// Vary holds the request's values of the headers the response's Vary
 	// names, by canonical name.
 	Vary map[string][]string
@@ -340,6 +343,7 @@ func (h *HTTP) maybeStore(req *http.Request, key string, resp *http.Response, re
 	s := storedResponse{
 		Status: resp.StatusCode, Header: storableHeader(resp.Header), Body: buf,
 		RequestTime: reqTime.UnixNano(), ResponseTime: respTime.UnixNano(),
+		AgeValue: ageHeader(resp.Header),
 	}
 	if v := resp.Header.Values("Vary"); len(v) > 0 {
 		s.Vary = map[string][]string{}
@@ -506,10 +510,7 @@ func (s *storedResponse) age(now time.Time) time.Duration {
 	if d, err := http.ParseTime(s.Header.Get("Date")); err == nil {
 		apparent = max(respTime.Sub(d), 0)
 	}
-	ageValue := time.Duration(0)
-	if a, err := strconv.ParseInt(s.Header.Get("Age"), 10, 64); err == nil && a > 0 && a < 1<<31 {
-		ageValue = time.Duration(a) * time.Second
-	}
+	ageValue := time.Duration(s.AgeValue) * time.Second
 	delay := time.Duration(s.ResponseTime - s.RequestTime)
 	initial := max(apparent, ageValue+delay)
 	return initial + max(now.Sub(respTime), 0)
@@ -524,7 +525,27 @@ func (s *storedResponse) updated(h http.Header, reqTime, respTime time.Time) sto
 		u.Header[name] = append([]string(nil), vals...)
 	}
 	u.RequestTime, u.ResponseTime = reqTime.UnixNano(), respTime.UnixNano()
+	u.AgeValue = ageHeader(h)
 	return u
+}
+
+// ageHeader is the Age of a received response in seconds (RFC 9111
+// section 5.1): 0 when absent or invalid, at most 2^31.
+func ageHeader(h http.Header) int64 {
+	v := h.Get("Age")
+	if v == "" {
+		return 0
+	}
+	for _, c := range []byte(v) {
+		if c < '0' || c > '9' {
+			return 0
+		}
+	}
+	a, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || a > 1<<31 { // too many digits for int64, or past the cap
+		return 1 << 31
+	}
+	return a
 }
 
 // response builds the caller's response from s.

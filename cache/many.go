@@ -7,10 +7,12 @@ import (
 	"sync"
 )
 
-// GetMany returns the values of keys, as Get would one by one, in at most
-// one Store round trip (for the keys the in-process tier cannot serve) and
+// GetMany returns the values of keys, as Get would one by one, with at
+// most one Store read (for the keys the in-process tier cannot serve) and
 // one origin call (Config.LoadMany, for the keys neither tier can serve;
-// without LoadMany, one Load per such key, concurrently). Keys that the
+// without LoadMany, one Load per such key, concurrently), followed by one
+// Store write of what it loaded (and, with NegativeTTL off, one delete of
+// the outdated values of keys the origin no longer has). Keys that the
 // origin does not have are absent from the map (and cached as not found
 // for Config.NegativeTTL); duplicates in keys are served once.
 //
@@ -60,6 +62,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	}
 	epoch := c.epoch.Load()
 	var skeys []string
+	var inStore map[K]bool // keys the Store read returned a value for
 	if c.store != nil {
 		skeys = make([]string, len(missing))
 		for i, k := range missing {
@@ -79,6 +82,10 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 					e = c.decode(bs[i])
 				}
 				if e != nil {
+					if inStore == nil {
+						inStore = map[K]bool{}
+					}
+					inStore[k] = true
 					if r, ok := c.usable(k, e, epoch); ok {
 						c.st.hitsL2.Add(1)
 						if r.staleSWR {
@@ -111,9 +118,19 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			return
 		}
 		var writes []StoreEntry
+		var gone []string
 		for i, k := range missing {
 			v, ok := loaded[k]
 			if !ok && c.negTTL <= 0 {
+				// As in forget: drop an older value of a key that is gone.
+				if c.epoch.Load() == epoch {
+					if c.l1 != nil {
+						c.l1.Invalidate(k)
+					}
+					if inStore[k] {
+						gone = append(gone, skeys[i])
+					}
+				}
 				continue
 			}
 			e := c.newEntry(v, !ok, 0)
@@ -124,6 +141,11 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		}
 		if len(writes) > 0 && c.epoch.Load() == epoch {
 			if err := c.writeStore(ctx, writes); err != nil {
+				c.st.storeErrors.Add(1)
+			}
+		}
+		if len(gone) > 0 && c.epoch.Load() == epoch {
+			if err := c.store.Delete(ctx, gone); err != nil {
 				c.st.storeErrors.Add(1)
 			}
 		}
@@ -202,8 +224,8 @@ func (c *Cache[K, V]) loadBatch(ctx context.Context, keys []K) (map[K]V, error) 
 
 // detach runs fn in a goroutine of the cache, with ctx's values but not
 // its cancellation, bounded by LoadTimeout and by Close. The channel gets
-// nil when fn returns, or the error that stopped it (ErrClosed, or a
-// *PanicError).
+// nil when fn returns, or the error that stopped it (ErrClosed, also when
+// Close cancelled fn, or a *PanicError).
 func (c *Cache[K, V]) detach(ctx context.Context, fn func(ctx context.Context)) <-chan error {
 	done := make(chan error, 1)
 	c.fmu.Lock()
@@ -229,6 +251,9 @@ func (c *Cache[K, V]) detach(ctx context.Context, fn func(ctx context.Context)) 
 		stop := context.AfterFunc(c.root, cancel)
 		defer stop()
 		fn(ctx)
+		if c.root.Err() != nil {
+			err = ErrClosed // Close cancelled fn: its waiter gets ErrClosed, as Get's do
+		}
 	}()
 	return done
 }

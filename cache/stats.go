@@ -25,7 +25,9 @@ type Stats struct {
 	// Evictions counts entries otter evicted from the in-process tier
 	// (for size).
 	Evictions int64
-	// StoreErrors counts failed Store operations (and malformed records).
+	// StoreErrors counts failed Store operations (and malformed records,
+	// and loaded values the Codec could not encode, which stay in the
+	// in-process tier only).
 	StoreErrors int64
 	// LockWaits counts origin calls avoided or delayed because another
 	// instance held the cross-instance lock.

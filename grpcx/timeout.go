@@ -20,8 +20,11 @@ import (
 // error: status.Code(err) is still DeadlineExceeded, and errors.Is(err,
 // timeout.ErrTimeout) tells it from a deadline of the caller's. The call
 // runs in the caller's goroutine whatever Config.Abandon says: grpc-go
-// honours the context.
+// honours the context. A nil t panics.
 func UnaryClientTimeout(t *timeout.Timeout) grpc.UnaryClientInterceptor {
+	if t == nil {
+		panic("grpcx: UnaryClientTimeout called with a nil *timeout.Timeout")
+	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if _, ok := ctx.Deadline(); ok {
@@ -41,8 +44,11 @@ func UnaryClientTimeout(t *timeout.Timeout) grpc.UnaryClientInterceptor {
 // (from RecvMsg, SendMsg, Header) once the limit has run out are
 // [*timeout.TimeoutError]s wrapping gRPC's, as for
 // [UnaryClientTimeout]. The limit's timer is released when the stream
-// ends, or at the latest when the limit runs out.
+// ends, or at the latest when the limit runs out. A nil t panics.
 func StreamClientTimeout(t *timeout.Timeout) grpc.StreamClientInterceptor {
+	if t == nil {
+		panic("grpcx: StreamClientTimeout called with a nil *timeout.Timeout")
+	}
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 		streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		if _, ok := ctx.Deadline(); ok {
@@ -89,10 +95,14 @@ func (s *timeoutClientStream) Header() (metadata.MD, error) {
 // at the deadline even when the handler ignores its context (the handler
 // runs on, and its reply is discarded); otherwise the handler runs in the
 // server's goroutine. When t's limit runs out, the client gets the
-// handler's status if its error carries one, else DeadlineExceeded (the
-// *timeout.TimeoutError matches context.DeadlineExceeded, which grpc-go
-// maps to it).
+// handler's status if its error carries one (with Abandon, only if the
+// handler returned it before the call gave up on the handler), else
+// DeadlineExceeded (the *timeout.TimeoutError matches
+// context.DeadlineExceeded, which grpc-go maps to it). A nil t panics.
 func UnaryServerTimeout(t *timeout.Timeout) grpc.UnaryServerInterceptor {
+	if t == nil {
+		panic("grpcx: UnaryServerTimeout called with a nil *timeout.Timeout")
+	}
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		return timeout.Call(ctx, t, func(ctx context.Context) (any, error) { return handler(ctx, req) })
 	}
@@ -106,8 +116,12 @@ func UnaryServerTimeout(t *timeout.Timeout) grpc.UnaryServerInterceptor {
 // fail with a *timeout.TimeoutError without touching the stream, so a
 // handler that checks their errors stops; a RecvMsg already blocked is
 // not interrupted. The client then gets DeadlineExceeded (or the status
-// the handler's error carries).
+// the handler's error carries), even when the handler returns nil: a
+// stream the limit cut short does not end OK. A nil t panics.
 func StreamServerTimeout(t *timeout.Timeout) grpc.StreamServerInterceptor {
+	if t == nil {
+		panic("grpcx: StreamServerTimeout called with a nil *timeout.Timeout")
+	}
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := ss.Context()
 		actx, cancel := bridge.TimeoutDerive(t, ctx)
@@ -116,6 +130,9 @@ func StreamServerTimeout(t *timeout.Timeout) grpc.StreamServerInterceptor {
 		}
 		ts := &timeoutServerStream{ServerStream: ss, t: t, ctx: ctx, actx: actx}
 		err := handler(srv, ts)
+		if err == nil && actx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(actx) // the limit cut the stream short: not OK
+		}
 		err = bridge.TimeoutJudge(t, ctx, actx, err, &ts.seen)
 		cancel()
 		return err

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/bulwark-go/bulwark/breaker"
@@ -14,9 +15,11 @@ import (
 // and Disabled do not count (a half-open breaker is already letting probe
 // calls through).
 type BreakerRule struct {
-	// Keys are the members of the Set to watch ([breaker.Set] cannot be
-	// enumerated, so name them: the hosts or gRPC methods your service
-	// depends on). A key the Set does not hold yet is created, closed.
+	// Keys are the members of the Set to watch: the hosts or gRPC
+	// methods your service depends on. A key the Set does not hold yet is
+	// created, closed. Nil means every member the Set holds when the check
+	// runs (breaker.Set.All), so dependencies seen at run time are watched
+	// without being named.
 	Keys []string
 	// Critical are keys of which any one open fails the check (they are
 	// watched whether or not Keys lists them).
@@ -65,7 +68,17 @@ func BreakerCheck(set *breaker.Set, rule BreakerRule) CheckFunc {
 			keys = append(keys, k)
 		}
 	}
+	all := rule.Keys == nil
 	return func(context.Context) error {
+		keys := keys
+		if all {
+			keys = slices.Clip(keys)
+			for k := range set.All() {
+				if !critical[k] {
+					keys = append(keys, k)
+				}
+			}
+		}
 		var open, critOpen []string
 		for _, k := range keys {
 			if s := set.Get(k).State(); s == breaker.Open || s == breaker.ForcedOpen {

@@ -297,3 +297,23 @@ func TestEndpointCheck(t *testing.T) {
 		t.Fatal("no endpoints passed")
 	}
 }
+
+func TestBreakerCheckWithoutKeysWatchesEveryMember(t *testing.T) {
+	set := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{ConsecutiveFailures: 1}})
+	defer set.Close()
+	check := BreakerCheck(set, BreakerRule{})
+	for _, k := range []string{"a", "b", "c"} {
+		set.Get(k)
+	}
+	if err := check(context.Background()); err != nil {
+		t.Fatalf("all closed: %v", err)
+	}
+	set.Get("a").ForceOpen()
+	if err := check(context.Background()); err != nil {
+		t.Fatalf("1 of 3 open, under the default half: %v", err)
+	}
+	set.Get("b").ForceOpen()
+	if err := check(context.Background()); err == nil || !strings.Contains(err.Error(), "2 of 3") {
+		t.Fatalf("2 of 3 open: %v, want a failure naming 2 of 3", err)
+	}
+}

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -9,7 +10,7 @@ import (
 
 func init() {
 	bridge.LBWatch = func(b any, notify func()) func() { return b.(*Balancer).watch(notify) }
-	bridge.LBSetReachable = func(b any, addr string, ok bool) { b.(*Balancer).setReachable(addr, ok) }
+	bridge.LBConns = func(b any, addr string, conns, ready int) { b.(*Balancer).addConns(addr, conns, ready) }
 	bridge.LBClassifier = func(b any) bulwark.Classifier { return b.(*Balancer).classify }
 	bridge.LBRecordWait = func(b any, t any, o bulwark.Outcome, wait time.Duration) {
 		b.(*Balancer).finish(t.(Ticket), o, wait)
@@ -48,17 +49,36 @@ func (b *Balancer) notifyWatchers() {
 	}
 }
 
-// setReachable marks addr reachable or not.
-func (b *Balancer) setReachable(addr string, ok bool) {
+// addConns adds conns to addr's gRPC SubConns and ready to those of them
+// READY (several ClientConns may share the balancer): the endpoint is
+// unreachable while it has SubConns and none is READY. It tells
+// OnStateChange when that changes the endpoint's state.
+func (b *Balancer) addConns(addr string, conns, ready int) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	m := b.byAddr[addr]
-	if m == nil || m.down == !ok {
+	if m == nil {
+		b.mu.Unlock()
 		return
 	}
-	m.down = !ok
-	if ok {
+	from, wasDown := m.state(), m.down
+	m.conns = max(0, m.conns+conns)
+	m.ready = max(0, min(m.ready+ready, m.conns))
+	m.down = m.conns > 0 && m.ready == 0
+	if m.down == wasDown {
+		b.mu.Unlock()
+		return
+	}
+	if !m.down {
 		b.startRampLocked(m, b.clk.Nanotime())
 	}
 	b.rebuildLocked()
+	to := m.state()
+	ev := StateChangeEvent{Endpoint: m.endpoint(), From: from, To: to, Reason: "connection not ready"}
+	if !m.down {
+		ev.Reason = "connection ready"
+	}
+	b.mu.Unlock()
+	if from != to {
+		b.notify(context.Background(), ev)
+	}
 }

@@ -110,11 +110,14 @@ type Config struct {
 	ClassifyHTTP bulwark.HTTPClassifier
 
 	// OnStateChange, if set, is called when an endpoint changes state
-	// (ejected, returned, failed or passed its active checks). It runs in
-	// the goroutine that caused the change (a Done, or the balancer's
-	// background loop, with context.Background()), outside the balancer's
-	// lock, so it may call the balancer; calls for different endpoints
-	// may run concurrently. It must be quick. A panic in it reaches that
+	// (ejected, returned, failed or passed its active checks, or, under
+	// grpcx/balancer, lost or got its connection). It runs in the
+	// goroutine that caused the change (a Done, the balancer's background
+	// loop, or grpc-go's connection-state callback, with
+	// context.Background()), outside the balancer's lock, so it may call
+	// the balancer (except Close from the background loop, which Close
+	// waits for: that deadlocks); calls for different endpoints may run
+	// concurrently. It must be quick. A panic in it reaches that
 	// goroutine.
 	OnStateChange func(ctx context.Context, ev StateChangeEvent)
 
@@ -151,8 +154,9 @@ type OutlierConfig struct {
 	// and each Interval without ejection takes one step back. Default
 	// 30 s (Envoy, gRPC).
 	BaseEjectionTime time.Duration
-	// MaxEjectionTime caps the ejection time. Default 300 s (Envoy,
-	// gRPC).
+	// MaxEjectionTime caps the ejection time. When both are set it must
+	// be at least BaseEjectionTime. Default 300 s (Envoy, gRPC), or
+	// BaseEjectionTime if that is longer.
 	MaxEjectionTime time.Duration
 	// MaxEjectedFraction, in (0, 1], caps the share of endpoints ejected
 	// at once; one endpoint may always be ejected, as in Envoy. Default
@@ -251,7 +255,7 @@ func (c Config) Validate() error {
 		c.Policy.validate(v)
 	}
 	v.Fraction("ZoneSpill", c.ZoneSpill)
-	if c.PanicThreshold >= 0 || math.IsNaN(c.PanicThreshold) {
+	if !off(c.PanicThreshold) {
 		v.Fraction("PanicThreshold", c.PanicThreshold)
 	}
 	v.Duration("SlowStart", c.SlowStart, MaxDuration)
@@ -262,13 +266,15 @@ func (c Config) Validate() error {
 	if o.ConsecutiveFailures >= 0 {
 		v.Size("Outlier.ConsecutiveFailures", o.ConsecutiveFailures, MaxThreshold)
 	}
-	if o.FailureRate >= 0 || math.IsNaN(o.FailureRate) {
+	if !off(o.FailureRate) {
 		v.Fraction("Outlier.FailureRate", o.FailureRate)
 	}
 	v.Size("Outlier.MinimumCalls", o.MinimumCalls, MaxThreshold)
 	v.Duration("Outlier.Interval", o.Interval, MaxDuration)
 	v.Duration("Outlier.BaseEjectionTime", o.BaseEjectionTime, MaxDuration)
 	v.Duration("Outlier.MaxEjectionTime", o.MaxEjectionTime, MaxDuration)
+	v.Check(o.MaxEjectionTime == 0 || o.BaseEjectionTime == 0 || o.MaxEjectionTime >= o.BaseEjectionTime,
+		"Outlier.MaxEjectionTime", o.MaxEjectionTime, "at least Outlier.BaseEjectionTime ("+o.BaseEjectionTime.String()+")")
 	v.Fraction("Outlier.MaxEjectedFraction", o.MaxEjectedFraction)
 
 	h := c.Health
@@ -276,11 +282,15 @@ func (c Config) Validate() error {
 	v.Duration("Health.Timeout", h.Timeout, MaxDuration)
 	v.Size("Health.HealthyThreshold", h.HealthyThreshold, MaxThreshold)
 	v.Size("Health.UnhealthyThreshold", h.UnhealthyThreshold, MaxThreshold)
-	if h.Jitter >= 0 || math.IsNaN(h.Jitter) {
+	if !off(h.Jitter) {
 		v.Float("Health.Jitter", h.Jitter, 0, 1)
 	}
 	return v.Err()
 }
+
+// off reports whether x is a negative value meaning "off": finite, so
+// that -Inf fails like every other infinity.
+func off(x float64) bool { return x < 0 && !math.IsInf(x, -1) }
 
 // settings is a resolved Config.
 type settings struct {

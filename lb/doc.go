@@ -83,6 +83,21 @@
 // most 1/ZoneSpill (1.25×) of its normal load, the aim of Envoy's
 // zone-aware routing. The policy runs within each zone.
 //
+// # Telemetry
+//
+// Meter "github.com/bulwark-go/bulwark/lb"; every instrument is
+// asynchronous, read from the endpoints' own counters at collection time,
+// so calls pay nothing for metrics:
+//
+//	bulwark.lb.calls      counter {call}       bulwark.lb.endpoint, bulwark.outcome = success|failure
+//	bulwark.lb.ejections  counter {ejection}   bulwark.lb.endpoint
+//	bulwark.lb.in_flight  gauge   {call}       bulwark.lb.endpoint (0 under RoundRobin, WeightedRoundRobin, Random)
+//	bulwark.lb.endpoints  gauge   {endpoint}   bulwark.lb.state = healthy|ejected|unhealthy
+//
+// All carry bulwark.name (Config.Name). Neutral outcomes (a caller's
+// cancellation) are not counted. An endpoint's counters start again from
+// zero if it leaves the set and comes back. Close unregisters them.
+//
 // # Time
 //
 // Every clock reading and timer goes through package time, so the

@@ -45,8 +45,8 @@ const (
 	Ejected
 	// Unhealthy endpoints failed their active health checks and are out
 	// of rotation until they pass HealthyThreshold checks in a row. Under
-	// grpcx/balancer, an endpoint whose connection is not ready is
-	// Unhealthy too, until it is.
+	// grpcx/balancer, an endpoint that has SubConns but none READY is
+	// Unhealthy too, until one is.
 	Unhealthy
 )
 
@@ -70,7 +70,10 @@ type StateChangeEvent struct {
 	// From and To are its states before and after.
 	From, To State
 	// Reason says why: "consecutive failures", "failure rate",
-	// "ejection ended", "active check failed", "active check passed".
+	// "ejection ended", "active check failed", "active check passed", or,
+	// under grpcx/balancer, "connection not ready" and "connection
+	// ready" (including the first connection of an endpoint, which
+	// starts not ready).
 	Reason string
 }
 
@@ -95,11 +98,12 @@ type EndpointState struct {
 // member is an endpoint with its state. It lives as long as its address is
 // in the set: snapshots come and go, members are carried over.
 type member struct {
-	// ep never changes once the member is made (a change of Weight or
-	// Zone makes a new member), except its Metadata, which lives in md
-	// so that an update can replace it while calls read it.
-	ep Endpoint
-	md atomic.Pointer[map[string]string]
+	// ep.Addr never changes; ep.Weight and ep.Zone change with an
+	// update, under Balancer.mu, and are read only under it (pickers are
+	// built under it). Metadata is not kept in ep: calls read the whole
+	// Endpoint, lock-free, from info, which an update replaces.
+	ep   Endpoint
+	info atomic.Pointer[Endpoint]
 
 	// Hot fields, written by Pick and Done.
 	//
@@ -127,7 +131,9 @@ type member struct {
 	hcPass      int // active checks passed in a row (while unhealthy)
 	hcFail      int // failed in a row (while healthy)
 	unhealthy   bool
-	down        bool  // unreachable (grpcx/balancer: SubConn not ready)
+	down        bool  // unreachable: conns > 0 and ready == 0
+	conns       int   // grpcx/balancer SubConns for the endpoint, of every ClientConn
+	ready       int   // those of them READY
 	rampStart   int64 // Nanotime the ramp began; 0: not ramping
 
 	_ stripe.Pad
@@ -146,21 +152,21 @@ func (m *member) inflight() int64  { return int64(m.calls.Load() & inflightMask)
 func (m *member) successes() int64 { return int64(m.calls.Load() >> inflightBits) }
 
 func newMember(ep Endpoint) *member {
-	m := &member{ep: ep}
-	m.ep.Metadata = nil
-	m.setMetadata(ep.Metadata)
+	m := &member{ep: Endpoint{Addr: ep.Addr, Weight: ep.Weight, Zone: ep.Zone}}
+	m.info.Store(&ep)
 	m.ramp.Store(rampFull)
 	return m
 }
 
-func (m *member) setMetadata(md map[string]string) { m.md.Store(&md) }
-
-// endpoint returns the member's Endpoint with its current Metadata.
-func (m *member) endpoint() Endpoint {
-	e := m.ep
-	e.Metadata = *m.md.Load()
-	return e
+// update gives m the Weight, Zone and Metadata of ep (same Addr, which
+// calls read without the lock); the caller holds Balancer.mu.
+func (m *member) update(ep Endpoint) {
+	m.ep.Weight, m.ep.Zone = ep.Weight, ep.Zone
+	m.info.Store(&ep)
 }
+
+// endpoint returns the member's current Endpoint.
+func (m *member) endpoint() Endpoint { return *m.info.Load() }
 
 func checkEndpoints(eps []Endpoint) error {
 	seen := make(map[string]struct{}, len(eps))

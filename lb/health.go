@@ -27,8 +27,9 @@ type CheckerFunc func(ctx context.Context, ep Endpoint) error
 func (f CheckerFunc) Check(ctx context.Context, ep Endpoint) error { return f(ctx, ep) }
 
 // HTTPChecker checks an endpoint with an HTTP GET of Path: a 2xx answer
-// passes, anything else (another status, a transport error, a timeout)
-// fails.
+// passes, anything else (another status, a redirect included, a
+// transport error, a timeout) fails. Redirects are not followed: the
+// verdict is the endpoint's own answer, never another host's.
 type HTTPChecker struct {
 	// Path is the path to get, e.g. "/healthz". Default "/".
 	Path string
@@ -37,7 +38,8 @@ type HTTPChecker struct {
 	// Host, if set, is the Host header to send. Default: the endpoint's
 	// address.
 	Host string
-	// Client sends the checks. Default http.DefaultClient.
+	// Client sends the checks (a copy of it that does not follow
+	// redirects). Default http.DefaultClient.
 	Client *http.Client
 }
 
@@ -62,7 +64,9 @@ func (c HTTPChecker) Check(ctx context.Context, ep Endpoint) error {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(req)
+	noRedirect := *client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		return err
 	}

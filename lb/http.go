@@ -34,13 +34,15 @@ import (
 // read to its end or closed, whichever comes first, so close every body.
 // An error reading the body (other than the caller's cancellation) turns
 // the outcome into a failure. Every response is returned to the caller,
-// whatever its status.
+// whatever its status; on a 101 Switching Protocols the body stays the
+// io.ReadWriteCloser net/http returns (the call lasts, as for any body,
+// until it is closed or read to its end).
 //
 // With Config.Breakers, an endpoint whose breaker rejects the call is
 // passed over for another before anything is sent, for any request; if
-// every breaker tried rejects, RoundTrip returns the rejection (an error
-// matching breaker.ErrOpen or breaker.ErrHalfOpenFull) and closes the
-// request body. When the connection to an endpoint cannot be made (a dial
+// the breaker of every endpoint in rotation rejects, RoundTrip returns
+// the rejection (an error matching breaker.ErrOpen or
+// breaker.ErrHalfOpenFull) and closes the request body. When the connection to an endpoint cannot be made (a dial
 // error: the request never left), or a breaker below this RoundTripper
 // rejected it, and the request is safe to repeat, RoundTrip tries another
 // endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
@@ -130,7 +132,14 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 			b.finish(t, o, wait)
 			return resp, nil
 		}
-		resp.Body = &body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx}
+		wrapped := &body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx}
+		if w, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			// An upgraded connection (WebSocket, h2c): net/http's body
+			// is an io.ReadWriteCloser, which callers type-assert.
+			resp.Body = &upgradedBody{body: wrapped, w: w}
+		} else {
+			resp.Body = wrapped
+		}
 		return resp, nil
 	}
 	return nil, err // not reached: the last attempt returns
@@ -228,6 +237,15 @@ func (r *body) finish(o bulwark.Outcome) {
 		r.b.finish(r.t, o, r.wait)
 	}
 }
+
+// upgradedBody is body for a 101 Switching Protocols answer: it keeps the
+// Write of net/http's io.ReadWriteCloser.
+type upgradedBody struct {
+	*body
+	w io.Writer
+}
+
+func (u *upgradedBody) Write(p []byte) (int, error) { return u.w.Write(p) }
 
 // ---- hash keys
 

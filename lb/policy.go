@@ -364,11 +364,17 @@ type HashConfig struct {
 	// RingSize is the minimum number of points on the ring, shared among
 	// the endpoints in proportion to their weights: each gets the same
 	// power-of-two number of points per unit of weight, the least that
-	// reaches RingSize (so the ring holds up to twice RingSize points).
-	// More points spread keys more evenly (an endpoint's share deviates
-	// by about 1/sqrt(its points)) at the cost of memory (16 bytes a
-	// point) and a slower rebuild. Default 1024, Envoy's
-	// minimum_ring_size; at most MaxRingSize.
+	// reaches RingSize. So the ring holds up to twice RingSize points,
+	// unless the weights (divided by their greatest common divisor) sum
+	// to more: then it holds one point per unit of weight, as Envoy's
+	// does, up to MaxRingSize points (weights are scaled down beyond).
+	// Weights 1000 and 1 thus make a ring of 1001 points, and SRV
+	// weights up to 65535 over many endpoints a ring of millions. More
+	// points spread keys more evenly (an endpoint's share deviates by
+	// about 1/sqrt(its points)) at the cost of memory (16 bytes a point)
+	// and time: the ring is rebuilt, and sorted, on every change of the
+	// endpoints in rotation. Default 1024, Envoy's minimum_ring_size; at
+	// most MaxRingSize.
 	RingSize int
 	// BalanceFactor bounds the load: an endpoint with more than
 	// BalanceFactor × the average calls in flight (plus one) is passed
@@ -399,7 +405,7 @@ type ringHash struct{ cfg HashConfig }
 
 func (p ringHash) validate(v *validate.V) {
 	v.Size("Policy.RingSize", p.cfg.RingSize, MaxRingSize)
-	if f := p.cfg.BalanceFactor; !(f < 0) {
+	if f := p.cfg.BalanceFactor; !off(f) {
 		v.Check(f == 0 || f >= 1 && !math.IsInf(f, 1), "Policy.BalanceFactor", f,
 			"0 (default), a negative value (off) or a finite value >= 1")
 	}

@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -32,8 +33,12 @@ var ErrNoAddresses = errors.New("lb: resolver returned no endpoints")
 // failed or empty answer (ErrNoAddresses) leaves the set unchanged.
 // Refreshes run one at a time (a call waits for the one in progress, the
 // background one included), so an older answer never replaces a newer
-// one. Without a Resolver it returns nil at once.
+// one. Without a Resolver it returns nil at once. It panics if ctx is
+// nil.
 func (b *Balancer) Refresh(ctx context.Context) error {
+	if ctx == nil {
+		panic("lb: Balancer.Refresh called with a nil ctx")
+	}
 	if b.resolver == nil {
 		return nil
 	}
@@ -52,11 +57,13 @@ func (b *Balancer) Refresh(ctx context.Context) error {
 }
 
 // DNS resolves a host name's A and AAAA records into endpoints on Port,
-// each of weight 1 and zone Zone.
+// each of weight 1 and zone Zone, one per distinct address (an IPv4-mapped
+// IPv6 address counts as its IPv4 address).
 type DNS struct {
 	// Host is the name to look up.
 	Host string
-	// Port is the port of every endpoint.
+	// Port is the port of every endpoint, in [1, 65535]; Resolve fails
+	// with any other value.
 	Port int
 	// Zone is the zone of every endpoint. Default "".
 	Zone string
@@ -66,6 +73,9 @@ type DNS struct {
 
 // Resolve looks up d.Host.
 func (d DNS) Resolve(ctx context.Context) ([]Endpoint, error) {
+	if d.Port < 1 || d.Port > 65535 {
+		return nil, fmt.Errorf("lb: DNS.Port %d is not in [1, 65535]", d.Port)
+	}
 	ips, err := orDefault(d.Resolver).LookupNetIP(ctx, "ip", d.Host)
 	if err != nil {
 		return nil, err
@@ -78,7 +88,7 @@ func (d DNS) Resolve(ctx context.Context) ([]Endpoint, error) {
 			continue
 		}
 		seen[ip] = true
-		eps = append(eps, Endpoint{Addr: netip.AddrPortFrom(ip, uint16(d.Port)).String(), Zone: d.Zone})
+		eps = append(eps, Endpoint{Addr: netip.AddrPortFrom(ip, uint16(d.Port)).String(), Weight: 1, Zone: d.Zone})
 	}
 	return eps, nil
 }
@@ -87,7 +97,10 @@ func (d DNS) Resolve(ctx context.Context) ([]Endpoint, error) {
 // lowest priority present (the others are backups that SRV clients only
 // use when these fail, which outlier ejection and panic mode already
 // cover), each with the record's weight (a weight of 0 becomes 1) and
-// address target:port.
+// address target:port. A record whose target is "." (RFC 2782: the
+// service is decidedly not available at this domain) gives no endpoint; a
+// target:port repeated in the records gives one endpoint, of the first
+// record's weight.
 type SRV struct {
 	// Service, Proto and Name are as in net.LookupSRV: both Service and
 	// Proto empty looks up Name directly.
@@ -115,6 +128,9 @@ func (s SRV) Resolve(ctx context.Context) ([]Endpoint, error) {
 			break
 		}
 		host := rec.Target
+		if host == "." || host == "" {
+			continue
+		}
 		if n := len(host); n > 0 && host[n-1] == '.' {
 			host = host[:n-1]
 		}

@@ -26,6 +26,12 @@ type dnsServer struct {
 	srv  map[string][]net.SRV
 	fail bool // answer SERVFAIL
 	done chan struct{}
+
+	// clients are the connections resolvers dialed; the cleanup closes
+	// them, so that a lookup still waiting for an answer (its caller gave
+	// up) ends with the test instead of at the resolver's 5 s timeout.
+	cmu     sync.Mutex
+	clients []net.Conn
 }
 
 func newDNSServer(t *testing.T) *dnsServer {
@@ -38,6 +44,11 @@ func newDNSServer(t *testing.T) *dnsServer {
 	t.Cleanup(func() {
 		conn.Close()
 		<-s.done
+		s.cmu.Lock()
+		for _, c := range s.clients {
+			c.Close()
+		}
+		s.cmu.Unlock()
 	})
 	return s
 }
@@ -46,7 +57,13 @@ func newDNSServer(t *testing.T) *dnsServer {
 func (s *dnsServer) resolver() *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "udp", s.conn.LocalAddr().String())
+		c, err := d.DialContext(ctx, "udp", s.conn.LocalAddr().String())
+		if err == nil {
+			s.cmu.Lock()
+			s.clients = append(s.clients, c)
+			s.cmu.Unlock()
+		}
+		return c, err
 	}}
 }
 

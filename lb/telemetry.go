@@ -37,7 +37,7 @@ func newTelemetry(b *Balancer, mp metric.MeterProvider) *telemetryState {
 		metric.WithDescription("Calls finished, by endpoint and outcome."))
 	t.ejections, errs[1] = m.Int64ObservableCounter(telemetry.Name(pkg, "ejections"), metric.WithUnit("{ejection}"),
 		metric.WithDescription("Outlier ejections, by endpoint."))
-	t.inflight, errs[2] = m.Int64ObservableGauge(telemetry.Name(pkg, "inflight"), metric.WithUnit("{call}"),
+	t.inflight, errs[2] = m.Int64ObservableGauge(telemetry.Name(pkg, "in_flight"), metric.WithUnit("{call}"),
 		metric.WithDescription("Calls in flight, by endpoint (counted by LeastRequest, P2C and bounded RingHash; 0 under the others)."))
 	t.members, errs[3] = m.Int64ObservableGauge(telemetry.Name(pkg, "endpoints"), metric.WithUnit("{endpoint}"),
 		metric.WithDescription("Endpoints, by state (healthy, ejected, unhealthy)."))

@@ -1,6 +1,7 @@
 package timeout
 
 import (
+	"net/http"
 	"strings"
 	"time"
 
@@ -69,7 +70,11 @@ type Config struct {
 	// (see the package doc). Default "Request-Timeout-Ms"
 	// ([DefaultHeader]). [NoHeader] ("-") turns propagation off: nothing
 	// is sent and the header is ignored. Otherwise it must be a valid
-	// header name (an RFC 9110 token) of at most [MaxHeaderLen] bytes.
+	// header name (an RFC 9110 token) of at most [MaxHeaderLen] bytes,
+	// and not one that HTTP manages (Connection, Content-Length, Expect,
+	// Host, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
+	// Upgrade): net/http does not send those from a request's header
+	// map, or proxies remove them, and servers read them for themselves.
 	Header string
 
 	// MeterProvider receives the Timeout's metrics; nil means the global
@@ -82,9 +87,20 @@ type Config struct {
 func (c Config) Validate() error {
 	v := validate.New("timeout")
 	v.Duration("Timeout", c.Timeout, MaxTimeout)
-	v.Check(c.Header == "" || c.Header == NoHeader || (len(c.Header) <= MaxHeaderLen && isToken(c.Header)),
-		"Header", c.Header, `"" (default), "-" (off) or a header name (an RFC 9110 token) of at most 128 bytes`)
+	v.Check(c.Header == "" || c.Header == NoHeader ||
+		(len(c.Header) <= MaxHeaderLen && isToken(c.Header) && !managed[http.CanonicalHeaderKey(c.Header)]),
+		"Header", c.Header, `"" (default), "-" (off) or a header name (an RFC 9110 token) of at most 128 bytes, `+
+			`not one HTTP manages (Connection, Content-Length, Expect, Host, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade)`)
 	return v.Err()
+}
+
+// managed holds the (canonical) names of the header fields HTTP itself
+// manages: net/http's transport does not send them from the header map,
+// or proxies remove them (hop-by-hop, RFC 9110 section 7.6.1), and their
+// values mean something else to the server.
+var managed = map[string]bool{
+	"Connection": true, "Content-Length": true, "Expect": true, "Host": true, "Keep-Alive": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
 // isToken reports whether s is an RFC 9110 token (tchar+).

@@ -97,9 +97,12 @@
 //	Request-Timeout-Ms = 1*10DIGIT   ; ASCII digits only, leading zeros allowed
 //
 // 0 means no time left (Handler answers 504 without running the
-// handler); a value over 24 h ([MaxTimeout]) is read as 24 h. Anything else (a sign, a unit, a fraction, whitespace, more
+// handler); a value over 24 h ([MaxTimeout]) is read as 24 h. Anything
+// else (a sign, a unit, a fraction, whitespace between the digits, more
 // than 10 digits, an empty value) is malformed, and a malformed or
-// repeated header is ignored: the server's own limit applies. A budget
+// repeated header is ignored: the server's own limit applies. (Whitespace
+// around the value is not part of it: HTTP servers strip it, as RFC 9110
+// says.) A budget
 // can only shorten the server's limit, never extend it, so a client gains
 // nothing by lying. The name has no X- prefix (RFC 6648) and says its
 // unit; it is configurable, and "-" turns propagation off. gRPC needs

@@ -67,7 +67,9 @@ func ExampleTimeout_RoundTripper() {
 	}))
 	defer srv.Close()
 
-	perAttempt := timeout.New(timeout.Config{Timeout: 200 * time.Millisecond})
+	// (A limit far above the time the headers take even on a loaded
+	// machine: the example's output must not depend on scheduling.)
+	perAttempt := timeout.New(timeout.Config{Timeout: time.Second})
 	defer perAttempt.Close()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

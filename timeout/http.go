@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,15 +34,23 @@ import (
 //   - while the caller reads the body, Read returns a *TimeoutError.
 //
 // A request cancelled by its caller fails with the caller's error, never
-// ErrTimeout.
+// ErrTimeout. A 101 Switching Protocols response ends the attempt: it is
+// returned as it is (its Body the io.ReadWriteCloser net/http gives an
+// upgrade), and the upgraded connection is the caller's, with no limit.
 //
 // Unless Config.Header is "-", the request is sent with the header
 // (default Request-Timeout-Ms) set to the time it has left, in whole
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
 // the request's deadline. The caller's request is never modified: the
 // header is set on a clone (net/http's contract), and a header of that
-// name the caller set is replaced in the clone.
+// name the caller set, under any spelling of its key, is replaced in the
+// clone: the next hop gets one value.
+//
+// RoundTripper panics at once if t is nil.
 func (t *Timeout) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	if t == nil {
+		panic("timeout: Timeout.RoundTripper called on a nil *Timeout")
+	}
 	if next == nil {
 		next = http.DefaultTransport
 	}
@@ -69,7 +78,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case t.header != "":
 		out = req.Clone(actx)
-		out.Header.Set(t.header, formatBudget(deadline.Sub(now)))
+		if out.Header == nil { // a request built by hand; http.Client fills it in
+			out.Header = make(http.Header, 1)
+		}
+		setHeader(out.Header, t.header, formatBudget(deadline.Sub(now)))
 	case cancel != nil:
 		out = req.WithContext(actx)
 	}
@@ -85,11 +97,31 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
+	if resp != nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection is the caller's now, its Body an
+		// io.ReadWriteCloser that a wrapper would hide: the attempt
+		// ended with the switch.
+		cancel()
+		return resp, nil
+	}
 	if resp != nil && resp.Body != nil {
 		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}
 	}
 	httpx.CancelOnClose(resp, cancel)
 	return resp, nil
+}
+
+// setHeader sets the canonical key k of h to v alone, removing the values
+// the caller may have set under other spellings of k (header names are
+// case-insensitive, and net/http sends every key of the map): the next hop
+// would see a repeated header, and ignore it.
+func setHeader(h http.Header, k, v string) {
+	for key := range h {
+		if len(key) == len(k) && key != k && strings.EqualFold(key, k) {
+			delete(h, key)
+		}
+	}
+	h[k] = []string{v}
 }
 
 // body turns the error of a Read cut short by the attempt's deadline into
@@ -122,8 +154,9 @@ func (b *body) Read(p []byte) (int, error) {
 // then, its cause a [*TimeoutError].
 //
 // Nothing is buffered, and http.Flusher, http.Hijacker (when the server's
-// writer has it) and http.ResponseController (through Unwrap) work as
-// without the middleware. next's header map is its own until it writes
+// writer, or one down its Unwrap chain, has it) and
+// http.ResponseController work as without the middleware; a hijack
+// through the controller goes through the middleware too. next's header map is its own until it writes
 // its status: the middleware can answer in its place without sharing a
 // map with it. When the time runs out:
 //
@@ -131,18 +164,23 @@ func (b *body) Read(p []byte) (int, error) {
 //     Timeout at once, with a plain-text body naming the limit, a
 //     Content-Length and, over HTTP/1, Connection: close. next's later
 //     writes and flushes fail with [http.ErrHandlerTimeout], its
-//     WriteHeader calls and Hijack are refused, and the client never sees
-//     anything of them.
+//     WriteHeader calls are ignored, Hijack and http.ResponseController's
+//     SetReadDeadline, SetWriteDeadline and EnableFullDuplex fail with
+//     http.ErrHandlerTimeout, and the client never sees anything of them.
 //   - If next has already started its response (written a status or a
 //     byte, or flushed), that status stands; the context is cancelled, so
 //     a cooperative handler stops. Later writes and flushes fail with
 //     http.ErrHandlerTimeout, so the response cannot grow past the
-//     deadline. If next tried to write after the deadline, its response
-//     is incomplete, and Handler panics with [http.ErrAbortHandler], which
-//     makes the server close the connection (HTTP/1) or reset the stream
-//     (HTTP/2): the client sees an error, never a truncated body that
-//     looks complete. A response that next completed before the deadline
-//     is left alone, however late next returns.
+//     deadline. A response that was complete when the time ran out (none
+//     of its body left to send: a HEAD request, a 204 or 304, or its
+//     declared Content-Length written whole) is left alone, however late
+//     next returns. Any other started response is incomplete: only next's
+//     return could have ended it, and the time ran out first. Handler
+//     then panics with [http.ErrAbortHandler] (when next returns; with
+//     Abandon at the deadline), which makes the server close the
+//     connection (HTTP/1) or reset the stream (HTTP/2): the client sees
+//     an error, never a body cut short that looks complete, even when a
+//     cooperative next stops quietly at the deadline.
 //   - If next returns after the deadline without having written, the
 //     client gets the 504 too.
 //
@@ -151,10 +189,11 @@ func (b *body) Read(p []byte) (int, error) {
 // over HTTP/1 the connection stays busy (hence Connection: close), and
 // over HTTP/2 the stream ends, so the client's read of the 504's body
 // reaches EOF, only when next returns. With Config.Abandon, next runs in a
-// goroutine of its own, and Handler returns as soon as the response no
-// longer depends on next (the 504 written, or a refused write aborting a
-// started response), so the server ends the response at the deadline
-// even when next ignores its context. The abandoned next runs on, as in
+// goroutine of its own, and Handler returns at the deadline (the 504
+// written, a complete response left as it is, an incomplete one aborted),
+// so the server ends the response then even when next ignores its
+// context; only a connection next has hijacked stays next's, and Handler
+// waits for next to return. The abandoned next runs on, as in
 // Do: every use of its writer is refused, its request body is closed by
 // the server, a panic in it crashes the program, and it must not touch
 // the writer it may have reached through Unwrap. A panic in next before
@@ -172,7 +211,15 @@ func (b *body) Read(p []byte) (int, error) {
 // answered (its context is cancelled, with the client's cause). A panic in
 // next goes on (in the default mode with its own stack) once the timer is
 // stopped.
+//
+// Handler panics at once if t or next is nil.
 func (t *Timeout) Handler(next http.Handler) http.Handler {
+	if t == nil {
+		panic("timeout: Timeout.Handler called on a nil *Timeout")
+	}
+	if next == nil {
+		panic("timeout: Timeout.Handler called with a nil next")
+	}
 	return &handler{t: t, next: next}
 }
 
@@ -238,8 +285,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveAbandoning runs next in a goroutine of its own (Config.Abandon) and
-// returns when next does, or as soon as the response is settled without
-// it: the 504 written, or a started response cut short by a refused write.
+// returns when next does, or when the time runs out (unless next hijacked
+// the connection): the 504 written, or a started response left as it is
+// if complete, aborted if not.
 func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *time.Timer, cancel context.CancelFunc) {
 	w := tw.writer()
 	c := new(call[struct{}])
@@ -251,7 +299,7 @@ func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *tim
 		timer.Stop()
 		tw.mu.Lock()
 		tw.finished = true
-		abort := tw.refused && !tw.answered
+		abort := tw.cutLocked()
 		tw.mu.Unlock()
 		cancel()
 		if abort {
@@ -289,16 +337,19 @@ type timeoutWriter struct {
 	h     http.Header
 
 	mu          sync.Mutex
-	wroteHeader bool // next committed its response (status, byte or flush)
-	timedOut    bool // the time ran out: next's writes are refused
-	answered    bool // the 504 was written
-	refused     bool // next tried to write after the time ran out
+	wroteHeader bool  // next committed its response (status, byte or flush)
+	status      int   // the status next committed
+	declared    int64 // the Content-Length next committed, or -1
+	written     int64 // the body bytes next wrote
+	timedOut    bool  // the time ran out: next's writes are refused
+	answered    bool  // the 504 was written
 	hijacked    bool
 	finished    bool // next returned (or panicked, or was abandoned)
 	counted     bool
 
 	// settled, with Config.Abandon, is closed once the response no
-	// longer depends on next: the 504 written, or a write refused.
+	// longer depends on next: when the time runs out (the 504 written, or
+	// a started response's writes refused from then on).
 	settled     chan struct{}
 	settledDone bool
 }
@@ -311,9 +362,20 @@ func (tw *timeoutWriter) settleLocked() {
 	}
 }
 
+// writer is the writer next gets: with a Hijack method if a writer down
+// the Unwrap chain can hijack (so that http.ResponseController, which
+// stops at the first Hijack it finds, never hijacks past the middleware),
+// without one otherwise.
 func (tw *timeoutWriter) writer() http.ResponseWriter {
-	if _, ok := tw.w.(http.Hijacker); ok {
-		return hijackWriter{tw}
+	for w := tw.w; w != nil; {
+		if _, ok := w.(http.Hijacker); ok {
+			return hijackWriter{tw}
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
 	return tw
 }
@@ -352,8 +414,26 @@ func (tw *timeoutWriter) timeOutLocked() {
 	if !tw.wroteHeader {
 		writeTimeout(tw.w, tw.r, context.Cause(tw.ctx).Error(), true)
 		tw.answered = true
-		tw.settleLocked()
 	}
+	tw.settleLocked()
+}
+
+// cutLocked reports whether the response next started must be aborted
+// because the time ran out before it was complete: a response is
+// complete once it has no body to come (HEAD, 204, 304) or its declared
+// Content-Length has been written whole. Any other started response is
+// only complete when next returns, and the time ran out before that, so
+// ending it normally would hand the client a body cut short that looks
+// complete.
+func (tw *timeoutWriter) cutLocked() bool {
+	if !tw.timedOut || tw.answered || tw.hijacked {
+		return false
+	}
+	switch {
+	case tw.r.Method == http.MethodHead, tw.status == http.StatusNoContent, tw.status == http.StatusNotModified:
+		return false
+	}
+	return tw.declared < 0 || tw.written < tw.declared
 }
 
 // countLocked counts the request as timed out if its own deadline passed
@@ -378,7 +458,7 @@ func (tw *timeoutWriter) finish() (abort bool) {
 	if !tw.answered {
 		copyHeader(tw.w.Header(), tw.h) // trailers, or the headers of an empty response
 	}
-	return tw.refused && !tw.answered
+	return tw.cutLocked()
 }
 
 // writeTimeout answers 504 with msg as a plain-text body.
@@ -411,11 +491,18 @@ func copyHeader(dst, src http.Header) {
 }
 
 // commitLocked sends next's headers on with its first status, byte or
-// flush.
-func (tw *timeoutWriter) commitLocked() {
+// flush (status 200 unless next wrote another).
+func (tw *timeoutWriter) commitLocked(status int) {
 	if !tw.wroteHeader {
 		copyHeader(tw.w.Header(), tw.h)
 		tw.wroteHeader = true
+		tw.status = status
+		tw.declared = -1
+		if v := tw.h.Get("Content-Length"); v != "" { // (ParseInt's error for "" allocates)
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				tw.declared = n
+			}
+		}
 	}
 }
 
@@ -432,7 +519,7 @@ func (tw *timeoutWriter) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		copyHeader(tw.w.Header(), tw.h) // informational: the final status is still to come
 	} else {
-		tw.commitLocked()
+		tw.commitLocked(code)
 	}
 	tw.w.WriteHeader(code)
 }
@@ -446,14 +533,12 @@ func (tw *timeoutWriter) Write(p []byte) (int, error) {
 		return 0, http.ErrHijacked
 	}
 	if tw.timedOutLocked() {
-		if len(p) > 0 {
-			tw.refused = true
-			tw.settleLocked()
-		}
 		return 0, http.ErrHandlerTimeout
 	}
-	tw.commitLocked()
-	return tw.w.Write(p)
+	tw.commitLocked(http.StatusOK)
+	n, err := tw.w.Write(p)
+	tw.written += int64(n)
+	return n, err
 }
 
 // Flush sends buffered data to the client, as http.Flusher asks.
@@ -470,12 +555,37 @@ func (tw *timeoutWriter) FlushError() error {
 	if tw.timedOutLocked() {
 		return http.ErrHandlerTimeout
 	}
-	tw.commitLocked()
+	tw.commitLocked(http.StatusOK)
 	return http.NewResponseController(tw.w).Flush()
 }
 
 // Unwrap returns the server's writer, for http.ResponseController.
 func (tw *timeoutWriter) Unwrap() http.ResponseWriter { return tw.w }
+
+// SetReadDeadline, SetWriteDeadline and EnableFullDuplex are
+// http.ResponseController's, passed on unless the time has run out: an
+// abandoned next must not reach the server's writer through Unwrap once
+// Handler has returned and the server has recycled it.
+func (tw *timeoutWriter) SetReadDeadline(d time.Time) error {
+	return tw.control(func(rc *http.ResponseController) error { return rc.SetReadDeadline(d) })
+}
+
+func (tw *timeoutWriter) SetWriteDeadline(d time.Time) error {
+	return tw.control(func(rc *http.ResponseController) error { return rc.SetWriteDeadline(d) })
+}
+
+func (tw *timeoutWriter) EnableFullDuplex() error {
+	return tw.control((*http.ResponseController).EnableFullDuplex)
+}
+
+func (tw *timeoutWriter) control(f func(*http.ResponseController) error) error {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if !tw.hijacked && (tw.finished || tw.timedOutLocked()) {
+		return http.ErrHandlerTimeout
+	}
+	return f(http.NewResponseController(tw.w))
+}
 
 type hijackWriter struct{ *timeoutWriter }
 
@@ -488,7 +598,7 @@ func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if tw.timedOutLocked() {
 		return nil, nil, http.ErrHandlerTimeout
 	}
-	c, rw, err := tw.w.(http.Hijacker).Hijack()
+	c, rw, err := http.NewResponseController(tw.w).Hijack()
 	if err == nil {
 		tw.hijacked = true
 	}

@@ -1,16 +1,13 @@
 package timeout
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -49,34 +46,6 @@ func TestRoundTripperTimesOutBeforeHeaders(t *testing.T) {
 	if ue := (interface{ Timeout() bool })(nil); !errors.As(err, &ue) || !ue.Timeout() {
 		t.Fatalf("err %v: Timeout() is not true", err)
 	}
-	if n := to.timeouts.Load(); n != 1 {
-		t.Fatalf("timeouts = %d, want 1", n)
-	}
-}
-
-// TestRoundTripperCoversTheBody guards the difference from
-// http.Client.Timeout-less per-attempt contexts cancelled when RoundTrip
-// returns: the time limit holds while the caller reads the body, and a
-// Read cut short by it fails with a TimeoutError.
-func TestRoundTripperCoversTheBody(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "head\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // the rest never comes
-	}))
-	defer srv.Close()
-	to := mk(t, Config{Timeout: 200 * time.Millisecond})
-	resp, err := client(t, to).Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if line, err := br.ReadString('\n'); line != "head\n" || err != nil {
-		t.Fatalf("first line %q, %v", line, err)
-	}
-	_, err = io.ReadAll(br)
-	wantTimeout(t, err, 200*time.Millisecond)
 	if n := to.timeouts.Load(); n != 1 {
 		t.Fatalf("timeouts = %d, want 1", n)
 	}
@@ -263,119 +232,6 @@ func TestHandlerAppliesThePropagatedBudget(t *testing.T) {
 	}
 }
 
-// TestHandlerIgnoringContextAndWritingOn: the handler ignores its context
-// and keeps writing long after the deadline. The client gets a 504 at the
-// deadline, never a 200; every late write is refused (so nothing piles up
-// in memory); -race finds no race between the timer and the handler.
-func TestHandlerIgnoringContextAndWritingOn(t *testing.T) {
-	release := make(chan struct{})
-	type result struct {
-		refused, accepted int
-		lastErr           error
-	}
-	done := make(chan result, 1)
-	to := mk(t, Config{Timeout: 20 * time.Millisecond})
-	chunk := make([]byte, 64<<10)
-	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // ignores r.Context()
-		var res result
-		var ms0, ms1 runtime.MemStats
-		runtime.ReadMemStats(&ms0)
-		for i := range 4096 { // 256 MiB if anything kept it
-			w.Header().Set("X-Late", strconv.Itoa(i))
-			w.WriteHeader(http.StatusOK)
-			if _, err := w.Write(chunk); err != nil {
-				res.refused++
-				res.lastErr = err
-			} else {
-				res.accepted++
-			}
-			w.(http.Flusher).Flush()
-		}
-		runtime.ReadMemStats(&ms1)
-		if grew := int64(ms1.HeapAlloc) - int64(ms0.HeapAlloc); grew > 32<<20 {
-			res.accepted = -1 // memory grew with the refused writes
-		}
-		done <- res
-	})))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body) // complete before the handler even starts writing
-	resp.Body.Close()
-	close(release)
-	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "timeout: timed out after 20ms") {
-		t.Fatalf("got %d %q, want 504 with the timeout message", resp.StatusCode, body)
-	}
-	if resp.Header.Get("X-Late") != "" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
-		t.Fatalf("504 headers %v", resp.Header)
-	}
-	res := <-done
-	if res.accepted != 0 || res.refused != 4096 || !errors.Is(res.lastErr, http.ErrHandlerTimeout) {
-		t.Fatalf("late writes: %+v, want every one refused with http.ErrHandlerTimeout and no memory growth", res)
-	}
-	if n := to.timeouts.Load(); n != 1 {
-		t.Fatalf("timeouts = %d, want 1", n)
-	}
-}
-
-// TestHandlerStartedResponseIsAbortedNotTruncated: a handler that had
-// started its response when the time ran out, and then tried to write
-// more, has its response aborted: the client sees an error, not a short
-// body that looks complete.
-func TestHandlerStartedResponseIsAbortedNotTruncated(t *testing.T) {
-	to := mk(t, Config{Timeout: 200 * time.Millisecond})
-	var lateErr atomic.Value
-	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "partial\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		_, err := io.WriteString(w, "more\n")
-		lateErr.Store(err)
-	})))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "partial\n" || err == nil {
-		t.Fatalf("got %d %q, %v; want 200 \"partial\\n\" then a read error", resp.StatusCode, body, err)
-	}
-	if e, _ := lateErr.Load().(error); !errors.Is(e, http.ErrHandlerTimeout) {
-		t.Fatalf("late write error %v, want http.ErrHandlerTimeout", e)
-	}
-}
-
-// TestHandlerCompletedResponseIsKept: a response the handler finished
-// before the deadline stands, however late the handler returns.
-func TestHandlerCompletedResponseIsKept(t *testing.T) {
-	to := mk(t, Config{Timeout: 200 * time.Millisecond})
-	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Trailer", "X-Sum")
-		io.WriteString(w, "whole\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()          // slow cleanup past the deadline
-		w.Header().Set("X-Sum", "42") // a trailer is still sent
-	})))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "whole\n" || err != nil {
-		t.Fatalf("got %d %q, %v; want the whole 200 response", resp.StatusCode, body, err)
-	}
-	if resp.Trailer.Get("X-Sum") != "42" {
-		t.Fatalf("trailer %v, want X-Sum: 42", resp.Trailer)
-	}
-}
-
 func TestHandlerReturningEmptyAfterDeadlineGets504(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		to := mk(t, Config{Timeout: 100 * time.Millisecond})
@@ -499,55 +355,6 @@ func TestHandlerAbandonReturnsAtTheDeadline(t *testing.T) {
 			t.Fatalf("the abandoned handler's write = %v, want http.ErrHandlerTimeout", e)
 		}
 		srv.Close() // (the gauge's return to 0 is TestAbandonReturnsAtTheDeadline's, under synctest)
-	}
-}
-
-// TestHandlerAbandonAbortsAStartedResponseAtOnce: a started response whose
-// handler writes after the deadline is aborted then, not when the handler
-// returns.
-func TestHandlerAbandonAbortsAStartedResponseAtOnce(t *testing.T) {
-	to := mk(t, Config{Timeout: 200 * time.Millisecond, Abandon: true})
-	release := make(chan struct{})
-	finished := make(chan struct{})
-	srv := httptest.NewServer(to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(finished)
-		io.WriteString(w, "partial\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		io.WriteString(w, "more\n") // refused: the response is cut here
-		<-release
-	})))
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	close(release)
-	<-finished
-	if string(body) != "partial\n" || err == nil {
-		t.Fatalf("got %q, %v; want \"partial\\n\" then an error, before the handler returned", body, err)
-	}
-}
-
-// TestBudgetCrossesAHop: a client's per-attempt limit becomes the next
-// hop's request deadline, through the header, over real servers.
-func TestBudgetCrossesAHop(t *testing.T) {
-	left := make(chan time.Duration, 1)
-	server := mk(t, Config{Timeout: time.Hour})
-	srv := httptest.NewServer(server.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		dl, _ := r.Context().Deadline()
-		left <- time.Until(dl)
-	})))
-	defer srv.Close()
-	resp, err := client(t, mk(t, Config{Timeout: 300 * time.Millisecond})).Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if d := <-left; d <= 0 || d > 300*time.Millisecond {
-		t.Fatalf("the next hop had %v, want at most the caller's 300ms", d)
 	}
 }
 

@@ -80,7 +80,8 @@ func (t *Timeout) Close() error { return t.tel.close() }
 //   - fn's error, unchanged, otherwise.
 //
 // In cooperative mode fn runs in the caller's goroutine, a panic in it
-// goes on untouched, and Do returns when fn does. With Config.Abandon see
+// goes on untouched (fn's context ending with it), and Do returns when fn
+// does. With Config.Abandon see
 // the package doc for what becomes of an abandoned fn, and of its panics.
 //
 // Do panics at once if ctx or fn is nil.
@@ -99,16 +100,15 @@ func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error 
 		return context.Cause(ctx)
 	}
 	actx, cancel := t.derive(ctx)
-	err := fn(actx)
 	if cancel == nil {
+		err := fn(actx)
 		if err != nil && ctx.Err() != nil {
 			return callerErr(ctx, err)
 		}
 		return err
 	}
-	err = t.judge(ctx, actx, err)
-	cancel()
-	return err
+	defer cancel() // on a panic in fn too: what fn started under actx stops
+	return t.judge(ctx, actx, fn(actx))
 }
 
 // Call is [Timeout.Do] for a function that returns a value: it returns
@@ -135,16 +135,16 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 		return zero, context.Cause(ctx)
 	}
 	actx, cancel := t.derive(ctx)
-	v, err := fn(actx)
 	if cancel == nil {
+		v, err := fn(actx)
 		if err != nil && ctx.Err() != nil {
 			return v, callerErr(ctx, err)
 		}
 		return v, err
 	}
-	err = t.judge(ctx, actx, err)
-	cancel()
-	return v, err
+	defer cancel() // on a panic in fn too: what fn started under actx stops
+	v, err := fn(actx)
+	return v, t.judge(ctx, actx, err)
 }
 
 // derive returns the context a call runs with: ctx itself, with a nil

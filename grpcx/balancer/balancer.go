@@ -163,6 +163,16 @@ type sub struct {
 	sc    gbalancer.SubConn
 	addr  string
 	state connectivity.State
+	ready bool // counted READY in lb (bridge.LBConns)
+}
+
+// forgetLocked takes sb out of lb's count of SubConns.
+func (b *bal) forgetLocked(sb *sub) {
+	r := 0
+	if sb.ready {
+		r = -1
+	}
+	bridge.LBConns(b.e.b, sb.addr, -1, r)
 }
 
 var errNoBalancer = errors.New("grpcx/balancer: the " + Name + " policy needs the " + Name + ":/// resolver")
@@ -194,13 +204,14 @@ func (b *bal) UpdateClientConnState(s gbalancer.ClientConnState) error {
 		}
 		sb.sc = sc
 		b.subs[a.Addr] = sb
-		bridge.LBSetReachable(e.b, a.Addr, false)
+		bridge.LBConns(e.b, a.Addr, 1, 0)
 		sc.Connect()
 	}
 	for addr, sb := range b.subs {
 		if !want[addr] {
 			sb.sc.Shutdown()
 			delete(b.subs, addr)
+			b.forgetLocked(sb)
 		}
 	}
 	b.updateLocked()
@@ -217,7 +228,14 @@ func (b *bal) subState(sb *sub, st gbalancer.SubConnState) {
 	if sb.state == connectivity.Idle {
 		sb.sc.Connect()
 	}
-	bridge.LBSetReachable(b.e.b, sb.addr, sb.state == connectivity.Ready)
+	if ready := sb.state == connectivity.Ready; ready != sb.ready {
+		sb.ready = ready
+		d := 1
+		if !ready {
+			d = -1
+		}
+		bridge.LBConns(b.e.b, sb.addr, 0, d)
+	}
 	b.updateLocked()
 }
 
@@ -277,6 +295,7 @@ func (b *bal) Close() {
 	for addr, sb := range b.subs {
 		sb.sc.Shutdown()
 		delete(b.subs, addr)
+		b.forgetLocked(sb)
 	}
 }
 
@@ -315,10 +334,10 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 			t, err = b.Pick()
 		}
 		if err != nil {
-			if errors.Is(err, lb.ErrNoEndpoints) {
-				break
-			}
-			return gbalancer.PickResult{}, status.Error(codes.Unavailable, err.Error()) // every breaker rejected
+			// Nothing to pick (every endpoint out of rotation with panic
+			// mode off) or every breaker rejected: fail the RPC at once,
+			// as lb.Pick fails, rather than send it where lb would not.
+			return gbalancer.PickResult{}, status.Error(codes.Unavailable, err.Error())
 		}
 		if sc := p.ready[t.Addr()]; sc != nil {
 			ctx := info.Ctx

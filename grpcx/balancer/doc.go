@@ -19,9 +19,16 @@
 // # How it works
 //
 // The resolver hands gRPC the balancer's endpoints (and every later change
-// of them) with a service config selecting the "bulwark" policy. The
-// policy opens one SubConn per endpoint; an endpoint whose SubConn is not
-// READY is out of lb's rotation (it shows as lb.Unhealthy) until it is.
+// of them) with a service config selecting the "bulwark" policy. A
+// ClientConn dialled with grpc.WithDisableServiceConfig ignores it and
+// falls back to grpc-go's pick_first, past lb, without an error: add
+// grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"bulwark":{}}]}`)
+// to such a ClientConn. The
+// policy opens one SubConn per endpoint; an endpoint with no READY
+// SubConn is out of lb's rotation (it shows as lb.Unhealthy) until one
+// is. Several ClientConns may share a balancer: an endpoint is out while
+// none of their SubConns to it is READY, and a ClientConn that closes
+// takes its SubConns out of the count.
 // Each RPC is picked by lb.Balancer.Pick (PickKey with a hash header, see
 // [Options]), and its outcome is recorded when it ends: judged by the
 // balancer's lb.Config.Classify if set, else by grpcx.Classify
@@ -36,7 +43,10 @@
 // When lb picks an endpoint whose SubConn is not READY (in panic mode, or
 // in the moment before the state change arrives), the picker draws again,
 // and as a last resort uses any READY SubConn, so an RPC never waits on a
-// connection that another endpoint could serve.
+// connection that another endpoint could serve. When lb.Balancer.Pick
+// fails (every endpoint out of rotation with panic mode off, or every
+// breaker of lb.Config.Breakers rejecting), the RPC fails at once with
+// codes.Unavailable, whatever its WaitForReady, and is sent nowhere.
 //
 // [HealthChecker] runs the gRPC health-checking protocol for lb's active
 // checks (lb.Config.Health.Checker).

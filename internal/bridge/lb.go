@@ -12,10 +12,12 @@ var (
 	// outside the balancer's lock, after every change of b's endpoint
 	// set. The returned function removes it.
 	LBWatch func(b any, notify func()) (stop func())
-	// LBSetReachable marks endpoint addr of the *lb.Balancer b as
-	// reachable or not (a gRPC SubConn's connectivity): an unreachable
-	// endpoint is out of rotation, as a failed active check would put it.
-	LBSetReachable func(b any, addr string, ok bool)
+	// LBConns adds conns to the number of gRPC SubConns (of every
+	// ClientConn using the *lb.Balancer b) for endpoint addr, and ready
+	// to the number of those READY. An endpoint that has SubConns but
+	// none READY is unreachable: out of rotation, as a failed active
+	// check would put it.
+	LBConns func(b any, addr string, conns, ready int)
 	// LBClassifier returns the Config.Classify of the *lb.Balancer b
 	// (nil if unset).
 	LBClassifier func(b any) bulwark.Classifier

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,10 +161,7 @@ func TestOutsideTwoInstances(t *testing.T) {
 		// No key or value holds a token; the session key holds its hash.
 		tok := devices[0].token()
 		id := storeID(t, tok)
-		keys, err := h.Client.Keys(context.Background(), h.Prefix+"*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys := allKeys(t, h)
 		found := false
 		for _, k := range keys {
 			if !strings.HasPrefix(k, h.Prefix+redisstore.DefaultPrefix) && !strings.HasPrefix(k, h.Prefix) {
@@ -370,4 +368,31 @@ func TestOutsideDestroyAllFinishesAnAbortedOne(t *testing.T) {
 			t.Errorf("DestroyAll left %d index keys behind", n)
 		}
 	})
+}
+
+// allKeys lists the keys under h's prefix on every master: on a Cluster,
+// KEYS on one client reaches one node only.
+func allKeys(t *testing.T, h *redistest.Harness) []string {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	collect := func(ctx context.Context, c *redis.Client) error {
+		ks, err := c.Keys(ctx, h.Prefix+"*").Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := h.Client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, collect)
+	} else {
+		ks, kerr := h.Client.Keys(ctx, h.Prefix+"*").Result()
+		keys, err = ks, kerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
