@@ -50,8 +50,9 @@ type ClientConfig struct {
 	// Timeout bounds a whole call: retries, their delays and reading the
 	// response body included (package timeout, as the outermost layer:
 	// past it RoundTrip returns, or the body's Read fails with, a
-	// *timeout.TimeoutError, errors.Is timeout.ErrTimeout). Default [DefaultTimeout] (30 s); negative
-	// means no bound but the request's context; at most [MaxTimeout].
+	// *timeout.TimeoutError, errors.Is timeout.ErrTimeout). Default
+	// [DefaultTimeout] (30 s); negative means no bound but the request's
+	// context; at most [MaxTimeout].
 	Timeout time.Duration
 
 	// Cache, if set, puts an HTTP cache (package cache, RFC 9111) on top

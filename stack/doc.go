@@ -48,9 +48,6 @@
 //
 // # Names and telemetry
 //
-// A response the cache serves fresh never reaches the layers below it; a
-// stale one with stale-if-error stands in for an error they return.
-//
 // ClientConfig.Name and ServerConfig.Name name every layer in telemetry
 // (the bulwark.name attribute) whose own Config leaves Name empty, and
 // MeterProvider fills every layer's MeterProvider left nil. Each layer
