@@ -30,7 +30,9 @@
 //
 // With a Balancer, the breakers are the balancer's: it passes over an
 // endpoint whose breaker rejects, before anything is sent, and a retry
-// picks again, so it can land on another endpoint.
+// picks again, so it can land on another endpoint. A response the cache
+// serves fresh never reaches the layers below it; a stale one with
+// stale-if-error stands in for an error they return.
 //
 // # The server stack
 //
