@@ -118,7 +118,7 @@ const (
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http with a round-robin over the instances and a %s timeout", formatDuration(cfg.deadline)),
-		"the preset client stack, stack.NewClient: the same deadline, retry (budget, hedging after 100ms, an Idempotency-Key on each POST), lb (round robin, outlier ejection, slow start, a breaker per instance) and a 250ms per-attempt timeout",
+		"the preset client stack, stack.NewClient: the same deadline, retry (budget, hedging after 100ms, an Idempotency-Key on each POST), lb (P2C, outlier ejection, slow start, a breaker per instance) and a 250ms per-attempt timeout",
 	}
 }
 

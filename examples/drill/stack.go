@@ -43,7 +43,7 @@ func newBareClient(addrs []string, cfg config) *client {
 // (package stack), outermost first:
 //
 //	total timeout -> retry (budget, hedging, Idempotency-Key on POST)
-//	-> lb (round robin, outlier ejection, slow start, a breaker per
+//	-> lb (P2C on latency, outlier ejection, slow start, a breaker per
 //	instance) -> 250ms per-attempt timeout -> http.Transport
 //
 // A hedge's loser is cancelled with the cause bulwark.ErrSuperseded, which
@@ -76,14 +76,6 @@ func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *clie
 		},
 		Balancer: &lb.Config{
 			Endpoints: eps,
-			// Round robin rather than lb's default P2C: with Breakers, a
-			// pick whose breaker rejects is drawn again, and P2C over
-			// the two endpoints left when one is ejected and another's
-			// breaker is open draws the same one every time, so every
-			// call failed with breaker.ErrOpen while the third instance
-			// was healthy (reported to lb's maintainers). Round robin's
-			// next draw is the next instance.
-			Policy: lb.RoundRobin(),
 			Outlier: lb.OutlierConfig{
 				ConsecutiveFailures: 5,
 				Interval:            time.Second,
