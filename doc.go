@@ -41,6 +41,12 @@
 //   - session: server-side sessions for HTTP handlers, safe against lost
 //     updates and resurrection after logout; a memory store, and a Redis
 //     one in session/redisstore.
+//   - degrade: fallbacks, priority load shedding, client-side throttling
+//     and feature switches (cluster-wide in degrade/redisstore).
+//   - health: liveness and readiness probes, and the gRPC health service,
+//     from time-bounded, cached checks.
+//   - chaos: fault injection for failure drills, off by default and aimed
+//     at drill traffic only.
 //   - cache: a read-through cache, in process (otter) and in Redis
 //     (cache/redisstore), stampede-proof and stale-serving, with an RFC 9111
 //     HTTP cache in the same tiers.
