@@ -50,6 +50,8 @@
 //   - cache: a read-through cache, in process (otter) and in Redis
 //     (cache/redisstore), stampede-proof and stale-serving, with an RFC 9111
 //     HTTP cache in the same tiers.
+//   - stack: the recommended HTTP client and server stacks in one call
+//     (stack.NewClient, stack.NewServer), at the top of the import graph.
 //   - grpcx: every gRPC interceptor (breaker, retry, timeout, limit,
 //     idempotency) and the gRPC outcome classification, so that HTTP-only
 //     programs never compile gRPC; grpcx/balancer registers lb as a gRPC
