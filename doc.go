@@ -11,10 +11,11 @@
 //     bare net/http client and a bulwark client send it the same load, and
 //     prints what each saw.
 //  2. Put the recommended client stack (below) in front of your
-//     [http.Client]: a retry.Policy over a breaker.Set, composed with
-//     [ChainTransport]. The program examples/httpclient does exactly that;
-//     examples/httpserver and examples/grpc do the same for a server and
-//     for gRPC.
+//     [http.Client] in one call: stack.NewClient (retries, load balancing
+//     with a breaker per instance, timeouts). The program
+//     examples/httpclient does exactly that; examples/httpserver builds
+//     the server stack with stack.NewServer, and examples/grpc assembles
+//     the gRPC interceptors.
 //  3. Then read the package docs of breaker, retry and grpcx, and the
 //     sections below on classification and telemetry, which hold for every
 //     package.
