@@ -16,7 +16,7 @@
 //     examples/httpclient does exactly that; examples/httpserver builds
 //     the server stack with stack.NewServer, and examples/grpc assembles
 //     the gRPC interceptors.
-//  3. Then read the package docs of breaker, retry and grpcx, and the
+//  3. Then read the package docs of stack and of each layer, and the
 //     sections below on classification and telemetry, which hold for every
 //     package.
 //
