@@ -86,7 +86,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if resp != nil && resp.Body != nil {
-		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}
+		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx})
 	}
 	httpx.CancelOnClose(resp, cancel)
 	return resp, nil
