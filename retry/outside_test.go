@@ -435,3 +435,64 @@ func TestHTTPDefaultMaxBufferedBody(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitRejectedWithinDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.Config{ConsecutiveFailures: 1, OpenDuration: 2 * time.Second, OpenJitter: -1})
+		defer b.Close()
+		b.Do(context.Background(), func(context.Context) error { return errBoom })
+		p := retry.New(retry.Config{WaitRejected: true, Budget: retry.UnlimitedBudget()})
+		defer p.Close()
+		through := func(ctx context.Context) error {
+			return b.Do(ctx, func(context.Context) error { return nil })
+		}
+		// No bound: at once.
+		start := time.Now()
+		err := p.Do(context.Background(), through)
+		var ex *retry.ExhaustedError
+		if !errors.Is(err, breaker.ErrOpen) || !errors.As(err, &ex) || ex.Reason != retry.ReasonRejected || time.Since(start) != 0 {
+			t.Fatalf("no deadline: %v after %v", err, time.Since(start))
+		}
+		// A deadline too short for the open period: at once.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = p.Do(ctx, through)
+		cancel()
+		if !errors.Is(err, breaker.ErrOpen) || time.Since(start) != 0 {
+			t.Fatalf("short deadline: %v after %v", err, time.Since(start))
+		}
+		// A deadline that fits: waits out the open period, then the probe passes.
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Do(ctx, through); err != nil || time.Since(start) != 2*time.Second {
+			t.Fatalf("deadline that fits: %v after %v", err, time.Since(start))
+		}
+	})
+}
+
+func TestHTTPRetryAfterOnlyOn429And503(t *testing.T) {
+	for _, tc := range []struct {
+		code  int
+		after string
+		want  time.Duration
+	}{
+		{502, "7", time.Nanosecond},
+		{429, "7", 20 * time.Millisecond},
+		{503, "soon", time.Nanosecond},
+		{503, time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
+	} {
+		sc := &script{statuses: []int{tc.code}, after: []string{tc.after}}
+		srv := httptest.NewServer(sc)
+		var evs []retry.Event
+		p := retry.New(retry.Config{MaxPushback: 20 * time.Millisecond, BaseDelay: time.Nanosecond, Jitter: retry.NoJitter,
+			OnRetry: func(_ context.Context, ev retry.Event) { evs = append(evs, ev) }})
+		resp, err := (&http.Client{Transport: p.RoundTripper(nil)}).Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		p.Close()
+		srv.Close()
+		if err != nil || len(evs) != 1 || evs[0].Delay != tc.want {
+			t.Errorf("%d Retry-After %q: err %v, events %+v, want delay %v", tc.code, tc.after, err, evs, tc.want)
+		}
+	}
+}
