@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -388,3 +389,73 @@ func TestOutsideRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
 		}
 	}
 }
+
+func TestOutsideDerivedDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// MinimumCalls (default 20) is capped at WindowSize.
+		b := breaker.New(breaker.Config{WindowSize: 10})
+		defer b.Close()
+		for range 10 {
+			run(b, errFail)
+		}
+		if b.State() != breaker.Open {
+			t.Fatalf("WindowSize 10, 10 failures: %v (MinimumCalls not capped at WindowSize)", b.State())
+		}
+		// MaxOpenDuration defaults to OpenDuration when that is longer.
+		b2 := breaker.New(breaker.Config{ConsecutiveFailures: 1, OpenDuration: 90 * time.Second, OpenJitter: -1})
+		defer b2.Close()
+		for _, want := range []time.Duration{90 * time.Second, 90 * time.Second} {
+			run(b2, errFail)
+			var oe *breaker.OpenError
+			if _, err := b2.Allow(); !errors.As(err, &oe) || oe.RetryAfter() != want {
+				t.Fatalf("open for %v, want %v", oe.RetryAfter(), want)
+			}
+			time.Sleep(want)
+		}
+		// DefaultOpenJitter: the first trip lasts (0.9·5s, 5s].
+		for range 20 {
+			b3 := breaker.New(breaker.Config{ConsecutiveFailures: 1})
+			run(b3, errFail)
+			var oe *breaker.OpenError
+			b3.Allow()
+			_, err := b3.Allow()
+			errors.As(err, &oe)
+			if d := oe.RetryAfter(); d < 4500*time.Millisecond || d > breaker.DefaultOpenDuration {
+				t.Fatalf("jittered open duration %v", d)
+			}
+			b3.Close()
+		}
+		// HalfOpen rejection: RetryAfter at most a second, Until the max wait.
+		b4 := breaker.New(breaker.Config{ConsecutiveFailures: 1, OpenJitter: -1})
+		defer b4.Close()
+		run(b4, errFail)
+		time.Sleep(breaker.DefaultOpenDuration)
+		b4.Allow()
+		_, err := b4.Allow()
+		var oe *breaker.OpenError
+		if !errors.As(err, &oe) || oe.State != breaker.HalfOpen || oe.RetryAfter() != time.Second || !oe.Until.Equal(time.Now().Add(breaker.DefaultHalfOpenMaxWait)) {
+			t.Fatalf("half-open rejection %v: %+v, RetryAfter %v", err, oe, oe.RetryAfter())
+		}
+	})
+}
+
+func TestOutsideRejectedRequestBodyClosed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	b := breaker.New(breaker.Config{})
+	defer b.Close()
+	b.ForceOpen()
+	body := &closeRecorder{Reader: strings.NewReader("x")}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
+	_, err := (&http.Client{Transport: b.RoundTripper(nil)}).Do(req)
+	if !errors.Is(err, breaker.ErrOpen) || !body.closed {
+		t.Fatalf("err %v, body closed %v", err, body.closed)
+	}
+}
+
+type closeRecorder struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
