@@ -496,3 +496,32 @@ func TestHTTPRetryAfterOnlyOn429And503(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetBoundsRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var retries int
+		budget := retry.NewBudget(retry.BudgetConfig{})
+		p := retry.New(retry.Config{MaxAttempts: 2, Budget: budget, OnRetry: func(context.Context, retry.Event) { retries++ }})
+		defer p.Close()
+		budgetStops := 0
+		for range 200 {
+			err := p.Do(context.Background(), func(context.Context) error { return errBoom })
+			if errors.Is(err, retry.ErrBudgetExhausted) {
+				budgetStops++
+			}
+		}
+		// retries made before + 1 ≤ 0.1·200 + 10·10 = 120
+		if retries > 120 || retries < 100 || budgetStops != 200-retries {
+			t.Fatalf("%d retries, %d calls stopped by the budget", retries, budgetStops)
+		}
+		// After a whole window without calls, the floor is back.
+		time.Sleep(retry.DefaultBudgetWindow + time.Second)
+		retries = 0
+		for range 50 {
+			p.Do(context.Background(), func(context.Context) error { return errBoom })
+		}
+		if retries != 50 {
+			t.Fatalf("after a quiet window: %d retries of 50", retries)
+		}
+	})
+}
