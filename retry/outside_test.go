@@ -525,3 +525,37 @@ func TestBudgetBoundsRetries(t *testing.T) {
 		}
 	})
 }
+
+func TestHTTPHedgedPostAutoKeySameOnEveryAttempt(t *testing.T) {
+	var mu sync.Mutex
+	var keys, bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		bodies = append(bodies, string(b))
+		first := len(keys) == 1
+		mu.Unlock()
+		if first {
+			<-r.Context().Done() // the first attempt hangs until it loses
+			return
+		}
+	}))
+	defer srv.Close()
+	p := retry.New(retry.Config{IdempotencyKey: true, Hedge: retry.HedgeConfig{Delay: time.Millisecond}})
+	defer p.Close()
+	body := io.MultiReader(strings.NewReader("charge")) // no GetBody: buffered
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
+	resp, err := (&http.Client{Transport: p.RoundTripper(nil)}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	srv.Close() // waits for the loser's handler
+	if req.Header.Get("Idempotency-Key") != "" {
+		t.Fatal("the caller's request got the key")
+	}
+	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] || bodies[1] != "charge" {
+		t.Fatalf("keys %q bodies %q", keys, bodies)
+	}
+}
