@@ -107,3 +107,32 @@ func TestRetryUnaryRetriedOnFinishOnce(t *testing.T) {
 		t.Fatalf("err %v, OnFinish got %v", err, finished)
 	}
 }
+
+// Up to 64 sent messages are replayed on a retried stream; past that, the
+// stream is no longer retried.
+func TestRetryStreamReplayBound(t *testing.T) {
+	for _, tc := range []struct{ msgs, calls int }{{64, 2}, {65, 1}} {
+		srv := &retryServer{fail: 1, code: codes.Unavailable}
+		c := retryDial(t, srv, retryInstant(retry.Config{}))
+		st, err := c.StreamingInputCall(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range tc.msgs {
+			if err := st.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte("x")}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := st.CloseAndRecv()
+		calls, _ := srv.got()
+		if calls != tc.calls {
+			t.Fatalf("%d messages: %d calls, want %d (err %v)", tc.msgs, calls, tc.calls, err)
+		}
+		if tc.calls == 2 && (err != nil || resp.AggregatedPayloadSize != int32(tc.msgs)) {
+			t.Fatalf("%d messages: %v %v", tc.msgs, resp, err)
+		}
+		if tc.calls == 1 && status.Code(err) != codes.Unavailable {
+			t.Fatalf("%d messages: %v", tc.msgs, err)
+		}
+	}
+}
