@@ -559,3 +559,50 @@ func TestHTTPHedgedPostAutoKeySameOnEveryAttempt(t *testing.T) {
 		t.Fatalf("keys %q bodies %q", keys, bodies)
 	}
 }
+
+func TestHedgeEventsAndPercentile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var evs []retry.Event
+		p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Percentile: 0.5},
+			OnRetry: func(_ context.Context, ev retry.Event) { evs = append(evs, ev) }})
+		defer p.Close()
+		sleepy := func(d time.Duration) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				select {
+				case <-time.After(d):
+					return nil
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			}
+		}
+		for range 19 {
+			if err := p.Do(context.Background(), sleepy(10*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(evs) != 0 {
+			t.Fatalf("hedged before 20 observations: %+v", evs)
+		}
+		p.Do(context.Background(), sleepy(10*time.Millisecond))
+		start := time.Now()
+		var mu sync.Mutex
+		var losers []error
+		err := p.Do(context.Background(), func(ctx context.Context) error {
+			if retry.Attempt(ctx) == 1 {
+				err := sleepy(time.Hour)(ctx)
+				mu.Lock()
+				losers = append(losers, err)
+				mu.Unlock()
+				return err
+			}
+			return nil
+		})
+		if err != nil || len(evs) != 1 || !evs[0].Hedge || evs[0].Err != nil || evs[0].Attempt != 2 || evs[0].Delay != 10*time.Millisecond || time.Since(start) != 10*time.Millisecond {
+			t.Fatalf("err %v after %v, events %+v", err, time.Since(start), evs)
+		}
+		if len(losers) != 1 || !errors.Is(losers[0], bulwark.ErrSuperseded) {
+			t.Fatalf("loser ended with %v", losers)
+		}
+	})
+}
