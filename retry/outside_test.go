@@ -606,3 +606,22 @@ func TestHedgeEventsAndPercentile(t *testing.T) {
 		}
 	})
 }
+
+func TestHTTPCancelWithCauseBetweenAttempts(t *testing.T) {
+	sc := &script{statuses: []int{503, 503, 503}}
+	srv := httptest.NewServer(sc)
+	defer srv.Close()
+	cause := errors.New("user left")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	p := retry.New(retry.Config{BaseDelay: time.Hour, OnRetry: func(context.Context, retry.Event) { cancel(cause) }})
+	defer p.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := (&http.Client{Transport: p.RoundTripper(nil)}).Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	var se *retry.StatusError
+	if !errors.Is(err, cause) || !errors.As(err, &se) || se.StatusCode != 503 || errors.Is(err, retry.ErrExhausted) || sc.count() != 1 {
+		t.Fatalf("err %v after %d requests", err, sc.count())
+	}
+}
