@@ -3,6 +3,7 @@ package grpcx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/bulwark-go/bulwark/breaker"
@@ -134,5 +136,37 @@ func TestRetryStreamReplayBound(t *testing.T) {
 		if tc.calls == 1 && status.Code(err) != codes.Unavailable {
 			t.Fatalf("%d messages: %v", tc.msgs, err)
 		}
+	}
+}
+
+func TestBreakerServerRejectionsCarryPushback(t *testing.T) {
+	srv := &retryServer{fail: 1, code: codes.Unavailable}
+	set := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Hour, OpenJitter: -1}})
+	defer set.Close()
+	conn := serve(t, srv, []grpc.ServerOption{grpc.UnaryInterceptor(UnaryServerBreaker(set)), grpc.StreamInterceptor(StreamServerBreaker(set))})
+	c := testpb.NewTestServiceClient(conn)
+	c.UnaryCall(context.Background(), &testpb.SimpleRequest{}) // trips the method's breaker
+	var tr metadata.MD
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}, grpc.Trailer(&tr))
+	if status.Code(err) != codes.Unavailable || fmt.Sprint(tr.Get(pushbackKey)) != "[3600000]" {
+		t.Fatalf("unary rejection: %v, trailer %v", err, tr)
+	}
+	srv2 := &retryServer{fail: 1, code: codes.Unavailable}
+	conn2 := serve(t, srv2, []grpc.ServerOption{grpc.StreamInterceptor(StreamServerBreaker(set))})
+	c2 := testpb.NewTestServiceClient(conn2)
+	for i := range 2 {
+		st, err := c2.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for err == nil {
+			_, err = st.Recv()
+		}
+		if i == 1 && (status.Code(err) != codes.Unavailable || fmt.Sprint(st.Trailer().Get(pushbackKey)) != "[3600000]") {
+			t.Fatalf("stream rejection: %v, trailer %v", err, st.Trailer())
+		}
+	}
+	if calls, _ := srv2.got(); calls != 1 {
+		t.Fatalf("%d streams reached the handler", calls)
 	}
 }
