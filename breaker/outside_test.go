@@ -459,3 +459,34 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+func TestOutsideNilArgumentsPanicAtOnce(t *testing.T) {
+	b := breaker.New(breaker.Config{})
+	defer b.Close()
+	set := breaker.NewSet(breaker.SetConfig{})
+	defer set.Close()
+	var nilCtx context.Context
+	ok := func(context.Context) error { return nil }
+	for name, f := range map[string]func(){
+		"Do ctx":     func() { b.Do(nilCtx, ok) },
+		"Do fn":      func() { b.Do(context.Background(), nil) },
+		"Call fn":    func() { breaker.Call[int](context.Background(), b, nil) },
+		"Call ctx":   func() { breaker.Call(nilCtx, b, func(context.Context) (int, error) { return 0, nil }) },
+		"Set.Do fn":  func() { set.Do(context.Background(), "k", nil) },
+		"Set.Do ctx": func() { set.Do(nilCtx, "k", ok) },
+	} {
+		func() {
+			defer func() {
+				r := recover()
+				msg := fmt.Sprint(r)
+				if r == nil || !strings.HasPrefix(msg, "breaker: ") || !(strings.Contains(msg, "nil ctx") || strings.Contains(msg, "nil fn")) {
+					t.Errorf("%s: panic %q", name, msg)
+				}
+			}()
+			f()
+		}()
+	}
+	if set.Len() != 0 || b.Counts().Successes+b.Counts().Failures+b.Counts().Neutral != 0 {
+		t.Fatalf("a nil argument had side effects: set len %d, counts %+v", set.Len(), b.Counts())
+	}
+}
