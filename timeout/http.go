@@ -35,6 +35,12 @@ import (
 // A request cancelled by its caller fails with the caller's error, never
 // ErrTimeout.
 //
+// A 101 Switching Protocols response (a WebSocket or h2c upgrade) comes
+// back with its body still an io.ReadWriteCloser, the upgraded connection.
+// The limit covers the upgrade itself, not the connection's later life:
+// net/http hands the connection over with the response, and cancelling
+// the attempt's context no longer reaches it.
+//
 // Unless Config.Header is "-", the request is sent with the header
 // (default Request-Timeout-Ms) set to the time it has left, in whole
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
