@@ -490,3 +490,59 @@ func TestOutsideNilArgumentsPanicAtOnce(t *testing.T) {
 		t.Fatalf("a nil argument had side effects: set len %d, counts %+v", set.Len(), b.Counts())
 	}
 }
+
+func TestOutsideStateAndEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var evs []breaker.StateChangeEvent
+		b := breaker.New(breaker.Config{Name: "n", ConsecutiveFailures: 1, OpenJitter: -1, HalfOpenMaxWait: 3 * time.Second,
+			OnStateChange: func(ctx context.Context, ev breaker.StateChangeEvent) {
+				if ctx == nil {
+					t.Error("nil ctx")
+				}
+				evs = append(evs, ev)
+			}})
+		defer b.Close()
+		run(b, errFail)
+		if len(evs) != 1 || evs[0].To != breaker.Open || !evs[0].Until.Equal(time.Now().Add(breaker.DefaultOpenDuration)) || evs[0].Counts.State != breaker.Closed || evs[0].Counts.Failures != 1 || evs[0].Name != "n" {
+			t.Fatalf("trip event %+v", evs)
+		}
+		time.Sleep(breaker.DefaultOpenDuration)
+		if _, err := b.Allow(); err != nil { // the probe hangs
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if s := b.State(); s != breaker.Open {
+			t.Fatalf("State past HalfOpenMaxWait with every slot taken = %v, documented Open", s)
+		}
+		last := evs[len(evs)-1]
+		if last.From != breaker.HalfOpen || last.To != breaker.Open || !last.Until.Equal(time.Now().Add(2*breaker.DefaultOpenDuration)) {
+			t.Fatalf("reopen event %+v (a hung probe reopens with a grown duration)", last)
+		}
+	})
+}
+
+func TestOutsideSetOverflowAndIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := breaker.NewSet(breaker.SetConfig{MaxKeys: 2, Config: breaker.Config{ConsecutiveFailures: 1}})
+		defer set.Close()
+		set.Do(context.Background(), "a", func(context.Context) error { return errFail })
+		set.Do(context.Background(), "b", func(context.Context) error { return errFail })
+		c := set.Get("c")
+		if set.Len() != 2 || c == set.Get("a") || c == set.Get("b") || set.Get("d") != c {
+			t.Fatalf("len %d: a full set of open breakers must share an overflow breaker", set.Len())
+		}
+		if set.Get("a").State() != breaker.Open {
+			t.Fatal("an open member was evicted")
+		}
+		set2 := breaker.NewSet(breaker.SetConfig{IdleTimeout: time.Minute})
+		defer set2.Close()
+		a := set2.Get("a")
+		time.Sleep(time.Minute)
+		set2.Get("x") // a sweep: a has not been used since the previous one (creation)
+		time.Sleep(time.Minute)
+		set2.Get("y")
+		if set2.Get("a") == a {
+			t.Fatal("idle member not evicted after two IdleTimeouts")
+		}
+	})
+}
