@@ -18,6 +18,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/retry"
@@ -624,4 +626,47 @@ func TestHTTPCancelWithCauseBetweenAttempts(t *testing.T) {
 	if !errors.Is(err, cause) || !errors.As(err, &se) || se.StatusCode != 503 || errors.Is(err, retry.ErrExhausted) || sc.count() != 1 {
 		t.Fatalf("err %v after %d requests", err, sc.count())
 	}
+}
+
+func TestNewBackOffResetStopAndPermanent(t *testing.T) {
+	// A literal that needs Reset, as backoff.Retry accepts it.
+	ds, _, err := delaysOf(t, retry.Config{MaxAttempts: 4, NewBackOff: func() backoff.BackOff {
+		return &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute, Clock: backoff.SystemClock}
+	}}, func(context.Context) error { return errBoom })
+	if len(ds) != 3 || ds[0] < 500*time.Millisecond || ds[0] > 1500*time.Millisecond {
+		t.Fatalf("ExponentialBackOff literal: delays %v, err %v", ds, err)
+	}
+	// MaxDelay caps NewBackOff's delays when set.
+	ds, _, _ = delaysOf(t, retry.Config{MaxAttempts: 3, MaxDelay: time.Second, NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }},
+		func(context.Context) error { return errBoom })
+	if fmt.Sprint(ds) != "[1s 1s]" {
+		t.Fatalf("MaxDelay over NewBackOff: %v", ds)
+	}
+	// backoff.Stop ends with ReasonAttempts.
+	_, _, err = delaysOf(t, retry.Config{MaxAttempts: 5, NewBackOff: func() backoff.BackOff { return &backoff.StopBackOff{} }}, func(context.Context) error { return errBoom })
+	var ex *retry.ExhaustedError
+	if !errors.As(err, &ex) || ex.Reason != retry.ReasonAttempts || ex.Attempts != 1 {
+		t.Fatalf("StopBackOff: %v", err)
+	}
+	// Permanent and backoff.Permanent: returned unmarked, at once.
+	for _, mark := range []func(error) error{retry.Permanent, func(e error) error { return backoff.Permanent(e) }} {
+		ds, _, err := delaysOf(t, retry.Config{}, func(context.Context) error { return mark(errBoom) })
+		if len(ds) != 0 || err != errBoom && !errors.Is(err, errBoom) {
+			t.Fatalf("permanent: %v %v", ds, err)
+		}
+		if err != errBoom {
+			t.Errorf("permanent error returned as %T %v, documented: the error itself, mark removed", err, err)
+		}
+	}
+}
+
+func TestCallReturnsLastValueOnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := retry.New(retry.Config{Budget: retry.UnlimitedBudget()})
+		defer p.Close()
+		v, err := retry.Call(context.Background(), p, func(ctx context.Context) (int, error) { return retry.Attempt(ctx) * 10, errBoom })
+		if v != 30 || !errors.Is(err, retry.ErrExhausted) {
+			t.Fatalf("%d %v", v, err)
+		}
+	})
 }
