@@ -546,3 +546,32 @@ func TestOutsideSetOverflowAndIdle(t *testing.T) {
 		}
 	})
 }
+
+func TestOutsideHandlerRejections(t *testing.T) {
+	b := breaker.New(breaker.Config{ConsecutiveFailures: 1, OpenDuration: 90 * time.Second, OpenJitter: -1})
+	defer b.Close()
+	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	})))
+	defer srv.Close()
+	get := func() (*http.Response, string) {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+	if resp, _ := get(); resp.StatusCode != 500 {
+		t.Fatalf("first request %d", resp.StatusCode)
+	}
+	resp, body := get()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "90" || !strings.Contains(body, breaker.ErrOpen.Error()) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("open: %d Retry-After %q body %q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	b.ForceOpen()
+	if resp, _ := get(); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "" {
+		t.Fatalf("forced open: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
