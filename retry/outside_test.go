@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -669,4 +670,24 @@ func TestCallReturnsLastValueOnError(t *testing.T) {
 			t.Fatalf("%d %v", v, err)
 		}
 	})
+}
+
+func TestHedgedCallMemoryDoesNotGrowWithMaxAttempts(t *testing.T) {
+	bytesPerCall := func(maxAttempts int) uint64 {
+		p := retry.New(retry.Config{MaxAttempts: maxAttempts, Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Hour}})
+		defer p.Close()
+		fn := func(context.Context) error { return nil }
+		p.Do(context.Background(), fn)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			p.Do(context.Background(), fn)
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / 100
+	}
+	small, huge := bytesPerCall(3), bytesPerCall(math.MaxInt)
+	if huge > 2*small+1024 {
+		t.Fatalf("a hedged call allocates %d bytes with MaxAttempts math.MaxInt, %d with 3", huge, small)
+	}
 }
