@@ -170,3 +170,34 @@ func TestBreakerServerRejectionsCarryPushback(t *testing.T) {
 		t.Fatalf("%d streams reached the handler", calls)
 	}
 }
+
+func TestRetryUnaryBudgetExhaustedKeepsCode(t *testing.T) {
+	srv := &retryServer{fail: 5, code: codes.ResourceExhausted}
+	p := retry.New(retry.Config{Budget: retry.NewBudget(retry.BudgetConfig{MinPerSecond: -1, Ratio: 0.01})})
+	c := retryDial(t, srv, p)
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	var ex *retry.ExhaustedError
+	if !errors.Is(err, retry.ErrBudgetExhausted) || !errors.As(err, &ex) || ex.Reason != retry.ReasonBudget || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("err %v, code %v", err, status.Code(err))
+	}
+	if calls, _ := srv.got(); calls != 1 {
+		t.Fatalf("%d calls", calls)
+	}
+}
+
+// StreamClientRetry never hedges, even with a hedging policy.
+func TestRetryStreamNeverHedged(t *testing.T) {
+	srv := &retryServer{}
+	p := retry.New(retry.Config{Budget: retry.UnlimitedBudget(), Hedge: retry.HedgeConfig{Delay: time.Nanosecond}})
+	c := retryDial(t, srv, p)
+	st, err := c.StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = st.Recv()
+	}
+	if calls, _ := srv.got(); err != io.EOF || calls != 1 {
+		t.Fatalf("err %v, %d streams reached the server", err, calls)
+	}
+}
