@@ -575,3 +575,23 @@ func TestOutsideHandlerRejections(t *testing.T) {
 		t.Fatalf("forced open: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+func TestOutsideOutcomeRules(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New(breaker.Config{ConsecutiveFailures: 100})
+		defer b.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		b.Do(ctx, func(context.Context) error { return errFail }) // own ctx cancelled: neutral whatever the error
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		defer dcancel()
+		b.Do(dctx, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }) // deadline: failure
+		tk, _ := b.Allow()
+		b.Done(tk, fmt.Errorf("wrapped: %w", context.Canceled)) // Done: Canceled is neutral
+		tk, _ = b.Allow()
+		b.Done(tk, context.DeadlineExceeded)
+		if c := b.Counts(); c.Neutral != 2 || c.Failures != 2 || c.Successes != 0 {
+			t.Fatalf("%+v", c)
+		}
+	})
+}
