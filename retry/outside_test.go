@@ -691,3 +691,16 @@ func TestHedgedCallMemoryDoesNotGrowWithMaxAttempts(t *testing.T) {
 		t.Fatalf("a hedged call allocates %d bytes with MaxAttempts math.MaxInt, %d with 3", huge, small)
 	}
 }
+
+func TestNegativeMaxPushbackKeepsSchedule(t *testing.T) {
+	ds, _, _ := delaysOf(t, retry.Config{MaxAttempts: 2, MaxPushback: -1, BaseDelay: 10 * time.Millisecond, Jitter: retry.NoJitter},
+		func(context.Context) error { return retry.Pushback(errBoom, time.Hour) })
+	if fmt.Sprint(ds) != "[10ms]" {
+		t.Fatalf("MaxPushback < 0: delays %v, want the schedule", ds)
+	}
+	ds, _, err := delaysOf(t, retry.Config{MaxPushback: -1}, func(context.Context) error { return retry.Pushback(errBoom, -1) })
+	var ex *retry.ExhaustedError
+	if len(ds) != 0 || !errors.As(err, &ex) || ex.Reason != retry.ReasonPushback {
+		t.Fatalf("a request not to retry: %v %v", ds, err)
+	}
+}
