@@ -38,9 +38,11 @@ import (
 // runs under a context of its own; the winner's lives until its response
 // body is closed, and the losers' are cancelled with the cause
 // bulwark.ErrSuperseded, which the layers below (a breaker) count as a
-// failure. A next that
-// breaks the contract by returning neither a response nor an error is
-// taken to have failed with a transport error.
+// failure. A 101 Switching Protocols response (a WebSocket or h2c upgrade)
+// keeps its body an io.ReadWriteCloser, hedged or not, so the caller can
+// talk over the upgraded connection. A next that breaks the contract by
+// returning neither a response nor an error is taken to have failed with a
+// transport error.
 func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport

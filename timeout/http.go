@@ -38,6 +38,12 @@ import (
 // returned as it is (its Body the io.ReadWriteCloser net/http gives an
 // upgrade), and the upgraded connection is the caller's, with no limit.
 //
+// A 101 Switching Protocols response (a WebSocket or h2c upgrade) comes
+// back with its body still an io.ReadWriteCloser, the upgraded connection.
+// The limit covers the upgrade itself, not the connection's later life:
+// net/http hands the connection over with the response, and cancelling
+// the attempt's context no longer reaches it.
+//
 // Unless Config.Header is "-", the request is sent with the header
 // (default Request-Timeout-Ms) set to the time it has left, in whole
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
@@ -105,7 +111,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	if resp != nil && resp.Body != nil {
-		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx}
+		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx})
 	}
 	httpx.CancelOnClose(resp, cancel)
 	return resp, nil

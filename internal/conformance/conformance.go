@@ -59,6 +59,7 @@ type Server struct {
 //
 //   - a nil next means http.DefaultTransport;
 //   - the caller's request is never modified;
+//   - a 101 response's body stays an io.ReadWriteCloser;
 //   - every response body the layer opened is closed once the caller
 //     closes the one it got;
 //   - a panic in next is recorded as a failure and goes on;
@@ -81,6 +82,44 @@ func RoundTripper(t *testing.T, c Client) {
 			t.Fatalf("GET through Wrap(nil) = %d %q, want 200 \"ok\"", resp.StatusCode, body)
 		}
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	})
+
+	t.Run("UpgradedBodyWritable", func(t *testing.T) {
+		// net/http makes a 101 Switching Protocols response's body an
+		// io.ReadWriteCloser, the upgraded connection (WebSocket, h2c); a
+		// layer that wraps bodies must keep Write (httpx.KeepWrite).
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.Flush()
+			line, _ := brw.ReadString('\n')
+			brw.WriteString(line)
+			brw.Flush()
+		}))
+		defer srv.Close()
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "echo")
+		resp, err := c.Wrap(tr).RoundTrip(req)
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer resp.Body.Close()
+		rw, ok := resp.Body.(io.ReadWriteCloser)
+		if !ok {
+			t.Fatalf("a 101 response's body is a %T, not an io.ReadWriteCloser: the layer hid the upgraded connection's Write", resp.Body)
+		}
+		io.WriteString(rw, "hello\n")
+		if got, _ := bufio.NewReader(rw).ReadString('\n'); got != "hello\n" {
+			t.Fatalf("echo over the upgraded connection = %q", got)
+		}
 	})
 
 	t.Run("RequestNotModified", func(t *testing.T) {

@@ -10,6 +10,8 @@
 //   - [SetRetryAfter]: the Retry-After header in whole seconds.
 //   - [DrainClose]: draining and closing a response that is not returned.
 //   - [CancelOnClose]: a body that releases its attempt's context on Close.
+//   - [KeepWrite]: keeps an upgraded (101) response body writable through
+//     a wrapper.
 //
 // The conformance suite in internal/conformance checks every package's
 // RoundTripper and Handler against these contracts.
@@ -195,8 +197,29 @@ func CancelOnClose(resp *http.Response, cancel context.CancelFunc) {
 		cancel()
 		return
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = KeepWrite(resp.Body, &cancelBody{ReadCloser: resp.Body, cancel: cancel})
 }
+
+// KeepWrite returns wrapped, a wrapper of the response body orig, with
+// orig's Write method kept when orig has one. net/http makes the body of a
+// 101 Switching Protocols response an io.ReadWriteCloser, the connection
+// the caller talks over after the upgrade (a WebSocket, h2c); a RoundTripper
+// that wraps every body with a plain io.ReadCloser would hide Write and
+// break the upgrade. Every body wrapper in bulwark goes through KeepWrite.
+func KeepWrite(orig, wrapped io.ReadCloser) io.ReadCloser {
+	if w, ok := orig.(io.Writer); ok {
+		return &writableBody{ReadCloser: wrapped, w: w}
+	}
+	return wrapped
+}
+
+// writableBody is a wrapped body that writes to the upgraded connection.
+type writableBody struct {
+	io.ReadCloser
+	w io.Writer
+}
+
+func (b *writableBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 type cancelBody struct {
 	io.ReadCloser
