@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/internal/pushback"
 )
@@ -132,14 +133,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 			b.finish(t, o, wait)
 			return resp, nil
 		}
-		wrapped := &body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx}
-		if w, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-			// An upgraded connection (WebSocket, h2c): net/http's body
-			// is an io.ReadWriteCloser, which callers type-assert.
-			resp.Body = &upgradedBody{body: wrapped, w: w}
-		} else {
-			resp.Body = wrapped
-		}
+		// An upgraded connection (WebSocket, h2c): net/http's body is an
+		// io.ReadWriteCloser, which callers type-assert; KeepWrite keeps it.
+		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx})
 		return resp, nil
 	}
 	return nil, err // not reached: the last attempt returns
@@ -237,15 +233,6 @@ func (r *body) finish(o bulwark.Outcome) {
 		r.b.finish(r.t, o, r.wait)
 	}
 }
-
-// upgradedBody is body for a 101 Switching Protocols answer: it keeps the
-// Write of net/http's io.ReadWriteCloser.
-type upgradedBody struct {
-	*body
-	w io.Writer
-}
-
-func (u *upgradedBody) Write(p []byte) (int, error) { return u.w.Write(p) }
 
 // ---- hash keys
 
