@@ -32,8 +32,10 @@ func TestOutsideFallbackEachKind(t *testing.T) {
 	defer rel.Release(bulwark.Success)
 
 	kinds := map[degrade.Reason]func(ctx context.Context) (string, error){
-		degrade.ReasonError:    func(ctx context.Context) (string, error) { return "", errors.New("boom") },
-		degrade.ReasonBreaker:  func(ctx context.Context) (string, error) { return "", br.Do(ctx, func(context.Context) error { return nil }) },
+		degrade.ReasonError: func(ctx context.Context) (string, error) { return "", errors.New("boom") },
+		degrade.ReasonBreaker: func(ctx context.Context) (string, error) {
+			return "", br.Do(ctx, func(context.Context) error { return nil })
+		},
 		degrade.ReasonRejected: func(ctx context.Context) (string, error) { _, err := lim.Acquire(ctx); return "", err },
 		degrade.ReasonTimeout: func(ctx context.Context) (string, error) {
 			c, cancel := context.WithTimeout(ctx, time.Nanosecond)
