@@ -82,6 +82,27 @@
 // the stored values. Give a Fallback a Switch to serve its fallback while
 // the feature is off.
 //
+// # Telemetry
+//
+// Each Shedder, Throttler and Fallback registers observable instruments
+// with its Config's MeterProvider (scope github.com/bulwark-go/bulwark/degrade),
+// every data point carrying bulwark.name (the Config's Name); Close
+// unregisters them:
+//
+//   - bulwark.degrade.shed_requests ({request}, counter): requests a Shedder
+//     rejected, by bulwark.degrade.criticality;
+//   - bulwark.degrade.inflight_requests ({request}, up-down counter): the
+//     requests a Shedder admitted and that are not done;
+//   - bulwark.degrade.capacity ({request}, gauge): a Shedder's estimated
+//     in-flight capacity (0 while unknown);
+//   - bulwark.degrade.throttled_requests ({request}, counter): requests a
+//     Throttler rejected locally;
+//   - bulwark.degrade.fallbacks ({fallback}, counter): fallbacks a Fallback
+//     served, by bulwark.degrade.reason and bulwark.degrade.source.
+//
+// Switches have no instruments; degrade/redisstore counts its Redis errors
+// as bulwark.degrade.store.errors.
+//
 // # Migrating
 //
 // From go-zero's load.AdaptiveShedder or kratos' BBR limiter: the same

@@ -22,6 +22,8 @@ import (
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/degrade"
 	"github.com/bulwark-go/bulwark/limit"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func TestOutsideFallbackEachKind(t *testing.T) {
@@ -470,5 +472,52 @@ func TestShedderConfigRejectsBadHeaderName(t *testing.T) {
 	}
 	if err := (degrade.ShedderConfig{Header: "X-Priority"}).Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The instruments the package doc's Telemetry section lists are exactly
+// the ones registered, with the units and attributes it names.
+func TestDocumentedInstruments(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	s := degrade.NewShedder(degrade.ShedderConfig{Name: "s", MeterProvider: mp})
+	th := degrade.NewThrottler(degrade.ThrottlerConfig{Name: "t", MeterProvider: mp})
+	f := degrade.New(degrade.Config{Name: "f", MeterProvider: mp})
+	degrade.Call(context.Background(), f, "", func(context.Context) (int, error) { return 0, errors.New("x") }, degrade.Value(1))
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"bulwark.degrade.shed_requests":      "{request}",
+		"bulwark.degrade.inflight_requests":  "{request}",
+		"bulwark.degrade.capacity":           "{request}",
+		"bulwark.degrade.throttled_requests": "{request}",
+		"bulwark.degrade.fallbacks":          "{fallback}",
+	}
+	got := map[string]string{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != "github.com/bulwark-go/bulwark/degrade" {
+			t.Errorf("scope %q", sm.Scope.Name)
+		}
+		for _, m := range sm.Metrics {
+			got[m.Name] = m.Unit
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("instruments %v, want %v", got, want)
+	}
+	for _, c := range []interface{ Close() error }{s, th, f} {
+		if c.Close() != nil || c.Close() != nil {
+			t.Fatal("Close")
+		}
+	}
+	rm = metricdata.ResourceMetrics{}
+	reader.Collect(context.Background(), &rm)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			t.Errorf("%s still reported after Close", m.Name)
+		}
 	}
 }
