@@ -14,7 +14,6 @@ import (
 	"github.com/bulwark-go/bulwark/retry"
 )
 
-
 func TestOutsideThrottleInterceptorCounts(t *testing.T) {
 	th := degrade.NewThrottler(degrade.ThrottlerConfig{})
 	defer th.Close()
