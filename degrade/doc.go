@@ -14,8 +14,11 @@
 //	recs, err := degrade.Call(ctx, f, userID, fetchRecommendations, degrade.Value(popularItems))
 //
 // Over HTTP, [Fallback.RoundTripper] and [Fallback.Handler] serve a
-// synthesised response (Config.HTTP) or the last good response to the same
-// GET URL, marked with the Bulwark-Fallback header naming the [Reason]
+// synthesised response (Config.HTTP) or the last good response to a GET of
+// the same URL with the same credentials (Authorization, Cookie: one user's
+// response is never served to another; responses that set a cookie or say
+// no-store are never kept), marked with the Bulwark-Fallback header naming
+// the [Reason]
 // (switch, breaker, rejected, timeout, status, error). Rejections are
 // recognised without importing their packages: errors.Is(err,
 // breaker.ErrOpen) for breakers, and any error with a

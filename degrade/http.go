@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/httpx"
@@ -41,12 +44,44 @@ func (s *storedResponse) response(req *http.Request) *http.Response {
 	}
 }
 
-// httpKey is the last good key of a request: its URL, for GET only.
+// httpKey is the last good key of a request, for GET only: its URL and,
+// when it carries credentials (Authorization, Cookie), a SHA-256 digest of
+// them, so that one user's last good response is never served to another
+// and no secret is kept as a key.
 func httpKey(req *http.Request) (string, bool) {
 	if req.Method != http.MethodGet {
 		return "", false
 	}
-	return req.URL.String(), true
+	auth, cookie := req.Header.Values("Authorization"), req.Header.Values("Cookie")
+	if len(auth) == 0 && len(cookie) == 0 {
+		return req.URL.String(), true
+	}
+	h := sha256.New()
+	for _, vs := range [2][]string{auth, cookie} {
+		for _, v := range vs {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return req.URL.String() + " " + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// keepable reports whether a response with headers h may be kept as a last
+// good response: not when it sets a cookie (replaying it would hand a
+// session to whoever's request fails next) or says no-store.
+func keepable(h http.Header) bool {
+	if len(h.Values("Set-Cookie")) > 0 {
+		return false
+	}
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // fallbackResponse returns the response to serve for a failed req, or nil.
@@ -106,9 +141,10 @@ func (f *Fallback) judgeHTTP(ctx context.Context, resp *http.Response, err error
 // (by Config.ClassifyHTTP, or bulwark's HTTP rules: a transport error, a
 // 5xx except 501, 408, 429; a caller's cancellation gets no fallback), or
 // when Config.Switch is off (then the request is not sent), returns a
-// fallback response instead: the last good response to the same GET URL
-// (when Config.MaxAge keeps them: a 200 whose body the caller read to
-// the end within MaxBody), else Config.HTTP's response. A fallback
+// fallback response instead: the last good response to a GET of the same
+// URL with the same credentials (when Config.MaxAge keeps them: a 200
+// without Set-Cookie or Cache-Control: no-store whose body the caller read
+// to the end within MaxBody), else Config.HTTP's response. A fallback
 // response carries the [FallbackHeader] header with the [Reason]; the
 // failed response is drained and closed. With no fallback to serve, the
 // failure (or, for a switched-off feature, ErrSwitchedOff) is returned
@@ -140,7 +176,7 @@ func (rt *fallbackRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch f.judgeHTTP(req.Context(), resp, err) {
 	case bulwark.Success:
 		if f.lg != nil && err == nil && resp.StatusCode == http.StatusOK {
-			if key, ok := httpKey(req); ok && resp.ContentLength <= int64(f.cfg.MaxBody) {
+			if key, ok := httpKey(req); ok && resp.ContentLength <= int64(f.cfg.MaxBody) && keepable(resp.Header) {
 				resp.Body = &captureBody{ReadCloser: resp.Body, f: f, key: key, status: resp.StatusCode, header: resp.Header.Clone()}
 			}
 		}
@@ -186,7 +222,9 @@ func (c *captureBody) Read(p []byte) (int, error) {
 // Handler returns server-side middleware that serves a fallback when next
 // fails: when next writes a failure status (by Config.ClassifyHTTP, or
 // 5xx except 501, 408 and 429), the fallback is chosen at once: the last
-// good response to the same GET URL (when Config.MaxAge keeps them), else
+// good response to a GET of the same URL with the same credentials (when
+// Config.MaxAge keeps them: a 200 within MaxBody, without Set-Cookie or
+// Cache-Control: no-store), else
 // Config.HTTP's response (so Config.HTTP runs while next is still
 // running). If there is one, what next writes is discarded (its headers
 // too) and the fallback, marked with [FallbackHeader], is written when
@@ -229,7 +267,7 @@ func (f *Fallback) Handler(next http.Handler) http.Handler {
 			g.served = true
 			writeResponse(w, g.fb)
 			f.count(r.Context(), g.ev)
-		case g.capture && !g.over && g.code == http.StatusOK:
+		case g.capture && !g.over && g.code == http.StatusOK && keepable(g.sent):
 			key, _ := httpKey(r)
 			f.lg.store(key, &storedResponse{status: g.code, header: g.sent, body: g.body})
 		}
