@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark/health"
+	"github.com/bulwark-go/bulwark/lb"
 )
 
 func TestOutsidePanicMessage(t *testing.T) {
@@ -100,5 +101,38 @@ func TestOutsideGroups(t *testing.T) {
 	}
 	if err := h.Add(health.Check{Name: "c", Func: ok, Groups: []string{"new"}}); err != nil || !h.HasGroup("new") {
 		t.Fatalf("Add: %v", err)
+	}
+}
+
+func TestOutsideConcurrentProbesShareOneRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		h := health.New(health.Config{Checks: []health.Check{{Name: "slow", Func: func(ctx context.Context) error {
+			runs.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}}}})
+		defer h.Close()
+		done := make(chan health.Report, 10)
+		for range 10 {
+			go func() { done <- h.Report(context.Background(), health.Ready) }()
+		}
+		for range 10 {
+			if r := <-done; r.Status != health.StatusOK {
+				t.Fatal(r)
+			}
+		}
+		if runs.Load() != 1 {
+			t.Fatalf("%d runs", runs.Load())
+		}
+	})
+}
+
+func TestOutsideEndpointCheckBalancer(t *testing.T) {
+	b := lb.New(lb.Config{})
+	defer b.Close()
+	chk := health.EndpointCheck(b, 1)
+	if chk(context.Background()) == nil {
+		t.Fatal("a balancer with no endpoints passed")
 	}
 }
