@@ -46,8 +46,10 @@
 //     shown it can work without queueing.
 //   - The server is overloaded while requests queue: the mean latency of
 //     the last full bucket, or the latency of any single request since,
-//     is at least LatencyFactor (2) × the best bucket mean. Once it has
-//     shed, it stays "hot" for CoolOff (1 s) so as not to flap.
+//     is at least LatencyFactor (2) × the best bucket mean, and at least
+//     QueueDelay (5 ms, CoDel's target) over it, so that a fast service's
+//     jitter is not taken for a queue. Once it has shed, it stays "hot"
+//     for CoolOff (1 s) so as not to flap.
 //   - While overloaded, a request is rejected when the in-flight count is
 //     at or over its criticality's limit: capacity × 1 for Sheddable,
 //     × (1 + Headroom) for Default, × (1 + 2·Headroom) for Critical
