@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -157,7 +158,8 @@ type Config struct {
 	// injected until [Injector.Enable].
 	Enabled bool
 	// Header is the drill header that marks drill traffic (see
-	// Fault.Drill). Default "Bulwark-Chaos".
+	// Fault.Drill). Default "Bulwark-Chaos". It must be a header field
+	// name (an RFC 9110 token).
 	Header string
 	// Faults is the initial fault set, tried in order: a request gets at
 	// most one fault, the first that targets it and whose coin lands.
@@ -176,8 +178,27 @@ type Config struct {
 // Validate reports the first bad value of c as a *bulwark.ConfigError.
 func (c Config) Validate() error {
 	v := validate.New("chaos")
+	v.Check(c.Header == "" || isToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
 	validateFaults(v, "Faults", c.Faults)
 	return v.Err()
+}
+
+// isToken reports whether s is an RFC 9110 token (tchar+), the syntax of a
+// header field name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func validateFaults(v *validate.V, field string, fs []Fault) {

@@ -14,8 +14,11 @@
 //	recs, err := degrade.Call(ctx, f, userID, fetchRecommendations, degrade.Value(popularItems))
 //
 // Over HTTP, [Fallback.RoundTripper] and [Fallback.Handler] serve a
-// synthesised response (Config.HTTP) or the last good response to the same
-// GET URL, marked with the Bulwark-Fallback header naming the [Reason]
+// synthesised response (Config.HTTP) or the last good response to a GET of
+// the same URL with the same credentials (Authorization, Cookie: one user's
+// response is never served to another; responses that set a cookie or say
+// no-store are never kept), marked with the Bulwark-Fallback header naming
+// the [Reason]
 // (switch, breaker, rejected, timeout, status, error). Rejections are
 // recognised without importing their packages: errors.Is(err,
 // breaker.ErrOpen) for breakers, and any error with a
@@ -43,8 +46,10 @@
 //     shown it can work without queueing.
 //   - The server is overloaded while requests queue: the mean latency of
 //     the last full bucket, or the latency of any single request since,
-//     is at least LatencyFactor (2) × the best bucket mean. Once it has
-//     shed, it stays "hot" for CoolOff (1 s) so as not to flap.
+//     is at least LatencyFactor (2) × the best bucket mean, and at least
+//     QueueDelay (5 ms, CoDel's target) over it, so that a fast service's
+//     jitter is not taken for a queue. Once it has shed, it stays "hot"
+//     for CoolOff (1 s) so as not to flap.
 //   - While overloaded, a request is rejected when the in-flight count is
 //     at or over its criticality's limit: capacity × 1 for Sheddable,
 //     × (1 + Headroom) for Default, × (1 + 2·Headroom) for Critical
@@ -81,6 +86,27 @@
 // flip reaches every instance, and an instance that reconnects re-reads
 // the stored values. Give a Fallback a Switch to serve its fallback while
 // the feature is off.
+//
+// # Telemetry
+//
+// Each Shedder, Throttler and Fallback registers observable instruments
+// with its Config's MeterProvider (scope github.com/bulwark-go/bulwark/degrade),
+// every data point carrying bulwark.name (the Config's Name); Close
+// unregisters them:
+//
+//   - bulwark.degrade.shed_requests ({request}, counter): requests a Shedder
+//     rejected, by bulwark.degrade.criticality;
+//   - bulwark.degrade.inflight_requests ({request}, up-down counter): the
+//     requests a Shedder admitted and that are not done;
+//   - bulwark.degrade.capacity ({request}, gauge): a Shedder's estimated
+//     in-flight capacity (0 while unknown);
+//   - bulwark.degrade.throttled_requests ({request}, counter): requests a
+//     Throttler rejected locally;
+//   - bulwark.degrade.fallbacks ({fallback}, counter): fallbacks a Fallback
+//     served, by bulwark.degrade.reason and bulwark.degrade.source.
+//
+// Switches have no instruments; degrade/redisstore counts its Redis errors
+// as bulwark.degrade.store.errors.
 //
 // # Migrating
 //

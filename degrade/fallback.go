@@ -26,8 +26,11 @@ type Config struct {
 	Switch *Switch
 	// MaxAge, when positive, keeps the last good value of each key for
 	// this long, and serves it in place of a failed call within that age
-	// (before the call site's fallback). Default 0: no last good values.
-	// At most MaxMaxAge.
+	// (before the call site's fallback). Over HTTP the key is the GET
+	// request's URL and its credentials (Authorization and Cookie), so one
+	// user's response is never served to another; a response that sets a
+	// cookie or says Cache-Control: no-store is never kept. Default 0: no
+	// last good values. At most MaxMaxAge.
 	MaxAge time.Duration
 	// MaxKeys bounds the number of keys with a last good value: when it
 	// is reached, expired values are dropped, then the oldest. Default

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/httpx"
@@ -41,35 +44,76 @@ func (s *storedResponse) response(req *http.Request) *http.Response {
 	}
 }
 
-// httpKey is the last good key of a request: its URL, for GET only.
+// httpKey is the last good key of a request, for GET only: its URL and,
+// when it carries credentials (Authorization, Cookie), a SHA-256 digest of
+// them, so that one user's last good response is never served to another
+// and no secret is kept as a key.
 func httpKey(req *http.Request) (string, bool) {
 	if req.Method != http.MethodGet {
 		return "", false
 	}
-	return req.URL.String(), true
+	auth, cookie := req.Header.Values("Authorization"), req.Header.Values("Cookie")
+	if len(auth) == 0 && len(cookie) == 0 {
+		return req.URL.String(), true
+	}
+	h := sha256.New()
+	for _, vs := range [2][]string{auth, cookie} {
+		for _, v := range vs {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return req.URL.String() + " " + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// keepable reports whether a response with headers h may be kept as a last
+// good response: not when it sets a cookie (replaying it would hand a
+// session to whoever's request fails next) or says no-store.
+func keepable(h http.Header) bool {
+	if len(h.Values("Set-Cookie")) > 0 {
+		return false
+	}
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // fallbackResponse returns the response to serve for a failed req, or nil.
 func (f *Fallback) fallbackResponse(req *http.Request, reason Reason, err error) *http.Response {
-	ctx := req.Context()
+	resp, ev := f.buildFallback(req, reason, err)
+	if resp != nil {
+		f.count(req.Context(), ev)
+	}
+	return resp
+}
+
+// buildFallback is fallbackResponse without counting it: it returns the
+// fallback response (nil when there is none) and the event to count once
+// it is served.
+func (f *Fallback) buildFallback(req *http.Request, reason Reason, err error) (*http.Response, Event) {
 	if f.lg != nil {
 		if key, ok := httpKey(req); ok {
 			if v, ok := f.lg.load(key); ok {
 				if sr, ok := v.(*storedResponse); ok {
 					resp := sr.response(req)
 					resp.Header.Set(FallbackHeader, string(reason))
-					f.count(ctx, Event{Key: key, Reason: reason, Source: SourceLastGood, Err: err})
-					return resp
+					return resp, Event{Key: key, Reason: reason, Source: SourceLastGood, Err: err}
 				}
 			}
 		}
 	}
 	if f.cfg.HTTP == nil {
-		return nil
+		return nil, Event{}
 	}
 	resp := f.cfg.HTTP(req, reason, err)
 	if resp == nil {
-		return nil
+		return nil, Event{}
 	}
 	if resp.Header == nil {
 		resp.Header = http.Header{}
@@ -79,8 +123,7 @@ func (f *Fallback) fallbackResponse(req *http.Request, reason Reason, err error)
 	}
 	resp.Header.Set(FallbackHeader, string(reason))
 	resp.Request = req
-	f.count(ctx, Event{Reason: reason, Source: SourceFallback, Err: err})
-	return resp
+	return resp, Event{Reason: reason, Source: SourceFallback, Err: err}
 }
 
 func (f *Fallback) judgeHTTP(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
@@ -98,9 +141,10 @@ func (f *Fallback) judgeHTTP(ctx context.Context, resp *http.Response, err error
 // (by Config.ClassifyHTTP, or bulwark's HTTP rules: a transport error, a
 // 5xx except 501, 408, 429; a caller's cancellation gets no fallback), or
 // when Config.Switch is off (then the request is not sent), returns a
-// fallback response instead: the last good response to the same GET URL
-// (when Config.MaxAge keeps them: a 200 whose body the caller read to
-// the end within MaxBody), else Config.HTTP's response. A fallback
+// fallback response instead: the last good response to a GET of the same
+// URL with the same credentials (when Config.MaxAge keeps them: a 200
+// without Set-Cookie or Cache-Control: no-store whose body the caller read
+// to the end within MaxBody), else Config.HTTP's response. A fallback
 // response carries the [FallbackHeader] header with the [Reason]; the
 // failed response is drained and closed. With no fallback to serve, the
 // failure (or, for a switched-off feature, ErrSwitchedOff) is returned
@@ -132,7 +176,7 @@ func (rt *fallbackRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch f.judgeHTTP(req.Context(), resp, err) {
 	case bulwark.Success:
 		if f.lg != nil && err == nil && resp.StatusCode == http.StatusOK {
-			if key, ok := httpKey(req); ok && resp.ContentLength <= int64(f.cfg.MaxBody) {
+			if key, ok := httpKey(req); ok && resp.ContentLength <= int64(f.cfg.MaxBody) && keepable(resp.Header) {
 				resp.Body = &captureBody{ReadCloser: resp.Body, f: f, key: key, status: resp.StatusCode, header: resp.Header.Clone()}
 			}
 		}
@@ -177,15 +221,20 @@ func (c *captureBody) Read(p []byte) (int, error) {
 
 // Handler returns server-side middleware that serves a fallback when next
 // fails: when next writes a failure status (by Config.ClassifyHTTP, or
-// 5xx except 501, 408 and 429), what it wrote is held back (its headers
-// and up to 64 KiB of body) and the fallback is written instead: the last
-// good response to the same GET URL (when Config.MaxAge keeps them), else
-// Config.HTTP's response, each marked with [FallbackHeader]; with no
-// fallback, what next wrote goes out after all. A response with any other
-// status streams through untouched (Flush works; headers are passed on
-// when next writes its status). While Config.Switch is off, next is not
-// called: the fallback is served, or 503 Service Unavailable with
-// ErrSwitchedOff's message. A panic in next goes on, nothing served.
+// 5xx except 501, 408 and 429), the fallback is chosen at once: the last
+// good response to a GET of the same URL with the same credentials (when
+// Config.MaxAge keeps them: a 200 within MaxBody, without Set-Cookie or
+// Cache-Control: no-store), else
+// Config.HTTP's response (so Config.HTTP runs while next is still
+// running). If there is one, what next writes is discarded (its headers
+// too) and the fallback, marked with [FallbackHeader], is written when
+// next returns; if there is none, next's response goes through as it is
+// written, whole. A response with any other status streams through
+// untouched (Flush works; headers are passed on when next writes its
+// status). While Config.Switch is off, next is not called: the fallback is
+// served, or 503 Service Unavailable with ErrSwitchedOff's message. A
+// panic in next goes on, nothing served (a fallback chosen before the
+// panic is discarded, and not counted).
 func (f *Fallback) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.cfg.Switch != nil && !f.cfg.Switch.On() {
@@ -204,22 +253,21 @@ func (f *Fallback) Handler(next http.Handler) http.Handler {
 		if _, ok := w.(http.Hijacker); ok {
 			ww = hijackGuard{g}
 		}
+		defer func() {
+			if g.fb != nil && !g.served {
+				_ = g.fb.Body.Close() // next panicked
+			}
+		}()
 		next.ServeHTTP(ww, r)
 		switch {
-		case g.failed:
+		case g.fb != nil:
 			for k := range w.Header() {
 				delete(w.Header(), k)
 			}
-			if fb := f.fallbackResponse(r, ReasonStatus, nil); fb != nil {
-				writeResponse(w, fb)
-				return
-			}
-			for k, v := range g.held {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(g.code)
-			_, _ = w.Write(g.body)
-		case g.capture && !g.over && g.code == http.StatusOK:
+			g.served = true
+			writeResponse(w, g.fb)
+			f.count(r.Context(), g.ev)
+		case g.capture && !g.over && g.code == http.StatusOK && keepable(g.sent):
 			key, _ := httpKey(r)
 			f.lg.store(key, &storedResponse{status: g.code, header: g.sent, body: g.body})
 		}
@@ -235,17 +283,19 @@ func writeResponse(w http.ResponseWriter, resp *http.Response) {
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, MaxLastGoodBody))
 }
 
-// guardWriter passes a response through unless its status is a failure,
-// which it holds back for the fallback.
+// guardWriter passes a response through unless its status is a failure
+// for which a fallback exists: then it discards what next writes, and the
+// handler serves fb when next returns.
 type guardWriter struct {
 	w       http.ResponseWriter
 	f       *Fallback
 	r       *http.Request
 	code    int
-	failed  bool
-	held    http.Header // next's headers of a failed response
+	fb      *http.Response // the fallback chosen for a failure status
+	ev      Event          // fb's event, counted once it is served
+	served  bool
 	sent    http.Header // next's headers of a passed response, when capturing
-	body    []byte      // held body (failed) or captured body
+	body    []byte      // captured body
 	capture bool
 	over    bool
 }
@@ -261,9 +311,10 @@ func (g *guardWriter) WriteHeader(code int) {
 	}
 	g.code = code
 	if httpx.ServerOutcome(g.r, code, g.w.Header(), g.f.cfg.ClassifyHTTP) == bulwark.Failure {
-		g.failed = true
-		g.held = g.w.Header().Clone()
-		return
+		if g.fb, g.ev = g.f.buildFallback(g.r, ReasonStatus, nil); g.fb != nil {
+			return
+		}
+		g.capture = false // a failure is never a last good response
 	}
 	if g.capture {
 		g.sent = g.w.Header().Clone()
@@ -275,10 +326,7 @@ func (g *guardWriter) Write(p []byte) (int, error) {
 	if g.code == 0 {
 		g.WriteHeader(http.StatusOK)
 	}
-	if g.failed {
-		if room := httpx.MaxDrain - len(g.body); room > 0 {
-			g.body = append(g.body, p[:min(len(p), room)]...)
-		}
+	if g.fb != nil {
 		return len(p), nil
 	}
 	if g.capture && !g.over {
@@ -299,7 +347,7 @@ func (g *guardWriter) FlushError() error {
 	if g.code == 0 {
 		g.WriteHeader(http.StatusOK)
 	}
-	if g.failed {
+	if g.fb != nil {
 		return nil
 	}
 	return http.NewResponseController(g.w).Flush()

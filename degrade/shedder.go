@@ -80,8 +80,16 @@ type ShedderConfig struct {
 	// LatencyFactor is the queueing signal: the server counts as
 	// overloaded while the mean latency of the last full bucket is at
 	// least LatencyFactor times the best bucket mean of the window
-	// (requests are waiting, not working). Default 2; in [1.1, 100].
+	// (requests are waiting, not working), and at least QueueDelay over
+	// it. Default 2; in [1.1, 100].
 	LatencyFactor float64
+	// QueueDelay is the least queueing delay that counts as overload: a
+	// latency is a queueing signal only when it is also at least the best
+	// bucket mean plus QueueDelay, so that the jitter of a fast service
+	// (a 100 µs GC pause against 20 µs requests) is not taken for a queue.
+	// Default 5 ms (DefaultQueueDelay, CoDel's target); at most 1 min; a
+	// negative value turns the floor off (LatencyFactor alone decides).
+	QueueDelay time.Duration
 	// CoolOff keeps the shedder rejecting over capacity for this long
 	// after it last shed, so it does not flap as latency recovers (the
 	// "hot" period of go-zero and kratos). Default 1 s; at most 1 min.
@@ -107,7 +115,8 @@ type ShedderConfig struct {
 	// Header is the request header a client (or an upstream service)
 	// states its criticality in: "critical", "default" or "sheddable"
 	// (gRPC: the same name as lower-case metadata). Default
-	// "Bulwark-Criticality". Honour it only from trusted callers: set
+	// "Bulwark-Criticality"; it must be a header field name (an RFC 9110
+	// token). Honour it only from trusted callers: set
 	// IgnoreHeader at an edge that faces the internet.
 	Header string
 	// IgnoreHeader ignores the criticality header.
@@ -144,6 +153,7 @@ const (
 	DefaultShedWindow     = 5 * time.Second
 	DefaultShedBuckets    = 50
 	DefaultLatencyFactor  = 2.0
+	DefaultQueueDelay     = 5 * time.Millisecond
 	DefaultCoolOff        = time.Second
 	DefaultHeadroom       = 1.0
 	DefaultMinInFlight    = 4
@@ -159,15 +169,35 @@ func (c ShedderConfig) Validate() error {
 	v.Check(c.Window == 0 || (c.Window >= 100*time.Millisecond && c.Window <= time.Hour), "ShedderConfig.Window", c.Window, "0 (default) or a duration in [100ms, 1h]")
 	v.Size("ShedderConfig.Buckets", c.Buckets, MaxBuckets)
 	v.Float("ShedderConfig.LatencyFactor", c.LatencyFactor, 1.1, 100)
+	v.DurationOrOff("ShedderConfig.QueueDelay", c.QueueDelay, time.Minute)
 	v.Duration("ShedderConfig.CoolOff", c.CoolOff, time.Minute)
 	v.Float("ShedderConfig.Headroom", c.Headroom, 0.1, 10)
 	v.Size("ShedderConfig.MinInFlight", c.MinInFlight, MaxMinInFlight)
 	v.Check(c.RejectStatus == 0 || c.RejectStatus == 503 || c.RejectStatus == 429, "ShedderConfig.RejectStatus", c.RejectStatus, "0 (default), 503 or 429")
+	v.Check(c.Header == "" || isToken(c.Header), "ShedderConfig.Header", c.Header, "a header field name (an RFC 9110 token)")
 	v.Check(len(c.Routes) <= MaxRoutes, "ShedderConfig.Routes", len(c.Routes), fmt.Sprintf("at most %d routes", MaxRoutes))
 	for i, r := range c.Routes {
 		v.Check(r.Criticality < numCriticalities, fmt.Sprintf("ShedderConfig.Routes[%d].Criticality", i), r.Criticality, "Default, Sheddable or Critical")
 	}
 	return v.Err()
+}
+
+// isToken reports whether s is an RFC 9110 token (tchar+), the syntax of a
+// header field name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Shedder rejects requests when the server is overloaded, lowest
@@ -189,6 +219,7 @@ type Shedder struct {
 	capBits  atomic.Uint64 // float64: estimated in-flight capacity; 0: unknown
 	inflated atomic.Bool   // queueing seen: in the last full bucket, or in a request since
 	minRT    atomic.Int64  // best bucket mean latency of the window, ns; 0: unknown
+	queueNs  atomic.Int64  // the latency that signals queueing, ns; 0: unknown
 	hotUntil atomic.Int64  // Nanotime until which the shedder is hot
 
 	shed   [numCriticalities]atomic.Int64
@@ -223,6 +254,12 @@ func NewShedder(cfg ShedderConfig) *Shedder {
 	}
 	if cfg.CoolOff == 0 {
 		cfg.CoolOff = DefaultCoolOff
+	}
+	if cfg.QueueDelay == 0 {
+		cfg.QueueDelay = DefaultQueueDelay
+	}
+	if cfg.QueueDelay < 0 {
+		cfg.QueueDelay = 0
 	}
 	if cfg.Headroom == 0 {
 		cfg.Headroom = DefaultHeadroom
@@ -301,7 +338,7 @@ func (s *Shedder) Done(t ShedTicket) {
 	b.rtNs.Add(lat)
 	// A request that waited LatencyFactor times the best latency is
 	// evidence of queueing now, a bucket before the bucket means show it.
-	if m := s.minRT.Load(); m > 0 && float64(lat) >= s.cfg.LatencyFactor*float64(m) && !s.inflated.Load() {
+	if q := s.queueNs.Load(); q > 0 && lat >= q && !s.inflated.Load() {
 		s.inflated.Store(true)
 	}
 	s.refresh(now)
@@ -347,15 +384,18 @@ func (s *Shedder) refresh(now int64) {
 	if maxPass == 0 {
 		s.capBits.Store(0)
 		s.minRT.Store(0)
+		s.queueNs.Store(0)
 		s.inflated.Store(false)
 		return
 	}
 	s.minRT.Store(int64(minRT))
+	q := max(s.cfg.LatencyFactor*minRT, minRT+float64(s.cfg.QueueDelay))
+	s.queueNs.Store(int64(q))
 	// Little's law: the concurrency at which the server completed the
 	// most requests per bucket at its best latency.
 	cp := float64(maxPass) * minRT / float64(s.bucketNs)
 	s.capBits.Store(math.Float64bits(cp))
-	s.inflated.Store(lastRT >= s.cfg.LatencyFactor*minRT)
+	s.inflated.Store(lastRT >= q)
 }
 
 // Do runs fn if the shedder admits a request of criticality c, and

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bulwark-go/bulwark/internal/validate"
@@ -63,8 +64,10 @@ type Config struct {
 	// Checks are the initial checks; more can be added with [Health.Add].
 	// At most MaxChecks.
 	Checks []Check
-	// LivePath and ReadyPath are the paths [Health.Handler] serves.
-	// Defaults "/livez" and "/readyz" (the Kubernetes API server's own).
+	// LivePath and ReadyPath are the paths [Health.Handler] serves,
+	// matched exactly against the request's URL path. Defaults "/livez"
+	// and "/readyz" (the Kubernetes API server's own). Each must start
+	// with "/", and the two must differ.
 	LivePath, ReadyPath string
 }
 
@@ -98,6 +101,16 @@ func (c Config) Validate() error {
 		v.Check(!seen[ch.Name], fmt.Sprintf("Checks[%d].Name", i), ch.Name, "a name no other check has")
 		seen[ch.Name] = true
 	}
+	live, ready := c.LivePath, c.ReadyPath
+	if live == "" {
+		live = DefaultLivePath
+	}
+	if ready == "" {
+		ready = DefaultReadyPath
+	}
+	v.Check(strings.HasPrefix(live, "/"), "LivePath", c.LivePath, `"" (default) or a path starting with "/"`)
+	v.Check(strings.HasPrefix(ready, "/"), "ReadyPath", c.ReadyPath, `"" (default) or a path starting with "/"`)
+	v.Check(live != ready, "ReadyPath", c.ReadyPath, "a path other than LivePath")
 	return v.Err()
 }
 

@@ -35,10 +35,13 @@ var ErrClosed = errors.New("health: closed")
 type Result struct {
 	// Status is ok, fail or timeout.
 	Status Status
-	// Error is the check's error message (for a timeout, "timeout after
-	// <Timeout>"); empty when Status is ok.
+	// Error is the check's error message: for a timeout, "timeout after
+	// <Timeout>", or, when the probe's own context ended before the check
+	// answered, "probe ended before the check: <cause>" (Status is then
+	// timeout too); empty when Status is ok.
 	Error string
-	// Duration is how long the run took (its Timeout for a timeout).
+	// Duration is how long the run took (its Timeout for a timeout; how
+	// long the probe waited, when the probe's context ended first).
 	Duration time.Duration
 	// Checked is when the run started.
 	Checked time.Time
