@@ -77,8 +77,12 @@ func (b *Breaker) judgeHTTP(ctx context.Context, resp *http.Response, err error)
 // handler wrote a failure status is neutral. The ResponseWriter next gets
 // keeps what the server's offers ([http.Flusher], [http.Hijacker],
 // [io.ReaderFrom], and Unwrap for [http.ResponseController]). A panicking
-// handler is recorded as a failure and the panic continues.
+// handler is recorded as a failure and the panic continues. A nil next
+// panics.
 func (b *Breaker) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("breaker: Breaker.Handler called with a nil next")
+	}
 	return handler(next, func(*http.Request) *Breaker { return b })
 }
 

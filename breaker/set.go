@@ -331,8 +331,12 @@ func (s *Set) RoundTripper(next http.RoundTripper) http.RoundTripper {
 
 // Handler returns server-side middleware that guards next with the
 // breaker for SetConfig.KeyFunc(r) (set KeyFunc: its default, the URL's
-// host, is usually empty on a server); see [Breaker.Handler].
+// host, is usually empty on a server); see [Breaker.Handler]. A nil next
+// panics.
 func (s *Set) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("breaker: Set.Handler called with a nil next")
+	}
 	return handler(next, func(r *http.Request) *Breaker { return s.Get(s.cfg.KeyFunc(r)) })
 }
 

@@ -118,7 +118,12 @@ func errorResponse(req *http.Request, p plan) *http.Response {
 //     offers http.Flusher, which does nothing), then closes the connection
 //     as Abort does: the handler did its work, the client gets a
 //     connection error.
+//
+// A nil next panics.
 func (i *Injector) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("chaos: Injector.Handler called with a nil next")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !i.enabled.Load() {
 			next.ServeHTTP(w, r)

@@ -234,8 +234,11 @@ func (c *captureBody) Read(p []byte) (int, error) {
 // status). While Config.Switch is off, next is not called: the fallback is
 // served, or 503 Service Unavailable with ErrSwitchedOff's message. A
 // panic in next goes on, nothing served (a fallback chosen before the
-// panic is discarded, and not counted).
+// panic is discarded, and not counted). A nil next panics.
 func (f *Fallback) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("degrade: Fallback.Handler called with a nil next")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.cfg.Switch != nil && !f.cfg.Switch.On() {
 			if fb := f.fallbackResponse(r, ReasonSwitch, ErrSwitchedOff); fb != nil {
@@ -370,8 +373,11 @@ func (h hijackGuard) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // default) and a Retry-After header (see [WriteRejection]) without
 // calling next. An admitted request is passed to next with the
 // ResponseWriter untouched, and counted done when next returns (or
-// panics).
+// panics). A nil next panics.
 func (s *Shedder) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("degrade: Shedder.Handler called with a nil next")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := s.criticality(r)
 		t, err := s.Allow(c)

@@ -11,8 +11,11 @@ import (
 // Config.ReadyPath ("/readyz"), as [Health.Liveness] and
 // [Health.Readiness] do, and passes every other request to next
 // untouched. Put it outermost in a server's stack, so that shedding and
-// rate limits never reject a probe.
+// rate limits never reject a probe. A nil next panics.
 func (h *Health) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("health: Health.Handler called with a nil next")
+	}
 	live, ready := h.Liveness(), h.Readiness()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

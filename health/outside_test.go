@@ -145,7 +145,7 @@ func TestOutsideHangingCheckHTTP(t *testing.T) {
 	}})
 	defer h.Close()
 	defer close(release)
-	srv := httptest.NewServer(h.Handler(nil))
+	srv := httptest.NewServer(h.Handler(http.NotFoundHandler()))
 	defer srv.Close()
 	code, b, _ := probe(t, srv.Client(), srv.URL+"/readyz")
 	if code != 503 || b.Checks["hang"].Status != "timeout" {

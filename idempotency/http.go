@@ -54,7 +54,11 @@ const ReplayedHeader = "Idempotent-Replayed"
 // writing anything (the implicit empty 200 is not a response to replay). The writer next gets
 // keeps http.Flusher, http.Hijacker (where the writer it wraps, or one
 // down its Unwrap chain, has it) and Unwrap for http.ResponseController.
+// A nil next panics.
 func (k *Keeper) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("idempotency: Keeper.Handler called with a nil next")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(k.s.methods, r.Method) {
 			next.ServeHTTP(w, r)

@@ -38,7 +38,11 @@ import (
 // The writer passed to next keeps http.Flusher, http.Hijacker (when the
 // server's writer has it), io.ReaderFrom and Unwrap for
 // http.ResponseController. A panic in next commits nothing and goes on.
+// A nil next panics.
 func (m *Manager) Handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("session: Manager.Handler called with a nil next")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := &state{m: m}
 		for _, c := range r.CookiesNamed(m.cookieName) {
