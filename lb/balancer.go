@@ -39,7 +39,8 @@ type Balancer struct {
 	policy       Policy
 	s            settings
 	clk          clock.Clock
-	rnd          func() uint64
+	realClk      bool          // clk is clock.Real: hot paths call clock.Nanotime directly
+	rnd          func() uint64 // nil: math/rand/v2's runtime source, called directly
 	classify     bulwark.Classifier
 	classifyHTTP bulwark.HTTPClassifier
 	breakers     *breaker.Set
@@ -128,7 +129,7 @@ func New(cfg Config) *Balancer {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	return newBalancer(cfg, clock.Real, rand.Uint64)
+	return newBalancer(cfg, clock.Real, nil)
 }
 
 func newBalancer(cfg Config, clk clock.Clock, rnd func() uint64) *Balancer {
@@ -136,6 +137,7 @@ func newBalancer(cfg Config, clk clock.Clock, rnd func() uint64) *Balancer {
 		policy:       cfg.Policy,
 		s:            resolve(&cfg),
 		clk:          clk,
+		realClk:      clk == clock.Real,
 		rnd:          rnd,
 		classify:     cfg.Classify,
 		classifyHTTP: cfg.ClassifyHTTP,
@@ -183,6 +185,24 @@ func newBalancer(cfg Config, clk clock.Clock, rnd func() uint64) *Balancer {
 		b.loop(time.Duration(b.s.slowStart/10), 0, b.rampStep)
 	}
 	return b
+}
+
+// nanotime reads the balancer's clock; a direct call for the real one
+// saves an interface call on the two reads of each P2C call.
+func (b *Balancer) nanotime() int64 {
+	if b.realClk {
+		return clock.Nanotime()
+	}
+	return b.clk.Nanotime()
+}
+
+// rand returns a random number; a direct call to the runtime's per-M
+// source unless a test seeded one.
+func (b *Balancer) rand() uint64 {
+	if b.rnd == nil {
+		return rand.Uint64()
+	}
+	return b.rnd()
 }
 
 // loop runs fn every d (lengthened by a random fraction of up to jitter)
@@ -253,7 +273,7 @@ func (b *Balancer) Update(eps []Endpoint) error {
 }
 
 func (b *Balancer) setLocked(eps []Endpoint, ramp bool) {
-	now := b.clk.Nanotime()
+	now := b.nanotime()
 	ms := make([]*member, len(eps))
 	next := make(map[string]*member, len(eps))
 	for i, e := range eps {
@@ -379,16 +399,16 @@ func (b *Balancer) pick(key uint64, hasKey bool) (Ticket, error) {
 	}
 	var now int64
 	if b.useClock {
-		now = b.clk.Nanotime()
+		now = b.nanotime()
 	}
 	// The common path: one pool, no breakers, an endpoint at full share.
 	if v.remote == nil && b.breakers == nil {
 		var r uint64
 		if b.useRand {
-			r = b.rnd()
+			r = b.rand()
 		}
 		m := v.local.pick(b, r, key, hasKey, now)
-		if ramp := m.ramp.Load(); ramp == rampFull || len(v.all) == 1 || b.rnd()>>32 < ramp {
+		if ramp := m.ramp.Load(); ramp == rampFull || len(v.all) == 1 || b.rand()>>32 < ramp {
 			// Inlined, not b.take: the call costs 5 ns on a 30 ns pick
 			// (BenchmarkLBPickDone/bulwark-roundrobin).
 			if b.pickAdd != 0 {
@@ -415,7 +435,7 @@ func (b *Balancer) pickSlow(v *view, key uint64, hasKey bool, now int64, first i
 		// its fast path.
 		var r, r2 uint64
 		if b.useRand || v.remote != nil {
-			r = b.rnd()
+			r = b.rand()
 			r2 = mix(r)
 		}
 		p := v.local
@@ -423,7 +443,7 @@ func (b *Balancer) pickSlow(v *view, key uint64, hasKey bool, now int64, first i
 			p = v.remote
 		}
 		m := p.pick(b, r, key, hasKey, now)
-		if ramp := m.ramp.Load(); ramp != rampFull && try < tries && b.rnd()>>32 >= ramp {
+		if ramp := m.ramp.Load(); ramp != rampFull && try < tries && b.rand()>>32 >= ramp {
 			hasKey = false // a ramping endpoint declined: any other will do
 			continue
 		}
@@ -463,7 +483,7 @@ func (b *Balancer) take(t Ticket) Ticket {
 // later rejection, if none admits.
 func (b *Balancer) pickAdmitted(v *view, now int64, rejected error) (Ticket, error) {
 	n := len(v.avail)
-	start := fastrange(uint32(b.rnd()), n)
+	start := fastrange(uint32(b.rand()), n)
 	for i := range n {
 		m := v.avail[(start+i)%n]
 		br := b.breakers.Get(m.ep.Addr)
@@ -552,7 +572,7 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 		return
 	}
 	if b.useClock {
-		now := b.clk.Nanotime()
+		now := b.nanotime()
 		rtt := float64(now - t.start)
 		if o == bulwark.Failure {
 			rtt = max(rtt, b.penalty, float64(wait))
@@ -646,7 +666,7 @@ func (b *Balancer) Panicking() bool { return b.view.Load().panic }
 // allows.
 func (b *Balancer) ejectNow(m *member) {
 	b.mu.Lock()
-	ev, ok := b.ejectLocked(m, b.clk.Nanotime(), "consecutive failures")
+	ev, ok := b.ejectLocked(m, b.nanotime(), "consecutive failures")
 	if ok {
 		b.rebuildLocked()
 	}
@@ -678,7 +698,7 @@ func (b *Balancer) ejectLocked(m *member, now int64, reason string) (StateChange
 // sweep runs every Outlier.Interval: it ends ejections that have served
 // their time and judges failure rates over the interval.
 func (b *Balancer) sweep() {
-	now := b.clk.Nanotime()
+	now := b.nanotime()
 	var evs []StateChangeEvent
 	b.mu.Lock()
 	changed := false
@@ -737,7 +757,7 @@ func (b *Balancer) startRampLocked(m *member, now int64) {
 
 // rampStep raises the share of ramping endpoints, every SlowStart/10.
 func (b *Balancer) rampStep() {
-	now := b.clk.Nanotime()
+	now := b.nanotime()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, m := range b.members {
