@@ -10,6 +10,12 @@ import (
 	kp2c "github.com/go-kratos/kratos/v2/selector/p2c"
 	krandom "github.com/go-kratos/kratos/v2/selector/random"
 	kwrr "github.com/go-kratos/kratos/v2/selector/wrr"
+	_ "github.com/zeromicro/go-zero/zrpc" // registers go-zero's p2c_ewma balancer
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/roundrobin"
+	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
+	"google.golang.org/grpc/resolver"
 
 	"github.com/bulwark-go/bulwark/lb"
 )
@@ -18,11 +24,14 @@ import (
 // per-call cost a balancer adds. Each balancer is built once, outside the
 // loop, over n endpoints, as a client would.
 //
-// Peers driven directly: kratos' selectors (Select then done), the only
-// ones with a public pick API. grpc-go's round-robin picker is unexported
-// (reachable only through a ClientConn, where a pick's cost drowns in the
-// RPC's) and go-zero's p2c lives in zrpc/internal/balancer/p2c, which Go
-// forbids importing from another module: neither can be driven alone.
+// Peers: kratos' selectors (Select then done) through their public API;
+// grpc-go's round_robin and go-zero's p2c_ewma through grpc's balancer
+// registry (grpcPicker below): their types are unexported (go-zero's live
+// in zrpc/internal, which Go forbids importing from another module), but
+// their builders are registered by name, so the real balancer is built
+// over a stand-in ClientConn whose SubConns report READY at once, and its
+// picker's Pick and Done are measured as a gRPC channel would call them,
+// without the RPC around them.
 
 type lbCase struct {
 	name  string
@@ -79,6 +88,118 @@ var lbCases = []lbCase{
 	{"kratos-p2c", kratosLB(func() selector.Selector { return kp2c.New() })},
 	{"kratos-wrr", kratosLB(func() selector.Selector { return kwrr.New() })},
 	{"kratos-random", kratosLB(func() selector.Selector { return krandom.New() })},
+	{"grpc-roundrobin", grpcPicker(roundrobin.Name)},
+	{"gozero-p2c", grpcPicker("p2c_ewma")},
+}
+
+// grpcPicker builds the gRPC balancer registered under name over n
+// addresses and returns a Pick + Done of the picker it settles on.
+func grpcPicker(name string) func(int) (func(), func()) {
+	return func(n int) (func(), func()) {
+		builder := balancer.Get(name)
+		if builder == nil {
+			panic("no gRPC balancer " + name)
+		}
+		cc := &pickerCC{}
+		bal := builder.Build(cc, balancer.BuildOptions{})
+		st := resolver.State{}
+		for i := range n {
+			addr := resolver.Address{Addr: "10.0.0." + strconv.Itoa(i+1) + ":80"}
+			st.Addresses = append(st.Addresses, addr)
+			st.Endpoints = append(st.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{addr}})
+		}
+		if err := bal.UpdateClientConnState(balancer.ClientConnState{ResolverState: st}); err != nil {
+			panic(err)
+		}
+		cc.drain()
+		if cc.state.ConnectivityState != connectivity.Ready {
+			panic(name + " did not become READY: " + cc.state.ConnectivityState.String())
+		}
+		picker := cc.state.Picker
+		info := balancer.PickInfo{FullMethodName: "/svc/Method", Ctx: context.Background()}
+		// Every SubConn must be in rotation, or the balancer is not
+		// spreading over n endpoints.
+		seen := map[balancer.SubConn]bool{}
+		for range 64 * n {
+			r, err := picker.Pick(info)
+			if err != nil {
+				panic(err)
+			}
+			seen[r.SubConn] = true
+			if r.Done != nil {
+				r.Done(balancer.DoneInfo{})
+			}
+		}
+		if len(seen) != n {
+			panic(name + " picks " + strconv.Itoa(len(seen)) + " of " + strconv.Itoa(n) + " SubConns")
+		}
+		return func() {
+			r, err := picker.Pick(info)
+			if err != nil {
+				panic(err)
+			}
+			if r.Done != nil {
+				r.Done(balancer.DoneInfo{})
+			}
+		}, bal.Close
+	}
+}
+
+// pickerCC stands in for a gRPC ClientConn: it hands out SubConns that
+// become READY as soon as they are asked to connect, and keeps the last
+// state the balancer published. Callbacks into the balancer are queued and
+// run by drain, one at a time, as grpc's serializer runs them.
+type pickerCC struct {
+	balancer.ClientConn // nil: methods not listed here are never called
+	state               balancer.State
+	queue               []func()
+}
+
+func (cc *pickerCC) drain() {
+	for len(cc.queue) > 0 {
+		f := cc.queue[0]
+		cc.queue = cc.queue[1:]
+		f()
+	}
+}
+
+func (cc *pickerCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
+	return &pickerSC{cc: cc, listener: opts.StateListener}, nil
+}
+func (cc *pickerCC) UpdateState(s balancer.State)                         { cc.state = s }
+func (cc *pickerCC) ResolveNow(resolver.ResolveNowOptions)                {}
+func (cc *pickerCC) RemoveSubConn(sc balancer.SubConn)                    { sc.Shutdown() }
+func (cc *pickerCC) Target() string                                       { return "bench:///svc" }
+func (cc *pickerCC) MetricsRecorder() estats.MetricsRecorder              { return noMetrics{} }
+func (cc *pickerCC) UpdateAddresses(balancer.SubConn, []resolver.Address) {}
+
+type pickerSC struct {
+	balancer.SubConn // nil: methods not listed here are never called
+	cc               *pickerCC
+	listener         func(balancer.SubConnState)
+	connected        bool
+}
+
+func (sc *pickerSC) Connect() {
+	if sc.connected {
+		return
+	}
+	sc.connected = true
+	sc.cc.queue = append(sc.cc.queue,
+		func() { sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Connecting}) },
+		func() { sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Ready}) })
+}
+func (sc *pickerSC) Shutdown() {
+	sc.cc.queue = append(sc.cc.queue, func() { sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
+}
+func (sc *pickerSC) RegisterHealthListener(l func(balancer.SubConnState)) {
+	sc.cc.queue = append(sc.cc.queue, func() { l(balancer.SubConnState{ConnectivityState: connectivity.Ready}) })
+}
+func (sc *pickerSC) UpdateAddresses([]resolver.Address) {}
+
+// noMetrics discards what a balancer records.
+type noMetrics struct {
+	estats.UnimplementedMetricsRecorder
 }
 
 // reportCPU adds a cpu-ns/op metric: the process's CPU time over the

@@ -882,3 +882,47 @@ func TestMetadataUpdateWhileCallsReadIt(t *testing.T) {
 		t.Fatalf("metadata after the updates: %q, want 499", v)
 	}
 }
+
+// TestSuccessResetsConsecutiveFailuresPerPolicy guards Done's success
+// path, inlined for the policies that neither read the clock nor count
+// the total in flight and taken through finish for the others: a success
+// must count (Endpoints' Successes) and end a run of failures, so that
+// four failures, a success and four more do not eject, and a fifth in a
+// row does.
+func TestSuccessResetsConsecutiveFailuresPerPolicy(t *testing.T) {
+	for name, p := range map[string]lb.Policy{
+		"RoundRobin": lb.RoundRobin(), "WeightedRoundRobin": lb.WeightedRoundRobin(),
+		"Random": lb.Random(), "LeastRequest": lb.LeastRequest(), "P2C": lb.P2C(lb.P2CConfig{}),
+		"RingHash": lb.RingHash(lb.HashConfig{}), "RingHashUnbounded": lb.RingHash(lb.HashConfig{BalanceFactor: -1}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				eps := endpoints(1)
+				b := newB(t, lb.Config{Endpoints: eps, Policy: p})
+				call := func(err error) {
+					tk, perr := b.Pick()
+					if perr != nil {
+						t.Fatal(perr)
+					}
+					b.Done(tk, err)
+				}
+				for range lb.DefaultConsecutiveFailures - 1 {
+					call(errBoom)
+				}
+				call(nil)
+				for range lb.DefaultConsecutiveFailures - 1 {
+					call(errBoom)
+				}
+				es := b.Endpoints()[0]
+				if es.State != lb.Healthy || es.Successes != 1 || es.Failures != 2*(lb.DefaultConsecutiveFailures-1) || es.InFlight != 0 {
+					t.Fatalf("after 4 failures, a success, 4 failures: %+v, want healthy with 1 success, 8 failures, none in flight", es)
+				}
+				call(errBoom)
+				if st := state(b, eps[0].Addr); st != lb.Ejected {
+					t.Fatalf("after 5 failures in a row: %v, want ejected", st)
+				}
+				b.Close()
+			})
+		})
+	}
+}

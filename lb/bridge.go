@@ -69,7 +69,7 @@ func (b *Balancer) addConns(addr string, conns, ready int) {
 		return
 	}
 	if !m.down {
-		b.startRampLocked(m, b.clk.Nanotime())
+		b.startRampLocked(m, b.nanotime())
 	}
 	b.rebuildLocked()
 	to := m.state()

@@ -102,7 +102,7 @@ func (b *Balancer) checkAll() {
 	var evs []StateChangeEvent
 	b.mu.Lock()
 	changed := false
-	now := b.clk.Nanotime()
+	now := b.nanotime()
 	for i, m := range ms {
 		if b.byAddr[m.ep.Addr] != m {
 			continue // removed meanwhile
