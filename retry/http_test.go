@@ -399,3 +399,23 @@ func TestInstrumentsConformance(t *testing.T) {
 	p.Do(context.Background(), func(context.Context) error { return errBoom })
 	conformance.Instruments(t, reader)
 }
+
+// The RoundTripper's path for a request whose first attempt succeeds
+// allocates nothing of its own, so that a stack built on it (package
+// stack) adds no allocation beyond its transport's.
+func TestRoundTripperFirstAttemptSuccessAllocatesNothing(t *testing.T) {
+	p := New(Config{IdempotencyKey: true})
+	defer p.Close()
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}
+	rt := p.RoundTripper(roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }))
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		req, _ := http.NewRequest(method, "http://svc/p", nil)
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := rt.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", method, n)
+		}
+	}
+}
