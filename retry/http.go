@@ -23,7 +23,7 @@ import (
 // through once.
 //
 // It honours the RoundTripper contract: the caller's request is never
-// modified (each retry sends a clone, its body rewound through GetBody or
+// modified (each retry sends a copy, its body rewound through GetBody or
 // from a buffer, see Config.MaxBufferedBody); every response it discards,
 // on every path, hedged or not, is drained (up to 64 KiB) and closed so its
 // connection returns to the pool; when the attempts are exhausted on a failing status (a 503,
@@ -100,6 +100,38 @@ func newIdempotencyKey() string {
 	return string(b[:])
 }
 
+// headerWithKey returns a copy of h with the Idempotency-Key set to key,
+// as a retry attempt's own header: the map and one array for every value,
+// the key's included (what http.Header.Clone allocates, without Set's
+// extra slice).
+//
+// An attempt's request is a shallow copy of the caller's (as
+// req.WithContext makes, not req.Clone): it shares the URL, the trailer
+// and the form with the caller's request, and the Header too unless it
+// adds a key, for which it gets this copy. That is the RoundTripper
+// contract at work: no layer below may modify the request it is given
+// (a layer that sets a header, as package timeout does, clones first),
+// so what nobody changes need not be copied.
+func headerWithKey(h http.Header, key string) http.Header {
+	n := 1
+	for _, vs := range h {
+		n += len(vs)
+	}
+	all := make([]string, 0, n)
+	out := make(http.Header, len(h)+1)
+	for k, vs := range h {
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		all = append(all, vs...)
+		out[k] = all[len(all)-len(vs) : len(all) : len(all)]
+	}
+	all = append(all, key)
+	out[idempotencyHeader] = all[len(all)-1:]
+	return out
+}
+
 type bodyReadCloser struct {
 	io.Reader
 	io.Closer
@@ -130,14 +162,14 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if int64(len(buf)) > p.maxBuffered {
 			// Too large to keep: send it once, the buffered head first.
-			r := req.Clone(req.Context())
+			r := req.WithContext(req.Context())
 			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			p.calls.Add(1)
 			return t.send(r)
 		}
 		req.Body.Close()
 		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-		first = req.Clone(req.Context())
+		first = req.WithContext(req.Context())
 		first.Body, _ = getBody()
 		first.GetBody = getBody
 	}
@@ -145,9 +177,9 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if addKey {
 		key = newIdempotencyKey()
 		if first == req {
-			first = req.Clone(req.Context())
+			first = req.WithContext(req.Context())
 		}
-		first.Header.Set(idempotencyHeader, key)
+		first.Header = headerWithKey(req.Header, key)
 	}
 
 	ctx := req.Context()
@@ -177,7 +209,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			}
 			return first.WithContext(actx), nil
 		}
-		r := req.Clone(actx)
+		r := req.WithContext(actx)
 		if getBody != nil {
 			body, err := getBody()
 			if err != nil {
@@ -186,7 +218,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			r.Body, r.GetBody = body, getBody
 		}
 		if key != "" {
-			r.Header.Set(idempotencyHeader, key)
+			r.Header = headerWithKey(req.Header, key)
 		}
 		return r, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -419,3 +420,95 @@ func TestRoundTripperFirstAttemptSuccessAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// An attempt's own header is a copy of every value of the caller's, plus
+// the key; the caller's map is left alone, and neither a change nor an
+// append to one of the copy's values reaches the caller's map or another
+// key's values.
+func TestHeaderWithKeyCopiesEveryValue(t *testing.T) {
+	h := http.Header{"X-A": {"1", "2"}, "X-B": {"3"}, "X-Nil": nil, "X-Empty": {}}
+	before := h.Clone()
+	out := headerWithKey(h, "k1")
+	if got := out[idempotencyHeader]; len(got) != 1 || got[0] != "k1" {
+		t.Fatalf("key %q, want [k1]", got)
+	}
+	delete(out, idempotencyHeader)
+	if !reflect.DeepEqual(out, before) {
+		t.Fatalf("copy %v, want %v", out, before)
+	}
+	out = headerWithKey(h, "k1")
+	out["X-A"][0] = "changed"
+	out["X-A"] = append(out["X-A"], "appended")
+	if !reflect.DeepEqual(h, before) {
+		t.Fatalf("caller's header changed to %v", h)
+	}
+	if fmt.Sprint(out["X-B"], out[idempotencyHeader]) != "[3] [k1]" {
+		t.Fatalf("an append to X-A overwrote X-B %q or the key %q", out["X-B"], out[idempotencyHeader])
+	}
+	// No more than http.Header.Clone, whose copy has no key.
+	ref := testing.AllocsPerRun(100, func() { headerSink = h.Clone() })
+	if n := testing.AllocsPerRun(100, func() { headerSink = headerWithKey(h, "k1") }); n > ref {
+		t.Errorf("%v allocations, want at most http.Header.Clone's %v", n, ref)
+	}
+}
+
+// Every attempt of a retried request, the first with its new key and the
+// retries, carries every header value of the caller's request, which is
+// left as it was; resp.Request is the last attempt's request, with the
+// key, the caller's URL and the caller's context.
+func TestHTTPAttemptsCarryTheCallersHeaderAndLeaveItAlone(t *testing.T) {
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var mu sync.Mutex
+		var seen []string
+		n := 0
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			n++
+			seen = append(seen, fmt.Sprintf("%v %s %s", r.Header["X-Multi"], r.Header.Get("X-One"), b))
+			first := n == 1
+			mu.Unlock()
+			if first {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+		p := instantPolicy(Config{IdempotencyKey: true})
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("charge")
+		}
+		ctx := context.WithValue(context.Background(), ctxKey{}, "v")
+		req, _ := http.NewRequestWithContext(ctx, method, s.URL+"/p?q=1", body)
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		req.Header.Set("X-One", "1")
+		before := req.Header.Clone()
+		resp, err := client(p, s).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		want := "[a b] 1 "
+		if method == http.MethodPost {
+			want += "charge"
+		}
+		if len(seen) != 2 || seen[0] != want || seen[1] != want {
+			t.Errorf("%s: the server saw %q, want %q twice", method, seen, want)
+		}
+		if !reflect.DeepEqual(req.Header, before) {
+			t.Errorf("%s: caller's header changed to %v", method, req.Header)
+		}
+		hasKey := resp.Request.Header.Get("Idempotency-Key") != ""
+		if resp.Request == req || hasKey != (method == http.MethodPost) ||
+			resp.Request.URL.String() != req.URL.String() || resp.Request.Context().Value(ctxKey{}) != "v" {
+			t.Errorf("%s: resp.Request: the caller's %v, key %v, URL %v, context value %v", method,
+				resp.Request == req, hasKey, resp.Request.URL, resp.Request.Context().Value(ctxKey{}))
+		}
+		p.Close()
+		s.Close()
+	}
+}
+
+type ctxKey struct{}
+
+var headerSink http.Header
