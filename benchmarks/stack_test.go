@@ -14,6 +14,7 @@ import (
 	fstimeout "github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/cache"
 	"github.com/bulwark-go/bulwark/lb"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/stack"
@@ -125,7 +126,8 @@ func BenchmarkStackRoundTripper(b *testing.B) {
 // the stack's settings, over the in-memory transport, and failsafe-go's
 // equivalents: where the stack's cost goes. lb (not in the default stack)
 // spreads over 3 endpoints with its defaults (P2C, outlier ejection) and
-// no breakers; failsafe-go has no balancer.
+// no breakers; failsafe-go has no balancer. The cache (not in the default
+// stack either) misses: the canned response is not storable.
 func BenchmarkStackLayer(b *testing.B) {
 	base := retryCannedTransport{}
 	total := timeout.New(timeout.Config{Timeout: stack.DefaultTimeout, Header: timeout.NoHeader})
@@ -138,12 +140,15 @@ func BenchmarkStackLayer(b *testing.B) {
 	defer breakers.Close()
 	bal := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.3:80"}}})
 	defer bal.Close()
+	hc := cache.NewHTTP(cache.HTTPConfig{})
+	defer hc.Close()
 	layers := []struct {
 		name string
 		rt   http.RoundTripper
 	}{
 		{"bare", base},
 		{"bulwark-total-timeout", total.RoundTripper(base)},
+		{"bulwark-cache-miss", hc.RoundTripper(base)},
 		{"bulwark-retry", policy.RoundTripper(base)},
 		{"bulwark-lb", bal.RoundTripper(base)},
 		{"bulwark-breakers", breakers.RoundTripper(base)},
