@@ -100,38 +100,6 @@ func newIdempotencyKey() string {
 	return string(b[:])
 }
 
-// headerWithKey returns a copy of h with the Idempotency-Key set to key,
-// as a retry attempt's own header: the map and one array for every value,
-// the key's included (what http.Header.Clone allocates, without Set's
-// extra slice).
-//
-// An attempt's request is a shallow copy of the caller's (as
-// req.WithContext makes, not req.Clone): it shares the URL, the trailer
-// and the form with the caller's request, and the Header too unless it
-// adds a key, for which it gets this copy. That is the RoundTripper
-// contract at work: no layer below may modify the request it is given
-// (a layer that sets a header, as package timeout does, clones first),
-// so what nobody changes need not be copied.
-func headerWithKey(h http.Header, key string) http.Header {
-	n := 1
-	for _, vs := range h {
-		n += len(vs)
-	}
-	all := make([]string, 0, n)
-	out := make(http.Header, len(h)+1)
-	for k, vs := range h {
-		if vs == nil {
-			out[k] = nil
-			continue
-		}
-		all = append(all, vs...)
-		out[k] = all[len(all)-len(vs) : len(all) : len(all)]
-	}
-	all = append(all, key)
-	out[idempotencyHeader] = all[len(all)-1:]
-	return out
-}
-
 type bodyReadCloser struct {
 	io.Reader
 	io.Closer
@@ -148,6 +116,10 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(req)
 	}
 
+	// Attempts send shallow copies of req (req.WithContext, not
+	// req.Clone), with a header of their own (httpx.HeaderWith) only to
+	// carry an Idempotency-Key: the URL, trailer and form are shared, as
+	// no layer below may modify the request it is given.
 	first := req
 	getBody := req.GetBody
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
@@ -179,7 +151,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if first == req {
 			first = req.WithContext(req.Context())
 		}
-		first.Header = headerWithKey(req.Header, key)
+		first.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
 	}
 
 	ctx := req.Context()
@@ -218,7 +190,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			r.Body, r.GetBody = body, getBody
 		}
 		if key != "" {
-			r.Header = headerWithKey(req.Header, key)
+			r.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
 		}
 		return r, nil
 	}

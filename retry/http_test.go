@@ -421,37 +421,6 @@ func TestRoundTripperFirstAttemptSuccessAllocatesNothing(t *testing.T) {
 	}
 }
 
-// An attempt's own header is a copy of every value of the caller's, plus
-// the key; the caller's map is left alone, and neither a change nor an
-// append to one of the copy's values reaches the caller's map or another
-// key's values.
-func TestHeaderWithKeyCopiesEveryValue(t *testing.T) {
-	h := http.Header{"X-A": {"1", "2"}, "X-B": {"3"}, "X-Nil": nil, "X-Empty": {}}
-	before := h.Clone()
-	out := headerWithKey(h, "k1")
-	if got := out[idempotencyHeader]; len(got) != 1 || got[0] != "k1" {
-		t.Fatalf("key %q, want [k1]", got)
-	}
-	delete(out, idempotencyHeader)
-	if !reflect.DeepEqual(out, before) {
-		t.Fatalf("copy %v, want %v", out, before)
-	}
-	out = headerWithKey(h, "k1")
-	out["X-A"][0] = "changed"
-	out["X-A"] = append(out["X-A"], "appended")
-	if !reflect.DeepEqual(h, before) {
-		t.Fatalf("caller's header changed to %v", h)
-	}
-	if fmt.Sprint(out["X-B"], out[idempotencyHeader]) != "[3] [k1]" {
-		t.Fatalf("an append to X-A overwrote X-B %q or the key %q", out["X-B"], out[idempotencyHeader])
-	}
-	// No more than http.Header.Clone, whose copy has no key.
-	ref := testing.AllocsPerRun(100, func() { headerSink = h.Clone() })
-	if n := testing.AllocsPerRun(100, func() { headerSink = headerWithKey(h, "k1") }); n > ref {
-		t.Errorf("%v allocations, want at most http.Header.Clone's %v", n, ref)
-	}
-}
-
 // Every attempt of a retried request, the first with its new key and the
 // retries, carries every header value of the caller's request, which is
 // left as it was; resp.Request is the last attempt's request, with the
@@ -510,5 +479,3 @@ func TestHTTPAttemptsCarryTheCallersHeaderAndLeaveItAlone(t *testing.T) {
 }
 
 type ctxKey struct{}
-
-var headerSink http.Header
