@@ -49,10 +49,11 @@
 // Timeout and AttemptTimeout negative, retry and the per-host breakers add
 // about 40 ns and no allocation to a request whose first attempt succeeds;
 // a Balancer adds one allocation per attempt (its copy of the request) and
-// its pick; a Cache, two allocations for its key on a miss. Over loopback
-// HTTP (BenchmarkStackLoopback, interleaved with a bare http.Client), the
-// stack without its timeouts is within the noise of the bare client, and
-// the default stack takes roughly 10 to 20% longer per request.
+// its pick; a Cache, on a miss, about 0.25 µs and two allocations (its
+// key). Over loopback HTTP (BenchmarkStackLoopback, interleaved with a
+// bare http.Client), the stack without its timeouts is within the noise
+// of the bare client, and the default stack takes roughly 10 to 20%
+// longer per request.
 //
 // No layer modifies the request it is given (the RoundTripper contract),
 // so retry and the balancer send shallow copies (as req.WithContext makes)
