@@ -319,3 +319,25 @@ func TestHalfOpenRejectionSuggestsAShortWait(t *testing.T) {
 	}
 	b.Done(probe, nil)
 }
+
+// A call the breaker (or the set's breaker for the host) admits allocates
+// nothing of its own.
+func TestRoundTripperAllocatesNothing(t *testing.T) {
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}
+	next := rtFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	b := New(Config{})
+	defer b.Close()
+	s := NewSet(SetConfig{})
+	defer s.Close()
+	req, _ := http.NewRequest(http.MethodGet, "http://svc/p", nil)
+	for name, rt := range map[string]http.RoundTripper{"Breaker": b.RoundTripper(next), "Set": s.RoundTripper(next)} {
+		rt.RoundTrip(req) // the set makes the host's breaker
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := rt.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", name, n)
+		}
+	}
+}

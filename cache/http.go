@@ -193,6 +193,16 @@ type httpTransport struct {
 
 func cacheKey(req *http.Request) string { return "GET " + req.URL.String() }
 
+// get is h.Get(k) for a k already in canonical form, as every header name
+// this package writes is (TestHeaderNamesAreCanonical checks them): it
+// skips Get's canonicalization of k, most of Get's cost, on every request.
+func get(h http.Header, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func (t *httpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.h
 	if req.Method != http.MethodGet {
@@ -203,23 +213,23 @@ func (t *httpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	reqCC := parseCacheControl(req.Header)
-	if reqCC.has("no-store") || req.Header.Get("Range") != "" ||
-		req.Header.Get("If-None-Match") != "" || req.Header.Get("If-Modified-Since") != "" {
+	if reqCC.has("no-store") || get(req.Header, "Range") != "" ||
+		get(req.Header, "If-None-Match") != "" || get(req.Header, "If-Modified-Since") != "" {
 		return t.next.RoundTrip(req)
 	}
 	ctx := req.Context()
 	key := cacheKey(req)
-	now := h.c.clk.Now()
 	stored, tier, ok := h.c.peek(ctx, key)
 	if ok && !stored.matches(req) {
 		ok = false
 	}
 	if ok {
+		now := h.c.clk.Now()
 		respCC := parseCacheControl(stored.Header)
 		age := stored.age(now)
 		life := stored.lifetime(respCC)
 		noCache := reqCC.has("no-cache") || respCC.has("no-cache") || reqCC["max-age"] == "0" ||
-			(len(req.Header.Values("Cache-Control")) == 0 && strings.EqualFold(req.Header.Get("Pragma"), "no-cache"))
+			(len(req.Header["Cache-Control"]) == 0 && strings.EqualFold(get(req.Header, "Pragma"), "no-cache"))
 		if !noCache && age < life {
 			h.hit(tier)
 			closeBody(req)
@@ -291,7 +301,7 @@ func (t *httpTransport) send(req *http.Request, key string, stored *storedRespon
 	out := req
 	conditional := false
 	if stored != nil {
-		etag, lm := stored.Header.Get("Etag"), stored.Header.Get("Last-Modified")
+		etag, lm := get(stored.Header, "Etag"), get(stored.Header, "Last-Modified")
 		if etag != "" || lm != "" {
 			out = req.Clone(req.Context())
 			if etag != "" {
@@ -345,7 +355,7 @@ func (h *HTTP) maybeStore(req *http.Request, key string, resp *http.Response, re
 		RequestTime: reqTime.UnixNano(), ResponseTime: respTime.UnixNano(),
 		AgeValue: ageHeader(resp.Header),
 	}
-	if v := resp.Header.Values("Vary"); len(v) > 0 {
+	if v := resp.Header["Vary"]; len(v) > 0 {
 		s.Vary = map[string][]string{}
 		for _, f := range v {
 			for name := range strings.SplitSeq(f, ",") {
@@ -372,10 +382,10 @@ func (h *HTTP) storable(req *http.Request, resp *http.Response) bool {
 	if cc.has("no-store") || cc.has("private") {
 		return false
 	}
-	if req.Header.Get("Authorization") != "" && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate") {
+	if get(req.Header, "Authorization") != "" && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate") {
 		return false
 	}
-	for _, v := range resp.Header.Values("Vary") {
+	for _, v := range resp.Header["Vary"] {
 		if strings.Contains(v, "*") {
 			return false
 		}
@@ -387,10 +397,10 @@ func (h *HTTP) storable(req *http.Request, resp *http.Response) bool {
 	if _, ok := cc.seconds("max-age"); ok {
 		explicit = true
 	}
-	if resp.Header.Get("Expires") != "" {
+	if get(resp.Header, "Expires") != "" {
 		explicit = true
 	}
-	return explicit || resp.Header.Get("Etag") != "" || resp.Header.Get("Last-Modified") != ""
+	return explicit || get(resp.Header, "Etag") != "" || get(resp.Header, "Last-Modified") != ""
 }
 
 // store keeps s for its freshness lifetime plus its stale windows, and
@@ -401,7 +411,7 @@ func (h *HTTP) store(ctx context.Context, key string, s storedResponse) {
 	swr, _ := cc.seconds("stale-while-revalidate")
 	sie, _ := cc.seconds("stale-if-error")
 	keep += max(swr, sie)
-	if s.Header.Get("Etag") != "" || s.Header.Get("Last-Modified") != "" {
+	if get(s.Header, "Etag") != "" || get(s.Header, "Last-Modified") != "" {
 		keep += h.retain
 	}
 	if keep <= 0 {
@@ -450,7 +460,7 @@ func (t *httpTransport) revalidate(req *http.Request, key string, stored storedR
 // which describe one transfer, not the stored representation.
 func storableHeader(h http.Header) http.Header {
 	out := h.Clone()
-	for _, f := range h.Values("Connection") {
+	for _, f := range h["Connection"] {
 		for name := range strings.SplitSeq(f, ",") {
 			out.Del(strings.TrimSpace(name))
 		}
@@ -489,13 +499,13 @@ func (s *storedResponse) lifetime(cc directives) time.Duration {
 	if d, ok := cc.seconds("max-age"); ok {
 		return d
 	}
-	if e := s.Header.Get("Expires"); e != "" {
+	if e := get(s.Header, "Expires"); e != "" {
 		exp, err := http.ParseTime(e)
 		if err != nil {
 			return 0
 		}
 		date := time.Unix(0, s.ResponseTime)
-		if d, err := http.ParseTime(s.Header.Get("Date")); err == nil {
+		if d, err := http.ParseTime(get(s.Header, "Date")); err == nil {
 			date = d
 		}
 		return max(exp.Sub(date), 0)
@@ -507,7 +517,7 @@ func (s *storedResponse) lifetime(cc directives) time.Duration {
 func (s *storedResponse) age(now time.Time) time.Duration {
 	respTime := time.Unix(0, s.ResponseTime)
 	apparent := time.Duration(0)
-	if d, err := http.ParseTime(s.Header.Get("Date")); err == nil {
+	if d, err := http.ParseTime(get(s.Header, "Date")); err == nil {
 		apparent = max(respTime.Sub(d), 0)
 	}
 	ageValue := time.Duration(s.AgeValue) * time.Second

@@ -21,7 +21,7 @@ type directives map[string]string
 // malformed is skipped, never a panic.
 func parseCacheControl(h http.Header) directives {
 	var d directives
-	for _, field := range h.Values("Cache-Control") {
+	for _, field := range h["Cache-Control"] {
 		for len(field) > 0 {
 			var part string
 			part, field = nextDirective(field)

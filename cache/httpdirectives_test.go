@@ -2,6 +2,9 @@ package cache
 
 import (
 	"net/http"
+	"net/textproto"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +60,32 @@ func FuzzParseCacheControl(f *testing.F) {
 			}
 		}
 	})
+}
+
+// get and direct indexing skip net/http's canonicalization of the header
+// name, so every name this package looks up that way must already be
+// canonical: a name that is not would never match what net/http stored.
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	lookup := regexp.MustCompile(`(?:get\([^,()]+, |Header\[|\bh\[)"([^"]+)"`)
+	found := 0
+	for _, file := range []string{"http.go", "httpdirectives.go"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range lookup.FindAllSubmatch(src, -1) {
+			found++
+			if name := string(m[1]); textproto.CanonicalMIMEHeaderKey(name) != name {
+				t.Errorf("%s: header name %q looked up as is, but its canonical form is %q", file, name, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	if found < 10 {
+		t.Fatalf("found %d lookups, want the dozen or more in http.go and httpdirectives.go: is the pattern stale?", found)
+	}
+	h := http.Header{}
+	h.Set("etag", `"v1"`)
+	if get(h, "Etag") != h.Get("Etag") || get(h, "Etag") != `"v1"` || get(h, "Expires") != "" || get(nil, "Etag") != "" {
+		t.Fatalf("get disagrees with Header.Get")
+	}
 }

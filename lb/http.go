@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,10 +23,15 @@ import (
 // [http.DefaultTransport]).
 //
 // For each attempt it picks an endpoint (by Config.HashKey's key, if
-// set) and sends a clone of the request whose URL host is the
+// set) and sends a copy of the request whose URL host is the
 // endpoint's address; the scheme, path and query are kept, and the Host
 // header follows Config.Host (by default the request's own host). The
-// caller's request is never modified.
+// caller's request is never modified. The copy has a URL of its own and
+// shares the rest (the Header map included) with the caller's request, as
+// req.WithContext does: the layers below must not modify the request they
+// are given (the RoundTripper contract); every bulwark layer that sets a
+// header clones first. That makes an attempt one allocation, its
+// response's body wrapper included.
 //
 // The response's status is judged when its headers arrive, by
 // Config.ClassifyHTTP or bulwark's HTTP rules (5xx except 501, 408 and 429
@@ -99,7 +105,8 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 			return nil, err
 		}
 		tried[a] = t.m
-		out := req.Clone(ctx)
+		at := newAttempt(req)
+		out := &at.req
 		out.URL.Host = t.m.ep.Addr
 		if b.host == HostEndpoint {
 			out.Host = t.m.ep.Addr
@@ -127,7 +134,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 		o := b.judgeHTTP(ctx, resp, nil)
 		var wait time.Duration
 		if o == bulwark.Failure && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-			wait, _ = pushback.HTTP(resp.Header.Get("Retry-After"), time.Now())
+			if v := resp.Header.Get("Retry-After"); v != "" {
+				wait, _ = pushback.HTTP(v, time.Now())
+			}
 		}
 		if resp.Body == nil || resp.Body == http.NoBody {
 			b.finish(t, o, wait)
@@ -135,10 +144,36 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 		}
 		// An upgraded connection (WebSocket, h2c): net/http's body is an
 		// io.ReadWriteCloser, which callers type-assert; KeepWrite keeps it.
-		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx})
+		at.body = body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx}
+		resp.Body = httpx.KeepWrite(resp.Body, &at.body)
 		return resp, nil
 	}
 	return nil, err // not reached: the last attempt returns
+}
+
+// attempt is what one attempt allocates, in one allocation: the request it
+// sends and the wrapper of its response's body.
+//
+// The request is a shallow copy of the caller's (as req.WithContext makes)
+// with a URL of its own, the only part RoundTrip changes: its Header,
+// Trailer, Form and body are the caller's, shared, not copied (req.Clone
+// would copy the header map, three more allocations per attempt). Sharing
+// is safe under the RoundTripper contract: no RoundTripper below may
+// modify the request it is given, the Header included; one that needs to
+// (a timeout layer setting Request-Timeout-Ms) clones it first.
+type attempt struct {
+	req  http.Request
+	url  url.URL
+	body body
+}
+
+func newAttempt(req *http.Request) *attempt {
+	at := &attempt{req: *req}
+	if req.URL != nil {
+		at.url = *req.URL
+	}
+	at.req.URL = &at.url
+	return at
 }
 
 // pickFresh picks an endpoint not yet tried by this request, if a few

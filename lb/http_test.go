@@ -378,3 +378,100 @@ func TestRoundTripperRetryAfterSteersP2C(t *testing.T) {
 		}
 	}
 }
+
+type ctxKey struct{}
+
+// Regression guard for the attempt's one-allocation copy: each attempt
+// sends a request of its own with a URL of its own, so the caller's
+// request keeps its URL and Host, a second attempt (after a dial error)
+// does not change the first's URL and gets its body anew from GetBody, and
+// the attempt carries the caller's method, headers and context and comes
+// back as the response's Request.
+func TestRoundTripperAttemptIsACopyWithItsOwnURL(t *testing.T) {
+	b := lb.New(lb.Config{
+		Endpoints: []lb.Endpoint{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}},
+		Policy:    lb.RoundRobin(),
+		Outlier:   lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}, PanicThreshold: -1,
+	})
+	defer b.Close()
+	var sent []*http.Request
+	var hosts, bodies []string
+	next := rtFunc(func(r *http.Request) (*http.Response, error) {
+		sent = append(sent, r)
+		hosts = append(hosts, r.URL.Host)
+		p, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(p))
+		if len(sent) == 1 {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+		}
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+	})
+	ctx := context.WithValue(context.Background(), ctxKey{}, "v")
+	const raw = "http://user:pw@svc/p?q=1"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, raw, strings.NewReader("payload"))
+	req.Header.Set("X-Caller", "a")
+	resp, err := b.RoundTripper(next).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 2 {
+		t.Fatalf("%d attempts, want 2 (the first one's dial failed)", len(sent))
+	}
+	if req.URL.String() != raw || req.Host != "svc" {
+		t.Fatalf("caller's request modified: URL %v, Host %q", req.URL, req.Host)
+	}
+	if sent[0].URL == sent[1].URL || sent[0].URL.Host != hosts[0] || hosts[0] == hosts[1] {
+		t.Fatalf("the attempts share a URL: first sent to %q, now %q; second to %q", hosts[0], sent[0].URL.Host, hosts[1])
+	}
+	for i, r := range sent {
+		if r == req || r.URL == req.URL {
+			t.Fatalf("attempt %d sent the caller's request or URL", i)
+		}
+		if r.URL.Host != "10.0.0.1:80" && r.URL.Host != "10.0.0.2:80" {
+			t.Fatalf("attempt %d sent to %q, not an endpoint", i, r.URL.Host)
+		}
+		if r.URL.Scheme != "http" || r.URL.Path != "/p" || r.URL.RawQuery != "q=1" || r.URL.User.String() != "user:pw" {
+			t.Fatalf("attempt %d URL %v lost a part of the caller's", i, r.URL)
+		}
+		if r.Method != http.MethodPut || r.Host != "svc" || r.Header.Get("X-Caller") != "a" || r.Context().Value(ctxKey{}) != "v" {
+			t.Fatalf("attempt %d: method %q, Host %q, X-Caller %q, context value %v", i, r.Method, r.Host, r.Header.Get("X-Caller"), r.Context().Value(ctxKey{}))
+		}
+		if bodies[i] != "payload" {
+			t.Fatalf("attempt %d body %q, want payload", i, bodies[i])
+		}
+	}
+	if resp.Request != sent[1] {
+		t.Fatal("resp.Request is not the request the transport got")
+	}
+}
+
+// staticTransport answers every request with the same response, without
+// allocating.
+type staticTransport struct{ resp *http.Response }
+
+func (s staticTransport) RoundTrip(*http.Request) (*http.Response, error) { return s.resp, nil }
+
+// An attempt costs one allocation: the request copy and its body
+// wrapper share it (req.Clone and a wrapper of its own cost three to four).
+func TestRoundTripperAllocatesOncePerAttempt(t *testing.T) {
+	b := lb.New(lb.Config{Endpoints: endpoints(3)})
+	defer b.Close()
+	for _, tc := range []struct {
+		name string
+		body io.ReadCloser
+	}{{"no body", http.NoBody}, {"body", io.NopCloser(strings.NewReader(""))}} {
+		resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}}
+		rt := b.RoundTripper(staticTransport{resp})
+		req, _ := http.NewRequest(http.MethodGet, "http://svc/p", nil)
+		if n := testing.AllocsPerRun(100, func() {
+			resp.Body = tc.body
+			r, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+		}); n != 1 {
+			t.Errorf("%s: %v allocations per call, want 1", tc.name, n)
+		}
+	}
+}

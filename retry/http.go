@@ -23,7 +23,7 @@ import (
 // through once.
 //
 // It honours the RoundTripper contract: the caller's request is never
-// modified (each retry sends a clone, its body rewound through GetBody or
+// modified (each retry sends a copy, its body rewound through GetBody or
 // from a buffer, see Config.MaxBufferedBody); every response it discards,
 // on every path, hedged or not, is drained (up to 64 KiB) and closed so its
 // connection returns to the pool; when the attempts are exhausted on a failing status (a 503,
@@ -116,6 +116,10 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(req)
 	}
 
+	// Attempts send shallow copies of req (req.WithContext, not
+	// req.Clone), with a header of their own (httpx.HeaderWith) only to
+	// carry an Idempotency-Key: the URL, trailer and form are shared, as
+	// no layer below may modify the request it is given.
 	first := req
 	getBody := req.GetBody
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
@@ -130,14 +134,14 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if int64(len(buf)) > p.maxBuffered {
 			// Too large to keep: send it once, the buffered head first.
-			r := req.Clone(req.Context())
+			r := req.WithContext(req.Context())
 			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			p.calls.Add(1)
 			return t.send(r)
 		}
 		req.Body.Close()
 		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-		first = req.Clone(req.Context())
+		first = req.WithContext(req.Context())
 		first.Body, _ = getBody()
 		first.GetBody = getBody
 	}
@@ -145,9 +149,9 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if addKey {
 		key = newIdempotencyKey()
 		if first == req {
-			first = req.Clone(req.Context())
+			first = req.WithContext(req.Context())
 		}
-		first.Header.Set(idempotencyHeader, key)
+		first.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
 	}
 
 	ctx := req.Context()
@@ -177,7 +181,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			}
 			return first.WithContext(actx), nil
 		}
-		r := req.Clone(actx)
+		r := req.WithContext(actx)
 		if getBody != nil {
 			body, err := getBody()
 			if err != nil {
@@ -186,7 +190,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			r.Body, r.GetBody = body, getBody
 		}
 		if key != "" {
-			r.Header.Set(idempotencyHeader, key)
+			r.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
 		}
 		return r, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -399,3 +400,82 @@ func TestInstrumentsConformance(t *testing.T) {
 	p.Do(context.Background(), func(context.Context) error { return errBoom })
 	conformance.Instruments(t, reader)
 }
+
+// The RoundTripper's path for a request whose first attempt succeeds
+// allocates nothing of its own, so that a stack built on it (package
+// stack) adds no allocation beyond its transport's.
+func TestRoundTripperFirstAttemptSuccessAllocatesNothing(t *testing.T) {
+	p := New(Config{IdempotencyKey: true})
+	defer p.Close()
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}
+	rt := p.RoundTripper(roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }))
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		req, _ := http.NewRequest(method, "http://svc/p", nil)
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := rt.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", method, n)
+		}
+	}
+}
+
+// Every attempt of a retried request, the first with its new key and the
+// retries, carries every header value of the caller's request, which is
+// left as it was; resp.Request is the last attempt's request, with the
+// key, the caller's URL and the caller's context.
+func TestHTTPAttemptsCarryTheCallersHeaderAndLeaveItAlone(t *testing.T) {
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var mu sync.Mutex
+		var seen []string
+		n := 0
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			n++
+			seen = append(seen, fmt.Sprintf("%v %s %s", r.Header["X-Multi"], r.Header.Get("X-One"), b))
+			first := n == 1
+			mu.Unlock()
+			if first {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+		p := instantPolicy(Config{IdempotencyKey: true})
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("charge")
+		}
+		ctx := context.WithValue(context.Background(), ctxKey{}, "v")
+		req, _ := http.NewRequestWithContext(ctx, method, s.URL+"/p?q=1", body)
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		req.Header.Set("X-One", "1")
+		before := req.Header.Clone()
+		resp, err := client(p, s).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		want := "[a b] 1 "
+		if method == http.MethodPost {
+			want += "charge"
+		}
+		if len(seen) != 2 || seen[0] != want || seen[1] != want {
+			t.Errorf("%s: the server saw %q, want %q twice", method, seen, want)
+		}
+		if !reflect.DeepEqual(req.Header, before) {
+			t.Errorf("%s: caller's header changed to %v", method, req.Header)
+		}
+		hasKey := resp.Request.Header.Get("Idempotency-Key") != ""
+		if resp.Request == req || hasKey != (method == http.MethodPost) ||
+			resp.Request.URL.String() != req.URL.String() || resp.Request.Context().Value(ctxKey{}) != "v" {
+			t.Errorf("%s: resp.Request: the caller's %v, key %v, URL %v, context value %v", method,
+				resp.Request == req, hasKey, resp.Request.URL, resp.Request.Context().Value(ctxKey{}))
+		}
+		p.Close()
+		s.Close()
+	}
+}
+
+type ctxKey struct{}

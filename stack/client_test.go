@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -396,5 +397,109 @@ func TestClientBalancerSpreadsAndRetriesElsewhere(t *testing.T) {
 	}
 	if goodHits.Load() != 20 {
 		t.Fatalf("the good endpoint saw %d requests, want 20", goodHits.Load())
+	}
+}
+
+// TestClientBalancerRetryLeavesTheRequestAlone: through the whole stack
+// with a Balancer, a PUT whose first attempt gets a 503 is sent again
+// whole to the other endpoint; the caller's request is not modified (URL,
+// Host, headers: no Request-Timeout-Ms added to its map), each attempt
+// carries the caller's headers and its own Request-Timeout-Ms, and
+// resp.Request is the last attempt's request, sent to its endpoint.
+func TestClientBalancerRetryLeavesTheRequestAlone(t *testing.T) {
+	type seen struct{ host, body, caller, budget string }
+	var mu sync.Mutex
+	var got []seen
+	handler := func(status int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			p, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, seen{r.Host, string(p), r.Header.Get("X-Caller"), r.Header.Get(timeout.DefaultHeader)})
+			mu.Unlock()
+			w.WriteHeader(status)
+		}
+	}
+	bad := httptest.NewServer(handler(http.StatusServiceUnavailable))
+	defer bad.Close()
+	good := httptest.NewServer(handler(http.StatusOK))
+	defer good.Close()
+	goodAddr := good.Listener.Addr().String()
+	c := newClient(t, stack.ClientConfig{
+		Retry: fast,
+		// Round robin from the bad endpoint: a first attempt that lands
+		// on the good one has nothing to retry, and the loop sends again.
+		Balancer: &lb.Config{Policy: lb.RoundRobin(), Endpoints: []lb.Endpoint{{Addr: bad.Listener.Addr().String()}, {Addr: goodAddr}}},
+	})
+	for range 4 {
+		mu.Lock()
+		got = got[:0]
+		mu.Unlock()
+		req, _ := http.NewRequest(http.MethodPut, "http://service/items/1", strings.NewReader("payload"))
+		req.Header.Set("X-Caller", "a")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		if req.URL.String() != "http://service/items/1" || req.Host != "service" || len(req.Header) != 1 || req.Header.Get("X-Caller") != "a" {
+			t.Fatalf("caller's request modified: URL %v, Host %q, Header %v", req.URL, req.Host, req.Header)
+		}
+		if resp.Request == req || resp.Request.URL.Host != goodAddr || resp.Request.Header.Get(timeout.DefaultHeader) == "" {
+			t.Fatalf("resp.Request: the caller's %v, URL host %q, %s %q; want the last attempt's, sent to %q with a budget",
+				resp.Request == req, resp.Request.URL.Host, timeout.DefaultHeader, resp.Request.Header.Get(timeout.DefaultHeader), goodAddr)
+		}
+		mu.Lock()
+		attempts := append([]seen(nil), got...)
+		mu.Unlock()
+		for i, s := range attempts {
+			if s.host != "service" || s.body != "payload" || s.caller != "a" || s.budget == "" {
+				t.Fatalf("attempt %d of %d: %+v, want Host service, the whole body, the caller's header and a budget", i+1, len(attempts), s)
+			}
+		}
+		if len(attempts) == 2 {
+			return
+		}
+	}
+	t.Fatal("no request had its first attempt on the failing endpoint")
+}
+
+// staticTransport answers every request with the same response, without
+// allocating.
+type staticTransport struct{ resp *http.Response }
+
+func (s staticTransport) RoundTrip(*http.Request) (*http.Response, error) { return s.resp, nil }
+
+// The layers between the two timeouts (retry and the breakers) add no
+// allocation to a request whose first attempt succeeds, and a Balancer
+// adds one per attempt (the copy of the request it sends to its endpoint).
+// The timeouts' cost is package timeout's (see the package doc).
+func TestClientLayersBetweenTheTimeoutsAllocateNothing(t *testing.T) {
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}
+	for _, tc := range []struct {
+		name string
+		cfg  stack.ClientConfig
+		want float64
+	}{
+		{"breakers", stack.ClientConfig{Timeout: -1, AttemptTimeout: -1}, 0},
+		{"balancer", stack.ClientConfig{Timeout: -1, AttemptTimeout: -1, Balancer: &lb.Config{Endpoints: []lb.Endpoint{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}}}}, 1},
+	} {
+		tc.cfg.Transport = staticTransport{resp}
+		c := newClient(t, tc.cfg)
+		req, _ := http.NewRequest(http.MethodGet, "http://service/items/1", nil)
+		rt := c.Client.Transport
+		if _, err := rt.RoundTrip(req); err != nil { // the host's breaker is made
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := rt.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+		}); n != tc.want {
+			t.Errorf("%s: %v allocations per call, want %v", tc.name, n, tc.want)
+		}
 	}
 }

@@ -34,6 +34,32 @@
 // serves fresh never reaches the layers below it; a stale one with
 // stale-if-error stands in for an error they return.
 //
+// # Cost
+//
+// Nearly all of the client stack's own cost is its two timeout layers.
+// Over an in-memory transport (BenchmarkStackRoundTripper and
+// BenchmarkStackLayer in benchmarks/stack_test.go; a shared 2-vCPU AMD
+// EPYC VM, Go 1.26, -cpu 1), a GET through the default stack costs about
+// 1.7 µs and 22 allocations more than the bare transport (failsafehttp
+// with the same policies: about 2 µs and 44 allocations). Each timeout
+// layer derives a context with a timer, copies the request (the attempt
+// timeout with a header of its own, for Request-Timeout-Ms) and wraps the
+// response body: about 0.5 µs and 7 allocations for the total timeout,
+// 0.8 µs and 12 for the attempt timeout. The other layers are cheap: with
+// Timeout and AttemptTimeout negative, retry and the per-host breakers add
+// about 40 ns and no allocation to a request whose first attempt succeeds;
+// a Balancer adds one allocation per attempt (its copy of the request) and
+// its pick; a Cache, on a miss, about 0.25 µs and two allocations (its
+// key). Over loopback HTTP (BenchmarkStackLoopback, interleaved with a
+// bare http.Client), the stack without its timeouts is within the noise
+// of the bare client, and the default stack takes roughly 10 to 20%
+// longer per request.
+//
+// No layer modifies the request it is given (the RoundTripper contract),
+// so retry and the balancer send shallow copies (as req.WithContext makes)
+// with only what they change of their own: the balancer's attempt has its
+// own URL, and retry's its own header when it adds an Idempotency-Key.
+//
 // # The server stack
 //
 // Outermost first, every layer off unless its Config is set (a non-nil zero

@@ -12,6 +12,8 @@
 //   - [CancelOnClose]: a body that releases its attempt's context on Close.
 //   - [KeepWrite]: keeps an upgraded (101) response body writable through
 //     a wrapper.
+//   - [HeaderWith]: an attempt's own header, a copy with one key set, for
+//     a RoundTripper that sends a shallow copy of the caller's request.
 //
 // The conformance suite in internal/conformance checks every package's
 // RoundTripper and Handler against these contracts.
@@ -235,4 +237,41 @@ func (b *cancelBody) Close() error {
 // WriteTo keeps the underlying body's io.WriterTo, if any, reachable.
 func (b *cancelBody) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, b.ReadCloser)
+}
+
+// HeaderWith returns a copy of h in which key (given in canonical form)
+// has the one value v, in place of any h has under that exact key; other
+// spellings of key are copied as they are (a caller that must drop them
+// deletes them from the copy). The copy costs what [http.Header.Clone]
+// costs, the map and one array for every value, v included, without the
+// slice a Set on the clone would add; each key's values are capped, so an
+// append to one never overwrites another's.
+//
+// It is for a RoundTripper that sets a header on the request it sends:
+// the RoundTripper contract forbids modifying the caller's request, so it
+// sends a shallow copy (req.WithContext) with this header, instead of a
+// deep req.Clone that would also copy the URL, trailer and form nobody
+// changes. That is safe because no layer below may modify the request it
+// is given either.
+func HeaderWith(h http.Header, key, v string) http.Header {
+	n := 1
+	for _, vs := range h {
+		n += len(vs)
+	}
+	all := make([]string, 0, n)
+	out := make(http.Header, len(h)+1)
+	for k, vs := range h {
+		if k == key {
+			continue
+		}
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		all = append(all, vs...)
+		out[k] = all[len(all)-len(vs) : len(all) : len(all)]
+	}
+	all = append(all, v)
+	out[key] = all[len(all)-1:]
+	return out
 }

@@ -3,9 +3,11 @@ package httpx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,3 +178,40 @@ func TestCancelOnClose(t *testing.T) {
 		t.Fatal("a nil response did not cancel at once")
 	}
 }
+
+// The copy has every value of h, and the key's one value; h is left
+// alone, and neither a change nor an append to one of the copy's values
+// reaches h or another key's values; a value h had under the key is
+// replaced.
+func TestHeaderWithCopiesEveryValue(t *testing.T) {
+	h := http.Header{"X-A": {"1", "2"}, "X-B": {"3"}, "X-Nil": nil, "X-Empty": {}}
+	before := h.Clone()
+	out := HeaderWith(h, "Idempotency-Key", "k1")
+	if got := out["Idempotency-Key"]; len(got) != 1 || got[0] != "k1" {
+		t.Fatalf("key %q, want [k1]", got)
+	}
+	delete(out, "Idempotency-Key")
+	if !reflect.DeepEqual(out, before) {
+		t.Fatalf("copy %v, want %v", out, before)
+	}
+	out = HeaderWith(h, "Idempotency-Key", "k1")
+	out["X-A"][0] = "changed"
+	out["X-A"] = append(out["X-A"], "appended")
+	if !reflect.DeepEqual(h, before) {
+		t.Fatalf("caller's header changed to %v", h)
+	}
+	if fmt.Sprint(out["X-B"], out["Idempotency-Key"]) != "[3] [k1]" {
+		t.Fatalf("an append to X-A overwrote X-B %q or the key %q", out["X-B"], out["Idempotency-Key"])
+	}
+	h2 := http.Header{"Idempotency-Key": {"old", "older"}, "X-A": {"1"}}
+	if out := HeaderWith(h2, "Idempotency-Key", "k1"); fmt.Sprint(out) != "map[Idempotency-Key:[k1] X-A:[1]]" || len(h2["Idempotency-Key"]) != 2 {
+		t.Fatalf("replacing a key: copy %v, original %v", out, h2)
+	}
+	// No more than http.Header.Clone, whose copy has no key.
+	ref := testing.AllocsPerRun(100, func() { headerSink = h.Clone() })
+	if n := testing.AllocsPerRun(100, func() { headerSink = HeaderWith(h, "Idempotency-Key", "k1") }); n > ref {
+		t.Errorf("%v allocations, want at most http.Header.Clone's %v", n, ref)
+	}
+}
+
+var headerSink http.Header
