@@ -61,10 +61,13 @@ func TestDrill(t *testing.T) {
 	if dropped[0].ok > 22 {
 		t.Errorf("responses dropped: bare %d of 32 ok, want at most 22", dropped[0].ok)
 	}
-	// A retry picks its instance afresh and may land on b again until b
-	// is ejected (three failures in a row): allow two losses in 32.
-	if dropped[1].ok < 30 {
-		t.Errorf("responses dropped: bulwark %d of 32 ok, want all but two at worst; failed: %s", dropped[1].ok, failures(dropped[1]))
+	// Each attempt picks its instance afresh, with no memory of the ones
+	// the request's earlier attempts failed on, so in a phase this short
+	// a request may spend its three attempts on b before b is ejected
+	// (three failures in a row): allow three losses in 32 (the drill's
+	// own target, over 300, is 95%).
+	if dropped[1].ok < 29 {
+		t.Errorf("responses dropped: bulwark %d of 32 ok, want all but three at worst; failed: %s", dropped[1].ok, failures(dropped[1]))
 	}
 	for i, row := range rows {
 		if row[1].dups != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"sort"
@@ -56,12 +57,15 @@ const maxWorkers = 128
 
 // result is what one request did.
 type result struct {
-	ok      bool
-	kind    kind
-	crit    degrade.Criticality
-	status  int           // the response's status; 0 for none
-	start   time.Duration // since the phase began
-	latency time.Duration
+	ok     bool
+	kind   kind
+	crit   degrade.Criticality
+	status int // the response's status; 0 for none
+	// throttled: refused before it was sent, by the caller's adaptive
+	// throttling, or by the gateway's rate limit (429)
+	throttled bool
+	start     time.Duration // since the phase began
+	latency   time.Duration
 }
 
 func (r result) post() bool { return r.kind == orderPost || r.kind == cartPost }
@@ -195,6 +199,7 @@ func one(c *client, deadline time.Duration, rq request, cookie *string, phaseBeg
 	resp, err := c.http.Do(req)
 	if err != nil {
 		res.latency = time.Since(start)
+		res.throttled = errors.Is(err, degrade.ErrThrottled)
 		return res
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
@@ -202,6 +207,7 @@ func one(c *client, deadline time.Duration, rq request, cookie *string, phaseBeg
 	res.latency = time.Since(start)
 	res.status = resp.StatusCode
 	res.ok = err == nil && resp.StatusCode == want
+	res.throttled = resp.StatusCode == http.StatusTooManyRequests
 	for _, ck := range resp.Cookies() {
 		if ck.Name == sessionCookie {
 			*cookie = ""

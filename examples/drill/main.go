@@ -67,7 +67,7 @@ import (
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http straight to the instances, round robin, a %s timeout", formatDuration(cfg.deadline)),
-		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
+		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST, adaptive throttling per criticality, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
 			formatDuration(cfg.deadline), gatewayRate, formatDuration(cfg.deadline)),
 	}
 }
@@ -327,7 +327,7 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 
 	bare := newBareClient(o.addrs, cfg)
 	defer bare.stop()
-	guarded := newBulwarkCaller(gw, cfg)
+	guarded := newBulwarkCaller(gw, cfg, mp)
 	defer guarded.stop()
 	clients := []*client{bare, guarded}
 
@@ -396,7 +396,8 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "  dup: side effects (orders, cart additions) done more than once; breaker: state changes of the gateway's")
 	fmt.Fprintln(out, "  breakers; ejected: instances lb took out of rotation (outlier ejection or failed health checks);")
-	fmt.Fprintln(out, "  shed: requests the gateway's shedder refused (503); throttled: refused by its rate limit (429).")
+	fmt.Fprintln(out, "  shed: requests the gateway's shedder refused (503); throttled: refused before they were sent by the")
+	fmt.Fprintln(out, "  caller's adaptive throttling, or by the gateway's rate limit (429).")
 	fmt.Fprintln(out, "  The bare client has none of these layers.")
 	for _, ph := range phases {
 		fmt.Fprintf(out, "  %-18s %s\n", ph.name+":", wrap(ph.about, 80, 21))
@@ -445,9 +446,10 @@ func overloadLine(r [2]stats) string {
 	b, g := r[0], r[1]
 	var parts []string
 	for _, c := range []degrade.Criticality{degrade.Critical, degrade.Default, degrade.Sheddable} {
-		parts = append(parts, fmt.Sprintf("%s %d/%d ok (bare %d/%d), %d shed", c, g.crits[c].ok, g.crits[c].n, b.crits[c].ok, b.crits[c].n, g.shed[c]))
+		parts = append(parts, fmt.Sprintf("%s %d/%d ok, p99 %s (bare %d/%d, p99 %s), %d shed, %d throttled", c, g.crits[c].ok, g.crits[c].n, formatDuration(critP99(g, c)),
+			b.crits[c].ok, b.crits[c].n, formatDuration(critP99(b, c)), g.shed[c], critThrottled(g, c)))
 	}
-	return fmt.Sprintf("bulwark: %s; %d throttled (429). The gateway sheds sheddable requests first and critical ones last; the bare run has no one to shed for it, so its callers queue at the instances.",
+	return fmt.Sprintf("bulwark: %s; %d throttled (by the caller, or 429). The gateway sheds sheddable requests first and critical ones last. The bare run has no one to shed for it: its callers (a bounded pool, so the queue is bounded too) all wait in the instances' queues, and are served late rather than not at all.",
 		strings.Join(parts, "; "), g.throttled)
 }
 
@@ -460,12 +462,34 @@ func redisLines(g stats, stopped bool, panics int64) []string {
 	}
 	cat, ord, cg, cp := g.kinds[catalogGet], g.kinds[orderPost], g.kinds[cartGet], g.kinds[cartPost]
 	return []string{
-		fmt.Sprintf("cache: kept serving: %d of %d catalogue GETs served, %d from L1 (in process), %d from L2 (Redis), %d from the instances (origin); %d Redis errors skipped, as configured (FailOnStoreError off).",
-			cat.ok, cat.n, c.cacheL1, c.cacheL2, c.cacheMisses, c.cacheStoreErrors),
+		fmt.Sprintf("cache: kept serving: %d of %d catalogue GETs served: %d from L1 (in process), %d from L2 (Redis), %d from the instances (the origin; the cache's %d misses less the %d cart GETs, which it never stores); %d Redis errors skipped, as configured (FailOnStoreError off).",
+			cat.ok, cat.n, c.cacheL1, c.cacheL2, max(c.cacheMisses-int64(cg.n), 0), c.cacheMisses, cg.n, c.cacheStoreErrors),
 		fmt.Sprintf("sessions: fail closed, as configured: %d of %d cart GETs served (a caller without a session needs no store); the others 503, never an empty cart; %d store errors.",
 			cg.ok, cg.n, c.sessionStoreErrors),
 		fmt.Sprintf("idempotency: fail closed, as configured: %d of %d POSTs with a key served (orders %d/%d, cart %d/%d), the others refused 503 before they ran, since no one could tell whether they already had; %d store errors.",
 			ord.ok+cp.ok, ord.n+cp.n, ord.ok, ord.n, cp.ok, cp.n, c.idemStoreErrors),
 		fmt.Sprintf("panics: %d (counted from every server's error log).", panics),
 	}
+}
+
+// critP99 is the p99 latency of s's requests of criticality c.
+func critP99(s stats, c degrade.Criticality) time.Duration {
+	var rs []result
+	for _, r := range s.results {
+		if r.crit == c {
+			rs = append(rs, r)
+		}
+	}
+	return p99(rs)
+}
+
+// critThrottled counts s's requests of criticality c that were throttled.
+func critThrottled(s stats, c degrade.Criticality) int {
+	n := 0
+	for _, r := range s.results {
+		if r.crit == c && r.throttled {
+			n++
+		}
+	}
+	return n
 }

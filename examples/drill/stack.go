@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/degrade"
 	bulwarkoutcome "github.com/bulwark-go/bulwark/internal/outcome"
 )
 
@@ -35,20 +38,66 @@ func newBareClient(addrs []string, cfg config) *client {
 }
 
 // newBulwarkCaller is the caller of bulwark's run: net/http, the same
-// timeout, and every request sent to the gateway, which holds bulwark's
-// stacks. Its POSTs carry an Idempotency-Key, as a caller of an idempotent
-// API does, so that the gateway's idempotency layer could replay them
-// (the gateway's retry keeps that key on the way to the instances).
-func newBulwarkCaller(gw *gateway, cfg config) *client {
+// timeout, every request sent to the gateway, which holds bulwark's
+// stacks, and client-side adaptive throttling (degrade.Throttler, the SRE
+// book's) of its default and sheddable requests, one throttler for each.
+// Its POSTs carry an Idempotency-Key, as a caller of an idempotent API
+// does, so that the gateway's idempotency layer could replay them (the
+// gateway's retry keeps that key on the way to the instances).
+//
+// Why the throttling: a request the gateway sheds costs it little, but not
+// nothing, and a caller refused in microseconds comes back at once: in the
+// overload burst the gateway spent its CPU answering thousands of
+// rejections a second, and the requests it admitted waited for it. A
+// throttler that has seen most of its requests refused refuses most of
+// the next ones itself, before they leave the caller. One per
+// criticality, so that the sheddable requests' refusals never throttle
+// the others; none for the critical requests, which are few and which the
+// gateway keeps room for: a throttler counts a request when it is sent and
+// its acceptance when it returns, so a cold one facing many concurrent
+// requests refuses some before the first acceptance is back.
+func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client {
 	t := transport()
+	var th []*degrade.Throttler
+	rts := byCriticality{degrade.Critical: t}
+	for _, c := range []degrade.Criticality{degrade.Default, degrade.Sheddable} {
+		x := degrade.NewThrottler(degrade.ThrottlerConfig{
+			Name:          "drill-caller-" + c.String(),
+			MeterProvider: mp,
+			// A 503 in problem details is the instances' shared store
+			// being down (see sharedOutage), not an overload: it must
+			// not throttle the catalogue, which needs no store.
+			ClassifyHTTP: sharedOutage,
+		})
+		th = append(th, x)
+		rts[c] = x.RoundTripper(t)
+	}
 	return &client{
 		name: "bulwark",
 		base: "http://" + gw.addr,
 		keys: true,
 		gw:   gw,
-		http: &http.Client{Transport: t, Timeout: cfg.deadline},
-		stop: t.CloseIdleConnections,
+		http: &http.Client{Transport: rts, Timeout: cfg.deadline},
+		stop: func() {
+			for _, x := range th {
+				x.Close()
+			}
+			t.CloseIdleConnections()
+		},
 	}
+}
+
+// byCriticality sends each request through the RoundTripper of the
+// criticality its Bulwark-Criticality header states (default without
+// one).
+type byCriticality [3]http.RoundTripper
+
+func (b byCriticality) RoundTrip(req *http.Request) (*http.Response, error) {
+	c, ok := degrade.ParseCriticality(req.Header.Get(criticalityHeader))
+	if !ok {
+		c = degrade.Default
+	}
+	return b[c].RoundTrip(req)
 }
 
 const attemptTimeout = 250 * time.Millisecond

@@ -60,7 +60,7 @@ func summarise(rs []result, settle time.Duration) stats {
 			t.ok++
 			c.ok++
 		}
-		if r.status == 429 {
+		if r.throttled {
 			s.throttled++
 		}
 		lat = append(lat, r.latency)
