@@ -64,15 +64,18 @@ type backend struct {
 
 // Each instance has a fixed capacity: every request it serves holds one of
 // its cores for work, so it serves at most cores/work requests a second
-// (800 here, 2400 for the three) and queues the rest. The work is a
-// sleep, not a busy loop: it models a service's own cost (a query, a
-// computation) without taking the shared machine's CPU from the drill, so
-// that the service's capacity, not the machine's, is what the overload
-// burst exceeds. The drill's ordinary load (up to 16 callers for 24
-// cores) stays under it.
+// (200 here, 600 for the three) and queues the rest. The work is a sleep,
+// not a busy loop: it models a service's own cost (a query, a computation)
+// without taking the shared machine's CPU from the drill, so that the
+// service's capacity, not the machine's, is what the overload burst
+// exceeds, well below what the machine can push through the gateway even
+// when it is busy. The drill's ordinary load (up to 16 callers for 24
+// cores, 16 with an instance down) stays under it. It also makes the
+// steady p99, the latency spike's yardstick, the service's own rather
+// than the loopback's few milliseconds of scheduling noise.
 const (
 	cores = 8
-	work  = 10 * time.Millisecond
+	work  = 40 * time.Millisecond
 )
 
 // catalogMaxAge is how long a catalogue item may be served from a cache.

@@ -14,13 +14,14 @@ import (
 type counts struct {
 	cacheL1, cacheL2, cacheMisses, cacheStoreErrors int64 // the gateway's HTTP cache
 	sessionStoreErrors                              int64 // the instances' sessions
-	idemStoreErrors                                 int64 // the gateway's and the instances' idempotency layers
+	idemRefused                                     int64 // the idempotency layers' refusals: store down before running (result store_error)
+	idemStoreErrors                                 int64 // their store failures after a request ran
 }
 
 func (c counts) minus(d counts) counts {
 	return counts{
 		c.cacheL1 - d.cacheL1, c.cacheL2 - d.cacheL2, c.cacheMisses - d.cacheMisses, c.cacheStoreErrors - d.cacheStoreErrors,
-		c.sessionStoreErrors - d.sessionStoreErrors, c.idemStoreErrors - d.idemStoreErrors,
+		c.sessionStoreErrors - d.sessionStoreErrors, c.idemRefused - d.idemRefused, c.idemStoreErrors - d.idemStoreErrors,
 	}
 }
 
@@ -52,6 +53,10 @@ func readCounts(reader *sdkmetric.ManualReader) counts {
 					c.cacheStoreErrors += p.Value
 				case "bulwark.session.store.errors":
 					c.sessionStoreErrors += p.Value
+				case "bulwark.idempotency.requests":
+					if r, _ := p.Attributes.Value("bulwark.idempotency.result"); r.AsString() == "store_error" {
+						c.idemRefused += p.Value
+					}
 				case "bulwark.idempotency.store.errors":
 					c.idemStoreErrors += p.Value
 				}

@@ -52,7 +52,7 @@ var phases = []phase{
 		}
 		return e.bs[1].chaos.SetFaults([]chaos.Fault{{Name: "dropped response", AllTraffic: true, Action: chaos.Drop}})
 	}},
-	{name: phaseOverload, about: "b answers again; a burst of callers, each sending every 5ms, far past what the machine serves (60% sheddable, 20% default, 20% critical); bare first, then bulwark, each alone", setup: func(e *env) error {
+	{name: phaseOverload, about: "b answers again; a burst of callers, each sending every 5ms, many times what the instances serve (600 a second): 60% sheddable, 20% default, 20% critical; bare first, then bulwark, each alone", setup: func(e *env) error {
 		return e.bs[1].chaos.SetFaults(nil)
 	}, least: func(cfg config) time.Duration { return 2 * burstHold }, hold: burstHold, burst: true, pace: 5 * time.Millisecond},
 	{name: phaseRedis, about: "Redis is down: the cache, the sessions and the idempotency records lose their store", setup: func(e *env) error {
