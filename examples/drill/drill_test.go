@@ -64,10 +64,10 @@ func TestDrill(t *testing.T) {
 	// Each attempt picks its instance afresh, with no memory of the ones
 	// the request's earlier attempts failed on, so in a phase this short
 	// a request may spend its three attempts on b before b is ejected
-	// (three failures in a row): allow three losses in 32 (the drill's
-	// own target, over 300, is 95%).
-	if dropped[1].ok < 29 {
-		t.Errorf("responses dropped: bulwark %d of 32 ok, want all but three at worst; failed: %s", dropped[1].ok, failures(dropped[1]))
+	// (five failures in a row): allow five losses in 32 (the drill's own
+	// target, over 300 requests, is 95%).
+	if dropped[1].ok < 27 || dropped[1].ok <= dropped[0].ok {
+		t.Errorf("responses dropped: bulwark %d of 32 ok (bare %d), want all but five at worst; failed: %s", dropped[1].ok, dropped[0].ok, failures(dropped[1]))
 	}
 	for i, row := range rows {
 		if row[1].dups != 0 {

@@ -117,12 +117,12 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 				UnhealthyThreshold: 2,
 			},
 			Outlier: lb.OutlierConfig{
-				// Three failures in a row: a retry picks its instance
-				// afresh, with no memory of the one that just failed
-				// it, so the sooner an instance that drops every
-				// response is out, the fewer requests spend all their
-				// attempts on it.
-				ConsecutiveFailures: 3,
+				// Five failures in a row. Fewer would eject healthy
+				// instances on a busy machine: an attempt that loses to
+				// its hedge counts as a failure, and with every
+				// instance but one ejected the balancer ignores health
+				// (PanicThreshold) and sends to the slow one too.
+				ConsecutiveFailures: 5,
 				Interval:            time.Second,
 				BaseEjectionTime:    2 * time.Second,
 			},
