@@ -143,7 +143,7 @@ func (c *chart) open(id, title, yTitle string) {
 	c.printf("<title>%s</title>\n", esc(title))
 	c.printf(`<text class="chart-title" x="%g" y="22">%s</text>`+"\n", plotLeft-80, esc(title))
 	// The legend: one group per item, laid out by hand, so it never wraps.
-	c.printf(`<g class="legend" transform="translate(%g,10)">`+"\n", plotRight-430)
+	c.printf(`<g class="legend" transform="translate(%g,10)">`+"\n", plotRight-460)
 	x := 0.0
 	for j := range 2 {
 		c.printf(`<g class="legend-item" data-series="%s" transform="translate(%g,0)"><rect width="14" height="14" fill="%s"/><text x="20" y="11.5">%s</text></g>`+"\n",

@@ -125,7 +125,7 @@ func timelineChart(o *outcome) template.HTML {
 		c.printf(`<path class="failed" d="%s" stroke="#d62728" stroke-width="4" stroke-linecap="round" fill="none"/>`+"\n", strings.Join(thin(failed), ""))
 		c.printf("</g>\n")
 	}
-	c.printf(`<g class="legend-failed" transform="translate(%g,32)"><circle cx="7" cy="7" r="3" fill="#d62728"/><text x="20" y="11.5">failed</text></g>`+"\n", plotRight-430)
+	c.printf(`<g class="legend-failed" transform="translate(%g,32)"><circle cx="7" cy="7" r="3" fill="#d62728"/><text x="20" y="11.5">failed</text></g>`+"\n", plotRight-460)
 	return c.close()
 }
 
