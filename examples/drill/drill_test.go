@@ -380,7 +380,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	// What ran, where, with what.
-	for _, want := range []string{"2026-11-28 14:00:00 UTC", "go1.", "CPUs", o.abouts[0], o.abouts[1], "300 requests (GETs and POSTs in turn)", "15s", "Latency over time"} {
+	for _, want := range []string{"2026-11-28 14:00:00 UTC", "go1.", "CPUs", o.abouts[0], o.abouts[1], "300 requests (GETs and POSTs in turn)", "15s", "Latency over time", "<th>dup</th>", "<th>breaker</th>", "<th>ejected</th>", "<th>shed</th>", "<th>throttled</th>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}

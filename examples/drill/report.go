@@ -44,7 +44,8 @@ func writeReport(w io.Writer, o *outcome) error {
 	}
 	type line struct {
 		Phase string
-		Cells [2][4]string // per client: ok, p50, p99, max
+		Cells [2][5]string // per client: ok, p50, p99, max, dup
+		Extra [4]int64     // bulwark: breaker, ejected, shed, throttled
 	}
 	type clientView struct{ Name, About, Color string }
 	v := struct {
@@ -80,8 +81,10 @@ func writeReport(w io.Writer, o *outcome) error {
 		v.Phases = append(v.Phases, phaseView{i + 1, ph.name, ph.about, took})
 		l := line{Phase: ph.name}
 		for j, s := range o.rows[i] {
-			l.Cells[j] = [4]string{formatRate(s.rate()), formatDuration(s.p50), formatDuration(s.p99), formatDuration(s.max)}
+			l.Cells[j] = [5]string{formatRate(s.rate()), formatDuration(s.p50), formatDuration(s.p99), formatDuration(s.max), fmt.Sprint(s.dups)}
 		}
+		g := o.rows[i][1]
+		l.Extra = [4]int64{g.breaker, g.ejections, g.shedTotal(), int64(g.throttled)}
 		v.Lines = append(v.Lines, l)
 	}
 	v.Charts = []template.HTML{
@@ -350,10 +353,11 @@ A request succeeded when it returned 200 (201 for a POST) within its deadline; l
 
 <h2>Numbers</h2>
 <table>
-<tr><th></th><th colspan="4" class="bare">bare</th><th colspan="4" class="bulwark">bulwark</th></tr>
-<tr><th class="l">phase</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>ok</th><th>p50</th><th>p99</th><th>max</th></tr>
-{{range .Lines}}<tr><td class="l">{{.Phase}}</td>{{range .Cells}}{{range .}}<td>{{.}}</td>{{end}}{{end}}</tr>
+<tr><th></th><th colspan="5" class="bare">bare</th><th colspan="9" class="bulwark">bulwark</th></tr>
+<tr><th class="l">phase</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>dup</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>dup</th><th>breaker</th><th>ejected</th><th>shed</th><th>throttled</th></tr>
+{{range .Lines}}<tr><td class="l">{{.Phase}}</td>{{range .Cells}}{{range .}}<td>{{.}}</td>{{end}}{{end}}{{range .Extra}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table>
-<p class="note">Written by <code>go run ./examples/drill -report</code>. Durations: µs, ms and s, three significant digits, the same in the table and the charts.</p>
+<p class="note">dup: side effects (orders, cart additions) done more than once. breaker: state changes of the gateway's breakers; ejected: instances its balancer took out of rotation; shed: requests its shedder refused; throttled: requests the caller's adaptive throttling refused before sending them, or the gateway's rate limit (429). The bare client has none of these layers.
+Written by <code>go run ./examples/drill -report</code>. Durations: µs, ms and s, three significant digits, the same in the table and the charts.</p>
 </body></html>
 `))
