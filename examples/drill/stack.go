@@ -64,6 +64,12 @@ func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client 
 		x := degrade.NewThrottler(degrade.ThrottlerConfig{
 			Name:          "drill-caller-" + c.String(),
 			MeterProvider: mp,
+			// The drill's phases last seconds: a throttler must forget
+			// the burst's refusals by the next phase, or it would
+			// refuse the Redis outage's and the recovery's requests
+			// for the burst's sake (the default, 10 s, suits a
+			// service whose load changes over minutes).
+			Window: 2 * time.Second,
 			// A 503 in problem details is the instances' shared store
 			// being down (see sharedOutage), not an overload: it must
 			// not throttle the catalogue, which needs no store.
