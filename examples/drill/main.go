@@ -6,7 +6,7 @@
 // missed).
 //
 //	go run ./examples/drill            # the full drill: about 30 s once compiled
-//	go run ./examples/drill -quick     # a short run (used by CI): about 12 s
+//	go run ./examples/drill -quick     # a short run (used by CI): about 13 s
 //	go run ./examples/drill -report drill-report.html
 //	go run ./examples/drill -metrics :9464   # Prometheus text at /metrics while it runs
 //	REDIS_ADDR=127.0.0.1:6379 go run ./examples/drill -real-redis
@@ -169,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	q := quickConfig()
-	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers; a burst of %d callers\n(CI runs this)", q.requests, q.concurrency, q.burstWorkers))
+	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers;\na burst of %d callers (CI runs this)", q.requests, q.concurrency, q.burstWorkers))
 	report := fs.String("report", "", "also write a self-contained HTML `file` with charts of the results\n(success rates, latency percentiles, every request's latency over time);\nthe file is created before the drill starts")
 	metrics := fs.String("metrics", "", "serve the OpenTelemetry metrics of bulwark's stacks (gateway and instances)\nin the Prometheus text format at http://`addr`/metrics while the drill runs;\n:PORT listens on 127.0.0.1")
 	realRedis := fs.Bool("real-redis", false, "use a real Redis and really stop and restart it in the Redis-outage phase:\nneeds REDIS_ADDR and redis-server on PATH. The drill runs redis-server\nitself (a child process, no persistence) at REDIS_ADDR if that port is\nfree on this machine, else on a free loopback port, and says so; it never\nstops a Redis it did not start")
@@ -207,9 +207,14 @@ drill is bulwark's failure drill. It starts three instances (a, b, c) of a
 small HTTP service on 127.0.0.1, each behind bulwark's server stack, with
 their sessions and idempotency records in Redis (an embedded miniredis, or
 the Redis at REDIS_ADDR). They serve a cacheable catalogue (GET /catalog),
-orders (POST /orders) and a cart kept in the session (GET and POST /cart).
+orders (POST /orders) and a cart kept in the session (GET and POST /cart);
+each serves at most 200 requests a second (8 cores, 40ms of work each).
 The drill sends the same load, GETs and POSTs in turn, through two clients
-at the same time, phase by phase, while it breaks things:
+at the same time (one after the other in the burst), phase by phase, while
+it breaks things. A Redis at REDIS_ADDR is left running in the outage
+phase, unless -real-redis.
+
+
 
 `)
 	for i, ph := range phases {
@@ -235,7 +240,7 @@ the steady p99, or the 100ms hedge delay if that is more (the output says
 why); nothing done twice; responses dropped, at least 95%% success;
 overload, at least 99%% of the critical requests served while sheddable
 ones are shed; Redis outage, every catalogue GET served and no panic. A
-full drill takes about 30 s, -quick about 12 s. Progress goes to stderr: a
+full drill takes about 30 s, -quick about 13 s. Progress goes to stderr: a
 bar on a terminal, one line per finished phase otherwise.
 
 Flags:
