@@ -211,10 +211,8 @@ orders (POST /orders) and a cart kept in the session (GET and POST /cart);
 each serves at most 200 requests a second (8 cores, 40ms of work each).
 The drill sends the same load, GETs and POSTs in turn, through two clients
 at the same time (one after the other in the burst), phase by phase, while
-it breaks things. A Redis at REDIS_ADDR is left running in the outage
-phase, unless -real-redis.
-
-
+it breaks things (a Redis at REDIS_ADDR is left running in the outage
+phase, unless -real-redis):
 
 `)
 	for i, ph := range phases {
