@@ -16,8 +16,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark/chaos"
+	"github.com/bulwark-go/bulwark/health"
 	"github.com/bulwark-go/bulwark/idempotency"
-	"github.com/bulwark-go/bulwark/idempotency/redisstore"
+	idemstore "github.com/bulwark-go/bulwark/idempotency/redisstore"
+	"github.com/bulwark-go/bulwark/session"
+	sessionstore "github.com/bulwark-go/bulwark/session/redisstore"
 	"github.com/bulwark-go/bulwark/stack"
 	"github.com/bulwark-go/bulwark/timeout"
 )
@@ -25,15 +28,24 @@ import (
 // backend is one instance of the service under drill: a real HTTP server on
 // loopback whose faults the drill switches on and off. It serves
 //
-//	GET  /hello   a greeting
-//	POST /orders  places the order named in the body: a side effect, which
-//	              the ledger counts, so that an order placed twice shows
+//	GET  /catalog/{item}  an item of the catalogue, cacheable
+//	                      (Cache-Control: max-age), so that the gateway's
+//	                      HTTP cache serves most of them
+//	POST /orders          places the order named in the body: a side effect,
+//	                      which the ledger counts, so that an order placed
+//	                      twice shows
+//	GET  /cart            the caller's cart, from its session
+//	POST /cart            adds the item named in the body to the caller's
+//	                      cart (its session), and records the addition in
+//	                      the ledger as a side effect
 //
-// behind bulwark's server stack (package stack): a timeout, and
-// idempotency keys whose records are in Redis, shared by the instances. In
-// front of it, at the instance's edge, a chaos injector (package chaos)
-// injects the drill's faults: added latency, responses dropped after the
-// work was done.
+// behind bulwark's server stack (package stack): health probes (/readyz,
+// which the gateway's balancer checks), a timeout, sessions and
+// idempotency records, both kept in Redis and shared by the instances, so
+// that any instance serves any user and recognises a retry that lands on
+// it. In front of it, at the instance's edge, a chaos injector (package
+// chaos) injects the drill's faults: added latency, responses dropped
+// after the work was done.
 type backend struct {
 	name  string
 	addr  string // host:port, fixed for the drill's lifetime
@@ -41,7 +53,8 @@ type backend struct {
 	chaos *chaos.Injector // the drill's faults, at the instance's edge
 
 	ledger  *ledger
-	handler http.Handler // the server stack in front of b.handle
+	cores   chan struct{} // the instance's capacity: see work
+	handler http.Handler  // the server stack in front of b.handle
 	stack   *stack.Server
 
 	mu  sync.Mutex
@@ -49,25 +62,56 @@ type backend struct {
 	ln  net.Listener
 }
 
+// Each instance has a fixed capacity: every request it serves holds one of
+// its cores for work, so it serves at most cores/work requests a second
+// (200 here, 600 for the three) and queues the rest. The work is a sleep,
+// not a busy loop: it models a service's own cost (a query, a computation)
+// without taking the shared machine's CPU from the drill, so that the
+// service's capacity, not the machine's, is what the overload burst
+// exceeds, well below what the machine can push through the gateway even
+// when it is busy. The drill's ordinary load (up to 16 callers for 24
+// cores, 16 with an instance down) stays under it. It also makes the
+// steady p99, the latency spike's yardstick, the service's own rather
+// than the loopback's few milliseconds of scheduling noise.
+const (
+	cores = 8
+	work  = 40 * time.Millisecond
+)
+
+// catalogMaxAge is how long a catalogue item may be served from a cache.
+const catalogMaxAge = 2 * time.Second
+
 func startBackend(name string, rdb redis.UniversalClient, l *ledger, mp metric.MeterProvider) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, addr: ln.Addr().String(), ledger: l}
+	b := &backend{name: name, addr: ln.Addr().String(), ledger: l, cores: make(chan struct{}, cores)}
 	b.stack = stack.NewServer(stack.ServerConfig{
 		Name:          "drill-backend-" + name,
 		MeterProvider: mp,
+		Health:        &health.Config{},
 		Timeout:       &timeout.Config{Timeout: 5 * time.Second},
+		Session: &session.Config{
+			Store: sessionstore.New(rdb, sessionstore.Config{Prefix: "drill:session:", Timeout: redisTimeout}),
+			// Plain HTTP on loopback: a Secure cookie would never come
+			// back. Never in production.
+			Cookie: session.Cookie{Name: sessionCookie, Insecure: true},
+			// When Redis is down, a request that needs its session is
+			// refused (503), never run with an empty cart; answered in
+			// problem details, as the idempotency layer does, so that
+			// the gateway knows the outage is shared (see sharedOutage).
+			ErrorHandler: storeUnavailable,
+		},
 		Idempotency: &idempotency.Config{
-			Store: redisstore.New(rdb, redisstore.Config{Prefix: "drill:idem:"}),
+			Store: idemstore.New(rdb, idemstore.Config{Prefix: "drill:idem:"}),
 			// A hedge that lands here while the first attempt still
 			// runs elsewhere waits for it (its response, or its key
 			// released when it was cut off) instead of a 409.
 			Wait: 2 * time.Second,
 			// Fail fast when Redis is unreachable: a 503 at once, rather
 			// than a wait past the client's attempt timeout.
-			StoreTimeout: 100 * time.Millisecond,
+			StoreTimeout: redisTimeout,
 		},
 	})
 	b.chaos = chaos.New(chaos.Config{Name: "drill-" + name, Enabled: true, MeterProvider: mp})
@@ -76,8 +120,22 @@ func startBackend(name string, rdb redis.UniversalClient, l *ledger, mp metric.M
 	return b, nil
 }
 
+// redisTimeout bounds every Redis operation of the stacks: during an
+// outage they fail at once rather than past a client's attempt timeout.
+const redisTimeout = 100 * time.Millisecond
+
+// storeUnavailable answers a request whose session store failed: 503 in
+// problem details (RFC 9457), as the idempotency layer answers its own
+// store's failures.
+func storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":%q}`+"\n", err.Error())
+}
+
 func (b *backend) serve(ln net.Listener) {
-	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: b.handler, ReadHeaderTimeout: 5 * time.Second, ErrorLog: serverLog}
 	b.mu.Lock()
 	b.srv, b.ln = srv, ln
 	b.mu.Unlock()
@@ -86,18 +144,48 @@ func (b *backend) serve(ln net.Listener) {
 
 func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 	b.hits.Add(1)
+	select {
+	case b.cores <- struct{}{}:
+	case <-r.Context().Done():
+		http.Error(w, "gave up waiting for a core", http.StatusServiceUnavailable)
+		return
+	}
+	time.Sleep(work)
+	defer func() { <-b.cores }()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 256))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.Method == http.MethodPost && r.URL.Path == "/orders" {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/orders":
 		b.ledger.place(string(body))
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, "order %s placed by %s\n", body, b.name)
-		return
+	case r.URL.Path == "/cart" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		n, _ := session.Get[int](r.Context(), "cart")
+		if err := session.Err(r.Context()); err != nil {
+			// The store failed loading it: the session layer answers
+			// (its ErrorHandler) once this handler returns.
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method == http.MethodPost {
+			n++
+			if err := session.Put(r.Context(), "cart", n); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			b.ledger.place(string(body))
+			w.WriteHeader(http.StatusCreated)
+		}
+		fmt.Fprintf(w, "%d items in the cart, served by %s\n", n, b.name)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/catalog/"):
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(catalogMaxAge/time.Second)))
+		fmt.Fprintf(w, "item %s, served by %s\n", strings.TrimPrefix(r.URL.Path, "/catalog/"), b.name)
+	default:
+		http.NotFound(w, r)
 	}
-	fmt.Fprintf(w, "hello from %s\n", b.name)
 }
 
 // ledger records every order placed, on any instance: an order placed
@@ -197,3 +285,6 @@ func (rr *roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.Host = addr
 	return rr.base.RoundTrip(out)
 }
+
+// sessionCookie names the instances' session cookie.
+const sessionCookie = "drill-session"

@@ -25,7 +25,7 @@ var seriesName = [2]string{"bare", "bulwark"}
 // wide and scales them down below that).
 const (
 	chartW      = 1000.0
-	chartH      = 340.0
+	chartH      = 350.0
 	plotLeft    = 90.0  // room for tick labels and the axis title
 	plotRight   = 980.0 //
 	plotTop     = 56.0  // room for the legend and the labels over the tallest bars
@@ -44,27 +44,31 @@ func writeReport(w io.Writer, o *outcome) error {
 	}
 	type line struct {
 		Phase string
-		Cells [2][4]string // per client: ok, p50, p99, max
+		Cells [2][5]string // per client: ok, p50, p99, max, dup
+		Extra [4]int64     // bulwark: breaker, ejected, shed, throttled
 	}
 	type clientView struct{ Name, About, Color string }
 	v := struct {
 		Date, Version, GoVersion, Machine string
-		Requests, Workers                 int
+		Requests, Workers, BurstWorkers   int
 		Deadline, Took, Instances         string
+		Gateway                           string
 		Clients                           []clientView
 		Phases                            []phaseView
 		Charts                            []template.HTML
 		Lines                             []line
 	}{
-		Date:      o.start.UTC().Format("2006-01-02 15:04:05 MST"),
-		Version:   bulwarkVersion(),
-		GoVersion: runtime.Version(),
-		Machine:   fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Requests:  o.cfg.requests,
-		Workers:   o.cfg.concurrency,
-		Deadline:  formatDuration(o.cfg.deadline),
-		Took:      formatDuration(o.total),
-		Instances: strings.Join(o.addrs, ", "),
+		Date:         o.start.UTC().Format("2006-01-02 15:04:05 MST"),
+		Version:      bulwarkVersion(),
+		GoVersion:    runtime.Version(),
+		Machine:      fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Requests:     o.cfg.requests,
+		Workers:      o.cfg.concurrency,
+		BurstWorkers: o.cfg.burstWorkers,
+		Gateway:      o.gateway,
+		Deadline:     formatDuration(o.cfg.deadline),
+		Took:         formatDuration(o.total),
+		Instances:    strings.Join(o.addrs, ", "),
 	}
 	for j := range 2 {
 		v.Clients = append(v.Clients, clientView{seriesName[j], o.abouts[j], seriesColor[j]})
@@ -77,14 +81,17 @@ func writeReport(w io.Writer, o *outcome) error {
 		v.Phases = append(v.Phases, phaseView{i + 1, ph.name, ph.about, took})
 		l := line{Phase: ph.name}
 		for j, s := range o.rows[i] {
-			l.Cells[j] = [4]string{formatRate(s.rate()), formatDuration(s.p50), formatDuration(s.p99), formatDuration(s.max)}
+			l.Cells[j] = [5]string{formatRate(s.rate()), formatDuration(s.p50), formatDuration(s.p99), formatDuration(s.max), fmt.Sprint(s.dups)}
 		}
+		g := o.rows[i][1]
+		l.Extra = [4]int64{g.breaker, g.ejections, g.shedTotal(), int64(g.throttled)}
 		v.Lines = append(v.Lines, l)
 	}
 	v.Charts = []template.HTML{
 		rateChart(o.rows),
 		latencyChart("p50", "Median latency", o.rows, func(s stats) time.Duration { return s.p50 }),
 		latencyChart("p99", "99th-percentile latency", o.rows, func(s stats) time.Duration { return s.p99 }),
+		timelineChart(o),
 	}
 	return reportTmpl.Execute(w, v)
 }
@@ -139,11 +146,11 @@ func (c *chart) open(id, title, yTitle string) {
 	c.printf("<title>%s</title>\n", esc(title))
 	c.printf(`<text class="chart-title" x="%g" y="22">%s</text>`+"\n", plotLeft-80, esc(title))
 	// The legend: one group per item, laid out by hand, so it never wraps.
-	c.printf(`<g class="legend" transform="translate(%g,10)">`+"\n", plotRight-430)
+	c.printf(`<g class="legend" transform="translate(%g,10)">`+"\n", plotRight-460)
 	x := 0.0
 	for j := range 2 {
 		c.printf(`<g class="legend-item" data-series="%s" transform="translate(%g,0)"><rect width="14" height="14" fill="%s"/><text x="20" y="11.5">%s</text></g>`+"\n",
-			seriesName[j], x, seriesColor[j], esc(seriesName[j]+": "+[2]string{"plain net/http", "bulwark client stack"}[j]))
+			seriesName[j], x, seriesColor[j], esc(seriesName[j]+": "+[2]string{"plain net/http", "through the gateway"}[j]))
 		x += 220
 	}
 	c.printf("</g>\n")
@@ -179,14 +186,24 @@ func groupCenter(i, n int) float64 {
 	return plotLeft + g*(float64(i)+0.5)
 }
 
+// barWidth is the width of each bar when n phases share the plot: at
+// most barW, and narrower when the pairs would otherwise touch.
+func barWidth(n int) float64 {
+	g := (plotRight - plotLeft) / float64(max(n, 1))
+	return min(barW, (g-barGap-16)/2)
+}
+
 // xAxis draws the baseline and the phase names under each pair of bars.
 func (c *chart) xAxis(n int) {
 	c.printf(`<g class="axis" data-axis="x">` + "\n")
 	c.printf(`<line class="domain" x1="%g" x2="%g" y1="%g" y2="%g" stroke="#333"/>`+"\n", plotLeft, plotRight, plotBottom, plotBottom)
 	for i, ph := range phases[:n] {
 		cx := groupCenter(i, n)
-		c.printf(`<g class="tick" data-phase="%s"><line x1="%.1f" x2="%.1f" y1="%g" y2="%g" stroke="#333"/><text x="%.1f" y="%g" text-anchor="middle" class="phase">%s</text></g>`+"\n",
-			esc(ph.name), cx, cx, plotBottom, plotBottom+5, cx, plotBottom+24, esc(ph.name))
+		// Every other name a line lower, so that long names never run
+		// into each other.
+		y := plotBottom + 24 + float64(i%2)*18
+		c.printf(`<g class="tick" data-phase="%s"><line x1="%.1f" x2="%.1f" y1="%g" y2="%.1f" stroke="#333"/><text x="%.1f" y="%.1f" text-anchor="middle" class="phase">%s</text></g>`+"\n",
+			esc(ph.name), cx, cx, plotBottom, y-14, cx, y, esc(ph.name))
 	}
 	c.printf("</g>\n")
 }
@@ -199,14 +216,15 @@ func (c *chart) bars(rows [][2]stats, height func(stats) float64, label func(sta
 		for i, row := range rows {
 			s := row[j]
 			h := height(s) * (plotBottom - plotTop)
-			x := groupCenter(i, n) - barGap/2 - barW
+			bw := barWidth(n)
+			x := groupCenter(i, n) - barGap/2 - bw
 			if j == 1 {
 				x = groupCenter(i, n) + barGap/2
 			}
 			y := plotBottom - h
 			c.printf(`<rect class="bar" data-phase="%s" data-value="%s" x="%.1f" y="%.1f" width="%g" height="%.1f"><title>%s, %s: %s %s</title></rect>`+"\n",
-				esc(phases[i].name), esc(label(s)), x, y, barW, h, seriesName[j], esc(phases[i].name), what, esc(label(s)))
-			c.printf(`<text class="value" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x+barW/2, y-labelOffset, esc(label(s)))
+				esc(phases[i].name), esc(label(s)), x, y, bw, h, seriesName[j], esc(phases[i].name), what, esc(label(s)))
+			c.printf(`<text class="value" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x+bw/2, y-labelOffset, esc(label(s)))
 		}
 		c.printf("</g>\n")
 	}
@@ -307,10 +325,11 @@ svg.chart .chart-title{font-size:17px;font-weight:600}
 <h1>bulwark drill report</h1>
 <p class="meta">Run {{.Date}} · bulwark {{.Version}} · {{.GoVersion}} · {{.Machine}} · the drill took {{.Took}}</p>
 
-<p>Three instances (a, b, c) of a small HTTP service ran on loopback ({{.Instances}}).
-Two clients sent the same load at the same time, phase by phase, while the drill broke the instances:
-{{.Requests}} requests (GET and POST alternately) per phase and client, {{.Workers}} workers per client, a {{.Deadline}} deadline per request.
-A request succeeded when it returned 200 within its deadline; latency is measured from the caller's side, failures included.</p>
+<p>Three instances (a, b, c) of a small HTTP service ran on loopback ({{.Instances}}), each behind bulwark's server stack, serving a cacheable catalogue, orders and a cart kept in the session.
+Two clients sent the same load, phase by phase, while the drill broke things: the bare one straight to the instances, bulwark's through a gateway ({{.Gateway}}) built from bulwark's server and client stacks.
+{{.Requests}} requests (GETs and POSTs in turn) per phase and client, {{.Workers}} workers per client, a {{.Deadline}} deadline per request;
+in the overload burst, {{.BurstWorkers}} callers per client, the two runs one after the other.
+A request succeeded when it returned 200 (201 for a POST) within its deadline; latency is measured from the caller's side, failures included.</p>
 
 <h2>The clients</h2>
 <table>
@@ -328,13 +347,17 @@ A request succeeded when it returned 200 within its deadline; latency is measure
 <p class="note">Latencies are on a logarithmic scale: each labelled line is ten times the one below it.</p>
 {{index .Charts 1}}
 {{index .Charts 2}}
+<h2>Latency over time</h2>
+<p class="note">Every request of both runs: when it was sent on the x axis, its latency on a logarithmic y axis; red dots failed. The shaded bands are the phases, numbered as above; the dashed lines their boundaries. In the overload burst the two runs went one after the other.</p>
+{{index .Charts 3}}
 
 <h2>Numbers</h2>
 <table>
-<tr><th></th><th colspan="4" class="bare">bare</th><th colspan="4" class="bulwark">bulwark</th></tr>
-<tr><th class="l">phase</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>ok</th><th>p50</th><th>p99</th><th>max</th></tr>
-{{range .Lines}}<tr><td class="l">{{.Phase}}</td>{{range .Cells}}{{range .}}<td>{{.}}</td>{{end}}{{end}}</tr>
+<tr><th></th><th colspan="5" class="bare">bare</th><th colspan="9" class="bulwark">bulwark</th></tr>
+<tr><th class="l">phase</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>dup</th><th>ok</th><th>p50</th><th>p99</th><th>max</th><th>dup</th><th>breaker</th><th>ejected</th><th>shed</th><th>throttled</th></tr>
+{{range .Lines}}<tr><td class="l">{{.Phase}}</td>{{range .Cells}}{{range .}}<td>{{.}}</td>{{end}}{{end}}{{range .Extra}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table>
-<p class="note">Written by <code>go run ./examples/drill -report</code>. Durations: µs, ms and s, three significant digits, the same in the table and the charts.</p>
+<p class="note">dup: side effects (orders, cart additions) done more than once. breaker: state changes of the gateway's breakers; ejected: instances its balancer took out of rotation; shed: requests its shedder refused; throttled: requests the caller's adaptive throttling refused before sending them, or the gateway's rate limit (429). The bare client has none of these layers.
+Written by <code>go run ./examples/drill -report</code>. Durations: µs, ms and s, three significant digits, the same in the table and the charts.</p>
 </body></html>
 `))

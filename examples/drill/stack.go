@@ -5,25 +5,22 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark"
-	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/degrade"
 	bulwarkoutcome "github.com/bulwark-go/bulwark/internal/outcome"
-	"github.com/bulwark-go/bulwark/lb"
-	"github.com/bulwark-go/bulwark/retry"
-	"github.com/bulwark-go/bulwark/stack"
 )
 
-// transport is the http.Transport under both clients: the same pool sizes
-// and dial timeout, so the only difference between them is bulwark.
+// transport is the http.Transport under every client (the bare one, the
+// caller of the gateway, and the gateway's own): the same pool sizes and
+// dial timeout, so the only difference between the runs is bulwark.
 func transport() *http.Transport {
 	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 500 * time.Millisecond}).DialContext,
-		MaxIdleConnsPerHost: 64,
+		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     30 * time.Second,
 	}
 }
@@ -34,90 +31,87 @@ func newBareClient(addrs []string, cfg config) *client {
 	t := transport()
 	return &client{
 		name: "bare",
+		base: "http://service",
 		http: &http.Client{Transport: &roundRobin{addrs: addrs, base: t}, Timeout: cfg.deadline},
 		stop: t.CloseIdleConnections,
 	}
 }
 
-// newBulwarkClient is the same client built with bulwark's client stack
-// (package stack), outermost first:
+// newBulwarkCaller is the caller of bulwark's run: net/http, the same
+// timeout, every request sent to the gateway, which holds bulwark's
+// stacks, and client-side adaptive throttling (degrade.Throttler, the SRE
+// book's) of its default and sheddable requests, one throttler for each.
+// Its POSTs carry an Idempotency-Key, as a caller of an idempotent API
+// does, so that the gateway's idempotency layer could replay them (the
+// gateway's retry keeps that key on the way to the instances).
 //
-//	total timeout -> retry (budget, hedging, Idempotency-Key on POST)
-//	-> lb (P2C on latency, outlier ejection, slow start, a breaker per
-//	instance) -> 250ms per-attempt timeout -> http.Transport
-//
-// A hedge's loser is cancelled with the cause bulwark.ErrSuperseded, which
-// the balancer and the breaker count as a failure: a slow instance's
-// breaker opens, lb passes over it, and requests stop paying the hedge
-// delay. A retry picks again, so it lands on another instance.
-func newBulwarkClient(addrs []string, cfg config, mp metric.MeterProvider) *client {
+// Why the throttling: a request the gateway sheds costs it little, but not
+// nothing, and a caller refused in microseconds comes back at once: in the
+// overload burst the gateway spent its CPU answering thousands of
+// rejections a second, and the requests it admitted waited for it. A
+// throttler that has seen most of its requests refused refuses most of
+// the next ones itself, before they leave the caller. One per
+// criticality, so that the sheddable requests' refusals never throttle
+// the others; none for the critical requests, which are few and which the
+// gateway keeps room for: a throttler counts a request when it is sent and
+// its acceptance when it returns, so a cold one facing many concurrent
+// requests refuses some before the first acceptance is back.
+func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client {
 	t := transport()
-	var changes atomic.Int64
-	var eps []lb.Endpoint
-	for _, a := range addrs {
-		eps = append(eps, lb.Endpoint{Addr: a})
-	}
-	c := stack.NewClient(stack.ClientConfig{
-		Name:          "drill",
-		MeterProvider: mp,
-		Timeout:       cfg.deadline,
-		Retry: &retry.Config{
-			MaxAttempts: 3,
-			BaseDelay:   5 * time.Millisecond,
-			Hedge:       retry.HedgeConfig{Delay: 100 * time.Millisecond, MaxInFlight: 2},
-			// Retries and hedges may add up to 20% to the traffic (plus
-			// 10 a second), enough to ride out the few calls a breaker
-			// needs to trip; never the tripling a naive retry loop
-			// would cause.
-			Budget: retry.NewBudget(retry.BudgetConfig{Ratio: 0.2}),
-			// Each POST gets a key, the same on every attempt, so that
-			// the servers' idempotency layer places a retried order once.
-			IdempotencyKey: true,
-		},
-		Balancer: &lb.Config{
-			Endpoints: eps,
-			Outlier: lb.OutlierConfig{
-				ConsecutiveFailures: 5,
-				Interval:            time.Second,
-				BaseEjectionTime:    2 * time.Second,
-			},
-			SlowStart: time.Second,
-			OnStateChange: func(context.Context, lb.StateChangeEvent) {
-				changes.Add(1)
-			},
+	var th []*degrade.Throttler
+	rts := byCriticality{degrade.Critical: t}
+	for _, c := range []degrade.Criticality{degrade.Default, degrade.Sheddable} {
+		x := degrade.NewThrottler(degrade.ThrottlerConfig{
+			Name:          "drill-caller-" + c.String(),
+			MeterProvider: mp,
+			// The drill's phases last seconds: a throttler must forget
+			// the burst's refusals by the next phase, or it would
+			// refuse the Redis outage's and the recovery's requests
+			// for the burst's sake (the default, 10 s, suits a
+			// service whose load changes over minutes).
+			Window: 2 * time.Second,
+			// A 503 in problem details is the instances' shared store
+			// being down (see sharedOutage), not an overload: it must
+			// not throttle the catalogue, which needs no store.
 			ClassifyHTTP: sharedOutage,
-		},
-		Breaker: &breaker.Config{
-			// Open on an instance that fails nearly every call (a dead or
-			// hung one), not on one that loses some hedges while the
-			// machine is busy: with every breaker open, every call fails.
-			FailureRate:    0.8,
-			WindowSize:     20,
-			MinimumCalls:   10,
-			OpenDuration:   time.Second,
-			HalfOpenProbes: 2,
-			OnStateChange:  func(context.Context, breaker.StateChangeEvent) { changes.Add(1) },
-			ClassifyHTTP:   sharedOutage,
-		},
-		AttemptTimeout: attemptTimeout,
-		Transport:      t,
-	})
+		})
+		th = append(th, x)
+		rts[c] = x.RoundTripper(t)
+	}
 	return &client{
-		name:    "bulwark",
-		breaker: &changes,
-		http:    c.Client,
+		name: "bulwark",
+		base: "http://" + gw.addr,
+		keys: true,
+		gw:   gw,
+		http: &http.Client{Transport: rts, Timeout: cfg.deadline},
 		stop: func() {
-			c.Close()
+			for _, x := range th {
+				x.Close()
+			}
 			t.CloseIdleConnections()
 		},
 	}
+}
+
+// byCriticality sends each request through the RoundTripper of the
+// criticality its Bulwark-Criticality header states (default without
+// one).
+type byCriticality [3]http.RoundTripper
+
+func (b byCriticality) RoundTrip(req *http.Request) (*http.Response, error) {
+	c, ok := degrade.ParseCriticality(req.Header.Get(criticalityHeader))
+	if !ok {
+		c = degrade.Default
+	}
+	return b[c].RoundTrip(req)
 }
 
 const attemptTimeout = 250 * time.Millisecond
 
 // sharedOutage is bulwark's HTTP classification, except that a 503 in
 // problem details (application/problem+json) is neutral. That is how the
-// servers' idempotency layer answers when its store, the Redis every
+// servers' idempotency layer (and the instances' session layer, see
+// storeUnavailable) answers when its store, the Redis every
 // instance shares, is down: no instance is to blame, and another one
 // would answer the same. Counted as a failure, it would open every
 // instance's breaker and eject every instance, and the GETs, which need
