@@ -63,6 +63,39 @@ type Config struct {
 	// context, which net/http and grpc-go honour.
 	Abandon bool
 
+	// ReuseContexts makes Do and Call reuse the context they give fn from
+	// one call to the next (from a sync.Pool), so that in the cooperative
+	// mode they allocate nothing: 0 allocations per call when fn does not
+	// call ctx.Done (nor derive a context from it), 1 when it does (the
+	// Done channel), plus what registering with a cancellable caller's
+	// context costs (3, context.AfterFunc's) when fn calls Done under one.
+	//
+	// The contract, which the caller must keep: fn must not use ctx, nor
+	// let anything use it, once fn has returned. Do ends ctx when fn
+	// returns (what fn derived from it ends too, and functions registered
+	// with context.AfterFunc run), and a later call may then get the same
+	// context, with its own deadline, cause and Values: a goroutine fn
+	// left selecting on ctx.Done, or a logger that kept ctx to read a
+	// request ID from it, would see another call's state and another
+	// request's Values. Until it is reused, a released context reads as
+	// cancelled (Err is context.Canceled, Done is closed), with no
+	// deadline and no Values, so a late use most often fails visibly;
+	// reads are never torn, only wrong. Use it only for functions whose
+	// code you control (not for a handler that may start work in the
+	// background) and whose allocation cost you have measured.
+	//
+	// One more difference: a fn that never calls ctx.Done (nor Err) before
+	// both the deadline and the caller's cancellation have come cannot
+	// tell which came first, and Do then returns the caller's error, not
+	// a *TimeoutError.
+	//
+	// Default false: every call gets a context of its own, which stays
+	// cancelled, with the caller's Values, for as long as anything holds
+	// it. It applies to Do and Call in the cooperative mode only, not to
+	// Abandon (whose fn outlives the call by design), RoundTripper,
+	// Handler or grpcx.
+	ReuseContexts bool
+
 	// Header is the HTTP request header that carries the time budget from
 	// one hop to the next: RoundTripper sends the time its attempt has
 	// left, and Handler applies the budget it receives. The value is the
