@@ -73,84 +73,119 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	now := clock.Real.Now()
 	deadline := now.Add(t.limit)
-	actx := ctx
-	var cancel context.CancelFunc
+	var a *attempt
 	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
 		deadline = dl
 	} else {
-		actx, cancel = context.WithDeadlineCause(ctx, deadline, t.cause)
+		a = &attempt{t: t, ctx: ctx}
+		a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
+		a.c.done.Store(nilchan)
+		if ctx.Done() != nil {
+			// Watch the caller's context from the start (the transport
+			// would at once anyway): the attempt's context must know
+			// whether it ended by the deadline or with the caller.
+			a.c.Done()
+		}
+	}
+	actx := ctx
+	if a != nil {
+		actx = &a.c
 	}
 	out := req
 	switch {
 	case t.header != "":
-		out = req.Clone(actx)
-		if out.Header == nil { // a request built by hand; http.Client fills it in
-			out.Header = make(http.Header, 1)
-		}
-		setHeader(out.Header, t.header, formatBudget(deadline.Sub(now)))
-	case cancel != nil:
+		out = withHeader(req, actx, t.header, t.budget(deadline.Sub(now)))
+	case a != nil:
 		out = req.WithContext(actx)
 	}
-	if cancel == nil {
+	if a == nil {
 		return rt.next.RoundTrip(out)
 	}
 	returned := false
-	defer outcome.OnAbort(&returned, cancel)
+	defer outcome.OnAbort(&returned, a.c.release)
 	resp, err := rt.next.RoundTrip(out)
 	returned = true
 	if err != nil {
 		err = t.judge(ctx, actx, err)
-		cancel()
+		a.c.release()
 		return nil, err
 	}
-	if resp != nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		// The connection is the caller's now, its Body an
+	if resp == nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		// A 101's connection is the caller's now, its Body an
 		// io.ReadWriteCloser that a wrapper would hide: the attempt
 		// ended with the switch.
-		cancel()
+		a.c.release()
 		return resp, nil
 	}
-	if resp != nil && resp.Body != nil {
-		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx})
-	}
-	httpx.CancelOnClose(resp, cancel)
+	a.rc = resp.Body
+	resp.Body = httpx.KeepWrite(resp.Body, a)
 	return resp, nil
 }
 
-// setHeader sets the canonical key k of h to v alone, removing the values
-// the caller may have set under other spellings of k (header names are
-// case-insensitive, and net/http sends every key of the map): the next hop
-// would see a repeated header, and ignore it.
-func setHeader(h http.Header, k, v string) {
-	for key := range h {
-		if len(key) == len(k) && key != k && strings.EqualFold(key, k) {
-			delete(h, key)
-		}
+// budget returns the header value for a budget of d: the one made at New
+// for the whole limit (the common case, which then allocates nothing),
+// else a new one.
+func (t *Timeout) budget(d time.Duration) []string {
+	if d == t.limit {
+		return t.budgetValue
 	}
-	h[k] = []string{v}
+	return []string{formatBudget(d)}
 }
 
-// body turns the error of a Read cut short by the attempt's deadline into
-// a *TimeoutError.
-type body struct {
-	io.ReadCloser
-	t         *Timeout
-	ctx, actx context.Context
-	seen      bool
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.t.expired(b.ctx, b.actx) {
-		if !b.seen {
-			b.seen = true
-			b.t.timedOut(b.actx, b.t.limit)
+// withHeader returns a shallow copy of req with ctx and a header map of
+// its own in which the canonical key k holds v alone: the values the
+// caller may have set under other spellings of k are left out (header
+// names are case-insensitive, and net/http sends every key of the map,
+// so the next hop would see a repeated header, and ignore it). The other
+// keys share the caller's value slices, capped so that an append by a
+// layer below copies them; nothing else of req is modified by a
+// RoundTripper (net/http's contract), so nothing else needs a copy.
+func withHeader(req *http.Request, ctx context.Context, k string, v []string) *http.Request {
+	out := req.WithContext(ctx)
+	h := make(http.Header, len(req.Header)+1)
+	for key, vs := range req.Header {
+		if len(key) == len(k) && strings.EqualFold(key, k) {
+			continue
 		}
-		if err != error(b.t.cause) {
-			err = &TimeoutError{Limit: b.t.limit, Err: err}
+		h[key] = vs[:len(vs):len(vs)]
+	}
+	h[k] = v
+	out.Header = h
+	return out
+}
+
+// attempt is one attempt RoundTripper derived a context for: the context
+// (c, made as Do makes its own: lazily, one allocation with the rest of
+// the attempt) and, once the response has come, its body, which ends the
+// context when closed and turns the error of a Read cut short by the
+// deadline into a *TimeoutError.
+type attempt struct {
+	c    callCtx
+	t    *Timeout
+	ctx  context.Context // the caller's
+	rc   io.ReadCloser   // the response's body
+	seen bool            // the timeout was counted
+}
+
+func (a *attempt) Read(p []byte) (int, error) {
+	n, err := a.rc.Read(p)
+	if err != nil && err != io.EOF && a.t.expired(a.ctx, &a.c) {
+		if !a.seen {
+			a.seen = true
+			a.t.timedOut(a.ctx, a.t.limit)
+		}
+		if err != error(a.t.cause) {
+			err = &TimeoutError{Limit: a.t.limit, Err: err}
 		}
 	}
 	return n, err
+}
+
+// Close closes the body and ends the attempt's context.
+func (a *attempt) Close() error {
+	err := a.rc.Close()
+	a.c.release()
+	return err
 }
 
 // Handler returns server-side middleware that gives each request the

@@ -30,6 +30,9 @@ type Timeout struct {
 	// that timed out answers context.Cause's question with.
 	causeCtx context.Context
 	reuse    bool // Config.ReuseContexts
+	// budgetValue is the budget header's value for the whole limit,
+	// shared (capped, read-only) by the requests RoundTripper sends.
+	budgetValue []string
 
 	timeouts  atomic.Int64 // calls, attempts and requests that timed out
 	abandoned atomic.Int64 // abandoned functions still running
@@ -61,6 +64,8 @@ func New(cfg Config) *Timeout {
 	}
 	t.cause = &TimeoutError{Limit: t.limit}
 	t.causeCtx = newCause(t.cause)
+	v := formatBudget(t.limit)
+	t.budgetValue = []string{v}[:1:1]
 	t.tel.init(t, cfg.MeterProvider)
 	return t
 }
