@@ -66,9 +66,12 @@ type Config struct {
 	// ReuseContexts makes Do and Call reuse the context they give fn from
 	// one call to the next (from a sync.Pool), so that in the cooperative
 	// mode they allocate nothing: 0 allocations per call when fn does not
-	// call ctx.Done (nor derive a context from it), 1 when it does (the
-	// Done channel), plus what registering with a cancellable caller's
-	// context costs (3, context.AfterFunc's) when fn calls Done under one.
+	// call ctx.Done (nor derive a context from it), whatever the caller's
+	// context; when it does, 2 (the Done channel and its timer, which
+	// cannot be reused: a timer made in a testing/synctest bubble cannot
+	// be used outside it), 4 under a caller's context that can be
+	// cancelled (context.AfterFunc's 2 more). See the package doc for
+	// the default's figures.
 	//
 	// The contract, which the caller must keep: fn must not use ctx, nor
 	// let anything use it, once fn has returned. Do ends ctx when fn

@@ -48,7 +48,9 @@ import (
 // (default Request-Timeout-Ms) set to the time it has left, in whole
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
 // the request's deadline. The caller's request is never modified: the
-// header is set on a clone (net/http's contract), and a header of that
+// header is set in a copy of the request with a header map of its own
+// (net/http's contract; the rest of the request is shared, as
+// Request.WithContext shares it), and a header of that
 // name the caller set, under any spelling of its key, is replaced in the
 // clone: the next hop gets one value.
 //

@@ -92,7 +92,9 @@ func (t *Timeout) Close() error { return t.tel.close() }
 //
 // In cooperative mode fn runs in the caller's goroutine, a panic in it
 // goes on untouched (fn's context ending with it), and Do returns when fn
-// does. With Config.Abandon see
+// does; fn's context ends when fn returns. With Config.ReuseContexts a
+// later call may get the same context: fn must then neither use nor keep
+// it once it has returned (see Config.ReuseContexts). With Config.Abandon see
 // the package doc for what becomes of an abandoned fn, and of its panics.
 //
 // Do panics at once if ctx or fn is nil.
