@@ -66,26 +66,29 @@ type Config struct {
 	// ReuseContexts makes Do and Call reuse the context they give fn from
 	// one call to the next (from a sync.Pool), so that in the cooperative
 	// mode they allocate nothing: 0 allocations per call when fn does not
-	// call ctx.Done (nor derive a context from it), whatever the caller's
-	// context; when it does, 2 (the Done channel and its timer, which
-	// cannot be reused: a timer made in a testing/synctest bubble cannot
-	// be used outside it), 4 under a caller's context that can be
-	// cancelled (context.AfterFunc's 2 more). See the package doc for
-	// the default's figures.
+	// watch ctx (call ctx.Done, derive a context from it, or register
+	// with context.AfterFunc; checking ctx.Err, ctx.Deadline or ctx.Value
+	// is not watching), whatever the caller's context. A context that was
+	// watched is never reused (whatever waits on Done may read it after
+	// the call, context's own child contexts do), so a call whose fn
+	// watches costs what a fresh lazy context costs: 4 allocations, 6
+	// under a caller's context that can be cancelled. See the package doc
+	// for the default's figures.
 	//
 	// The contract, which the caller must keep: fn must not use ctx, nor
 	// let anything use it, once fn has returned. Do ends ctx when fn
 	// returns (what fn derived from it ends too, and functions registered
 	// with context.AfterFunc run), and a later call may then get the same
-	// context, with its own deadline, cause and Values: a goroutine fn
-	// left selecting on ctx.Done, or a logger that kept ctx to read a
-	// request ID from it, would see another call's state and another
-	// request's Values. Until it is reused, a released context reads as
-	// cancelled (Err is context.Canceled, Done is closed), with no
-	// deadline and no Values, so a late use most often fails visibly;
-	// reads are never torn, only wrong. Use it only for functions whose
-	// code you control (not for a handler that may start work in the
-	// background) and whose allocation cost you have measured.
+	// context, with its own deadline, cause and Values: code that kept
+	// ctx (a logger that reads a request ID from it later, a goroutine
+	// polling ctx.Err, work detached with context.WithoutCancel(ctx))
+	// would see another call's state and another request's Values.
+	// Until it is reused, a released context reads as cancelled (Err is
+	// context.Canceled, Done is closed), with no deadline and no Values,
+	// so a late use most often fails visibly; reads are never torn, only
+	// wrong. Use it only for functions whose code you control (not for a
+	// handler that may start work in the background) and whose
+	// allocation cost you have measured.
 	//
 	// One more difference: a fn that never calls ctx.Done (nor Err) before
 	// both the deadline and the caller's cancellation have come cannot

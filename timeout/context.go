@@ -29,7 +29,7 @@ import (
 // parentDone.
 //
 // Pooled (Config.ReuseContexts), a ctx is reused by later calls once its
-// call has returned. Every field a holder reads is then read under mu
+// call has returned, if nothing watched it (see release). Every field a holder reads is then read under mu
 // (fresh ctxs read the fields set before they were published without
 // it), so a holder that broke the contract and kept the ctx gets wrong
 // answers (the next call's), never a torn read; until the ctx is reused
@@ -47,6 +47,12 @@ type callCtx struct {
 	timer    clock.Timer     // armed by Done
 	wakeFn   func()          // c.wake, made once
 	stop     func() bool     // unregisters wakeFn from the parent
+	// watched is set by Done and AfterFunc: something may be waiting for
+	// c to end, and may read it once woken, after its call has returned
+	// (context's own propagation does: a child's goroutine or AfterFunc
+	// reads Err and Cause when c ends, and panics on a nil Err). A pooled
+	// c that was watched is never reused; see release.
+	watched bool
 	afters   []*afterFunc    // AfterFunc registrations, run when c ends
 }
 
@@ -102,7 +108,7 @@ func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse b
 	}
 	c := ctxPool.Get().(*callCtx)
 	c.mu.Lock()
-	c.parent, c.deadline, c.cause, c.err = parent, deadline, t.causeCtx, nil
+	c.parent, c.deadline, c.cause, c.err, c.watched = parent, deadline, t.causeCtx, nil, false
 	c.done.Store(nilchan)
 	c.state.Store(live)
 	c.mu.Unlock()
@@ -112,7 +118,13 @@ func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse b
 var nilchan chan struct{}
 
 // release ends c as cancelled, its call having returned, and puts it back
-// in the pool if it is pooled.
+// in the pool if it is pooled and nothing watched it. Only a c that was
+// never watched is reused: whatever waits on Done (a goroutine fn
+// started, a context fn derived from c, a function it registered with
+// context.AfterFunc) is woken by this end and may read c afterwards, and
+// must find it cancelled, not serving another call. What is left to
+// break the contract is code that kept c itself and reads it later
+// (a logger's Value, a detached context.WithoutCancel(c)).
 func (c *callCtx) release() {
 	c.mu.Lock()
 	c.endLocked(canceled, context.Canceled)
@@ -121,8 +133,11 @@ func (c *callCtx) release() {
 		return
 	}
 	c.parent, c.deadline, c.cause = released, time.Time{}, nil
+	watched := c.watched
 	c.mu.Unlock()
-	ctxPool.Put(c)
+	if !watched {
+		ctxPool.Put(c)
+	}
 }
 
 // fields returns what a holder reads: under mu when c is pooled.
@@ -257,6 +272,7 @@ func (a *afterFunc) stop() bool { return a.state.CompareAndSwap(afterPending, af
 // armLocked returns c's Done channel, making it, the timer and the
 // parent's registration if need be.
 func (c *callCtx) armLocked() chan struct{} {
+	c.watched = true
 	if d := c.done.Load().(chan struct{}); d != nil {
 		return d
 	}
@@ -276,10 +292,9 @@ func (c *callCtx) armLocked() chan struct{} {
 	return d
 }
 
-// wake runs at the deadline and when the parent ends. A pooled ctx's
-// timer or parent registration may wake it for a call it no longer
-// serves; pollLocked looks at the present call's parent and deadline, so
-// such a wake changes nothing.
+// wake runs at the deadline and when the parent ends (a timer or parent
+// registration exists only once c was watched, and a watched c is never
+// reused, so wake always concerns c's own call).
 func (c *callCtx) wake() {
 	c.mu.Lock()
 	c.pollLocked()

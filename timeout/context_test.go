@@ -327,6 +327,37 @@ func TestReuseContextsAreReused(t *testing.T) {
 	}
 }
 
+// TestReuseWatchedContextIsNotReused: a context that fn watched (called
+// Done, or derived a context from, which registers with it) is never
+// reused: whatever waits on it is woken when fn returns and may read it
+// after (context's own child propagation reads Err and Cause then, and
+// panics on a nil Err), so it must stay cancelled.
+func TestReuseWatchedContextIsNotReused(t *testing.T) {
+	to := newT(t, timeout.Config{Timeout: time.Hour, ReuseContexts: true})
+	for _, watch := range []func(context.Context){
+		func(ctx context.Context) { _ = ctx.Done() },
+		func(ctx context.Context) {
+			_, cancel := context.WithCancel(context.WithValue(ctx, ctxKey{}, 1)) // a goroutine watches ctx
+			cancel()
+		},
+		func(ctx context.Context) { context.AfterFunc(ctx, func() {})() },
+	} {
+		var watched context.Context
+		_ = to.Do(context.Background(), func(ctx context.Context) error { watched = ctx; watch(ctx); return nil })
+		for range 100 {
+			_ = to.Do(context.Background(), func(ctx context.Context) error {
+				if ctx == watched {
+					t.Fatal("a watched context was reused")
+				}
+				return nil
+			})
+		}
+		if watched.Err() != context.Canceled {
+			t.Fatalf("watched context: Err %v, want Canceled", watched.Err())
+		}
+	}
+}
+
 // TestReuseCannotTellWhichCameFirst pins the documented limit of
 // ReuseContexts under a cancellable caller: when neither the deadline nor
 // the caller's cancellation was watched (fn never called Done or Err),

@@ -44,7 +44,7 @@
 //	deadline no later than the limit     0                  0 (fn gets ctx itself)
 //	cannot be cancelled (Background)     1                  4
 //	can be cancelled (a request's)       4                  5 (context.WithTimeoutCause's)
-//	with Config.ReuseContexts            0                  2, or 4 under a cancellable one
+//	with Config.ReuseContexts            0                  4, or 6 under a cancellable one
 //
 // Under a caller's context that cannot be cancelled, fn's context is
 // bulwark's own, made lazily: one allocation for the context, and the
