@@ -47,13 +47,14 @@ type callCtx struct {
 	timer    clock.Timer     // armed by Done
 	wakeFn   func()          // c.wake, made once
 	stop     func() bool     // unregisters wakeFn from the parent
+	afters   []*afterFunc    // AfterFunc registrations, run when c ends
+
 	// watched is set by Done and AfterFunc: something may be waiting for
 	// c to end, and may read it once woken, after its call has returned
 	// (context's own propagation does: a child's goroutine or AfterFunc
 	// reads Err and Cause when c ends, and panics on a nil Err). A pooled
 	// c that was watched is never reused; see release.
 	watched bool
-	afters   []*afterFunc    // AfterFunc registrations, run when c ends
 }
 
 // The states of a callCtx.
