@@ -26,7 +26,8 @@ import (
 // anything that selects on the context does (net/http, grpc-go), which
 // makes every context arm its timer; -cancellable ones run under a
 // caller's context that can be cancelled (a server request's), which the
-// derived context must watch.
+// derived context must watch. cpu-ns/op beside wall time: the machine is
+// shared.
 func BenchmarkTimeoutDo(b *testing.B) {
 	bg := context.Background()
 	cancellable, cancelParent := context.WithCancel(bg)
@@ -45,11 +46,13 @@ func BenchmarkTimeoutDo(b *testing.B) {
 			t := timeout.New(cfg)
 			defer t.Close()
 			b.ReportAllocs()
+			start := cpuTime()
 			for b.Loop() {
 				if err := t.Do(ctx, fn); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPUSince(b, start)
 		})
 	}
 	coop := timeout.Config{Timeout: time.Hour}
@@ -85,6 +88,7 @@ func BenchmarkTimeoutDo(b *testing.B) {
 	std := func(name string, parent context.Context, fn func(context.Context) error) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
+			start := cpuTime()
 			for b.Loop() {
 				ctx, cancel := context.WithTimeout(parent, time.Hour)
 				err := fn(ctx)
@@ -93,6 +97,7 @@ func BenchmarkTimeoutDo(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			reportCPUSince(b, start)
 		})
 	}
 	std("context.WithTimeout", bg, fn)
@@ -102,11 +107,13 @@ func BenchmarkTimeoutDo(b *testing.B) {
 		ex := failsafe.With[any](fstimeout.New[any](time.Hour)).WithContext(bg)
 		fsfn := func(exec failsafe.Execution[any]) error { return fn(exec.Context()) }
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if err := ex.RunWithExecution(fsfn); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPUSince(b, start)
 	})
 }
 
@@ -145,6 +152,7 @@ func BenchmarkTimeoutRoundTripper(b *testing.B) {
 			}
 			req.Header.Set("Accept", "text/plain")
 			b.ReportAllocs()
+			start := cpuTime()
 			for b.Loop() {
 				resp, err := rt.RoundTrip(req)
 				if err != nil {
@@ -155,6 +163,7 @@ func BenchmarkTimeoutRoundTripper(b *testing.B) {
 				}
 				resp.Body.Close()
 			}
+			reportCPUSince(b, start)
 		})
 	}
 	bg := context.Background()
