@@ -93,9 +93,10 @@ func (t *Timeout) Close() error { return t.tel.close() }
 // In cooperative mode fn runs in the caller's goroutine, a panic in it
 // goes on untouched (fn's context ending with it), and Do returns when fn
 // does; fn's context ends when fn returns. With Config.ReuseContexts a
-// later call may get the same context: fn must then neither use nor keep
-// it once it has returned (see Config.ReuseContexts). With Config.Abandon see
-// the package doc for what becomes of an abandoned fn, and of its panics.
+// later call may get the same context: fn must then neither use nor
+// keep it once it has returned (see Config.ReuseContexts). With
+// Config.Abandon see the package doc for what becomes of an abandoned
+// fn, and of its panics.
 //
 // Do panics at once if ctx or fn is nil.
 func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error {
@@ -146,6 +147,13 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 	if fn == nil {
 		panic("timeout: Call called with a nil fn")
 	}
+	return callReusing(ctx, t, fn, t.reuse)
+}
+
+// callReusing is Call, reusing contexts if reuse is set (Config.ReuseContexts;
+// grpcx's server interceptor never does: a handler's code is not the
+// caller's to vouch for).
+func callReusing[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, error), reuse bool) (T, error) {
 	if t.abandon {
 		return abandon(t, ctx, fn)
 	}
@@ -161,8 +169,8 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 		}
 		return v, err
 	}
-	if t.reuse || ctx.Done() == nil {
-		c := t.newCallCtx(ctx, dl, t.reuse)
+	if reuse || ctx.Done() == nil {
+		c := t.newCallCtx(ctx, dl, reuse)
 		defer c.release() // on a panic in fn too
 		v, err := fn(c)
 		return v, t.judge(ctx, c, err)
@@ -379,6 +387,9 @@ func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T
 func init() {
 	bridge.TimeoutDerive = func(t any, ctx context.Context) (context.Context, context.CancelFunc) {
 		return t.(*Timeout).derive(ctx)
+	}
+	bridge.TimeoutCall = func(t any, ctx context.Context, fn func(context.Context) (any, error)) (any, error) {
+		return callReusing(ctx, t.(*Timeout), fn, false)
 	}
 	bridge.TimeoutJudge = func(t any, ctx, actx context.Context, err error, seen *atomic.Bool) error {
 		return t.(*Timeout).judgeOnce(ctx, actx, err, seen)
