@@ -180,7 +180,7 @@ func (c *callCtx) Err() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pollLocked()
+	c.pollLocked(clock.Real.Now())
 	switch c.state.Load() {
 	case timedOut:
 		return context.DeadlineExceeded
@@ -277,7 +277,8 @@ func (c *callCtx) armLocked() chan struct{} {
 	if d := c.done.Load().(chan struct{}); d != nil {
 		return d
 	}
-	if c.pollLocked() {
+	now := clock.Real.Now()
+	if c.pollLocked(now) {
 		return c.done.Load().(chan struct{})
 	}
 	d := make(chan struct{})
@@ -285,7 +286,7 @@ func (c *callCtx) armLocked() chan struct{} {
 	if c.wakeFn == nil {
 		c.wakeFn = c.wake
 	}
-	dur := c.deadline.Sub(clock.Real.Now())
+	dur := c.deadline.Sub(now)
 	c.timer = clock.Real.AfterFunc(dur, c.wakeFn)
 	if c.parent.Done() != nil {
 		c.stop = context.AfterFunc(c.parent, c.wakeFn)
@@ -298,15 +299,15 @@ func (c *callCtx) armLocked() chan struct{} {
 // reused, so wake always concerns c's own call).
 func (c *callCtx) wake() {
 	c.mu.Lock()
-	c.pollLocked()
+	c.pollLocked(clock.Real.Now())
 	c.mu.Unlock()
 }
 
-// pollLocked ends c if its parent has ended or its deadline has passed,
-// and reports whether c has ended. The parent comes first: when both
+// pollLocked ends c if its parent has ended or its deadline has passed
+// at now, and reports whether c has ended. The parent comes first: when both
 // happened before anything looked, c cannot tell which came first, and a
 // caller that has gone away is not a timeout of the callee.
-func (c *callCtx) pollLocked() bool {
+func (c *callCtx) pollLocked(now time.Time) bool {
 	if c.state.Load() != live {
 		return true
 	}
@@ -314,7 +315,7 @@ func (c *callCtx) pollLocked() bool {
 		c.endLocked(parentDone, err)
 		return true
 	}
-	if !clock.Real.Now().Before(c.deadline) {
+	if !now.Before(c.deadline) {
 		c.endLocked(timedOut, context.DeadlineExceeded)
 		return true
 	}
