@@ -371,6 +371,21 @@ func TestCooperativeAllocations(t *testing.T) {
 	}
 }
 
+// TestAbandonAllocations pins the figures the package doc states for
+// Config.Abandon: 9 allocations per Do, 8 per Call (ReuseContexts does
+// not apply).
+func TestAbandonAllocations(t *testing.T) {
+	to := mk(t, Config{Timeout: time.Hour, Abandon: true, ReuseContexts: true})
+	fn := func(context.Context) error { return nil }
+	fnv := func(context.Context) (int, error) { return 1, nil }
+	if a := testing.AllocsPerRun(1000, func() { _ = to.Do(context.Background(), fn) }); a != 9 {
+		t.Errorf("Do with Abandon: %v allocs, want 9", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { _, _ = Call(context.Background(), to, fnv) }); a != 8 {
+		t.Errorf("Call with Abandon: %v allocs, want 8", a)
+	}
+}
+
 func TestConcurrentCallsRace(t *testing.T) {
 	for _, abandon := range []bool{false, true} {
 		to := mk(t, Config{Timeout: time.Millisecond, Abandon: abandon})
