@@ -164,23 +164,14 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 // or the parent has ended: a fn that polls Err sees the same as one that
 // waits on Done.
 func (c *callCtx) Err() error {
-	switch c.state.Load() {
-	case timedOut:
-		return context.DeadlineExceeded
-	case canceled:
-		return context.Canceled
-	case parentDone:
-		c.mu.Lock()
-		err := c.err
-		c.mu.Unlock()
-		return err
-	}
-	if !c.pooled && c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
+	if c.state.Load() == live && !c.pooled && c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
 		return nil // the fast path: nothing to lock
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pollLocked(clock.Real.Now())
+	if c.state.Load() == live {
+		c.pollLocked(clock.Real.Now())
+	}
 	switch c.state.Load() {
 	case timedOut:
 		return context.DeadlineExceeded

@@ -219,8 +219,8 @@ func TestFnContextEndsWhenFnReturns(t *testing.T) {
 				synctest.Wait()
 				select {
 				case err := <-released:
-					// reuse: the contract forbids this goroutine; it is
-					// released all the same, with Canceled.
+					// With ReuseContexts too: a watched context is never
+					// reused, so what waits on it reads it cancelled.
 					if err != context.Canceled {
 						t.Errorf("Cause seen by the goroutine = %v, want context.Canceled", err)
 					}
