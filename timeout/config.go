@@ -70,7 +70,8 @@ type Config struct {
 	// with context.AfterFunc; checking ctx.Err, ctx.Deadline or ctx.Value
 	// is not watching), whatever the caller's context. A context that was
 	// watched is never reused (whatever waits on Done may read it after
-	// the call, context's own child contexts do), so a call whose fn
+	// the call, context's own child contexts do): it stays cancelled, with
+	// its deadline and Values, as the default's do. So a call whose fn
 	// watches costs what a fresh lazy context costs: 4 allocations, 6
 	// under a caller's context that can be cancelled. See the package doc
 	// for the default's figures.
@@ -83,17 +84,19 @@ type Config struct {
 	// ctx (a logger that reads a request ID from it later, a goroutine
 	// polling ctx.Err, work detached with context.WithoutCancel(ctx))
 	// would see another call's state and another request's Values.
-	// Until it is reused, a released context reads as cancelled (Err is
-	// context.Canceled, Done is closed), with no deadline and no Values,
-	// so a late use most often fails visibly; reads are never torn, only
-	// wrong. Use it only for functions whose code you control (not for a
+	// A released context that nothing watched reads, until it is reused,
+	// as cancelled (Err is context.Canceled, Done is closed), with no
+	// deadline and no Values, so a late use most often fails visibly;
+	// reads are never torn, only wrong. Use it only for functions whose code you control (not for a
 	// handler that may start work in the background) and whose
 	// allocation cost you have measured.
 	//
-	// One more difference: a fn that never calls ctx.Done (nor Err) before
-	// both the deadline and the caller's cancellation have come cannot
-	// tell which came first, and Do then returns the caller's error, not
-	// a *TimeoutError.
+	// One more difference, under a caller's context that can be
+	// cancelled: when fn neither watched ctx nor checked ctx.Err between
+	// the deadline and the caller's cancellation (both came while it did
+	// not look), Do cannot tell which came first and returns the caller's
+	// error, not a *TimeoutError (the default, which watches the caller's
+	// context from the start, reports the timeout).
 	//
 	// Default false: every call gets a context of its own, which stays
 	// cancelled, with the caller's Values, for as long as anything holds

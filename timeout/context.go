@@ -24,16 +24,17 @@ import (
 //
 // A ctx ends once, in one of three states, and stays so. Its cause is
 // what context.Cause finds, by asking Value for the key of context's
-// *cancelCtx (see value): the Timeout's *TimeoutError for timedOut,
+// *cancelCtx (see Value): the Timeout's *TimeoutError for timedOut,
 // context.Canceled for canceled (fn returned), the parent's cause for
 // parentDone.
 //
 // Pooled (Config.ReuseContexts), a ctx is reused by later calls once its
-// call has returned, if nothing watched it (see release). Every field a holder reads is then read under mu
-// (fresh ctxs read the fields set before they were published without
-// it), so a holder that broke the contract and kept the ctx gets wrong
-// answers (the next call's), never a torn read; until the ctx is reused
-// it reads as Canceled, with no deadline and no Values.
+// call has returned, if nothing watched it (see release). Every field a
+// holder reads is then read under mu (fresh ctxs read the fields set
+// before they were published without it), so a holder that broke the
+// contract and kept the ctx gets wrong answers (the next call's), never
+// a torn read; until the ctx is reused it reads as Canceled, with no
+// deadline and no Values.
 type callCtx struct {
 	pooled bool // set at creation, never changed
 	state  atomic.Uint32
@@ -123,22 +124,20 @@ var nilchan chan struct{}
 // never watched is reused: whatever waits on Done (a goroutine fn
 // started, a context fn derived from c, a function it registered with
 // context.AfterFunc) is woken by this end and may read c afterwards, and
-// must find it cancelled, not serving another call. What is left to
+// must find it cancelled, with its own deadline and Values, not serving
+// another call. What is left to
 // break the contract is code that kept c itself and reads it later
 // (a logger's Value, a detached context.WithoutCancel(c)).
 func (c *callCtx) release() {
 	c.mu.Lock()
 	c.endLocked(canceled, context.Canceled)
-	if !c.pooled {
+	if !c.pooled || c.watched { // never reused: it keeps its deadline and Values
 		c.mu.Unlock()
 		return
 	}
 	c.parent, c.deadline, c.cause = released, time.Time{}, nil
-	watched := c.watched
 	c.mu.Unlock()
-	if !watched {
-		ctxPool.Put(c)
-	}
+	ctxPool.Put(c)
 }
 
 // fields returns what a holder reads: under mu when c is pooled.

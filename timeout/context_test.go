@@ -343,7 +343,8 @@ func TestReuseWatchedContextIsNotReused(t *testing.T) {
 		func(ctx context.Context) { context.AfterFunc(ctx, func() {})() },
 	} {
 		var watched context.Context
-		_ = to.Do(context.Background(), func(ctx context.Context) error { watched = ctx; watch(ctx); return nil })
+		parent := context.WithValue(context.Background(), ctxKey{}, "watched")
+		_ = to.Do(parent, func(ctx context.Context) error { watched = ctx; watch(ctx); return nil })
 		for range 100 {
 			_ = to.Do(context.Background(), func(ctx context.Context) error {
 				if ctx == watched {
@@ -352,8 +353,9 @@ func TestReuseWatchedContextIsNotReused(t *testing.T) {
 				return nil
 			})
 		}
-		if watched.Err() != context.Canceled {
-			t.Fatalf("watched context: Err %v, want Canceled", watched.Err())
+		if watched.Err() != context.Canceled || context.Cause(watched) != context.Canceled || watched.Value(ctxKey{}) != "watched" {
+			t.Fatalf("watched context: Err %v, Cause %v, Value %v, want Canceled and its own Values",
+				watched.Err(), context.Cause(watched), watched.Value(ctxKey{}))
 		}
 	}
 }
