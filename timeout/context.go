@@ -49,6 +49,10 @@ type callCtx struct {
 	wakeFn   func()          // c.wake, made once
 	stop     func() bool     // unregisters wakeFn from the parent
 	afters   []*afterFunc    // AfterFunc registrations, run when c ends
+	// aftersBuf holds the first registrations, without an allocation:
+	// a context derived from c (retry's attempt context under a total
+	// timeout) registers one.
+	aftersBuf [2]*afterFunc
 
 	// watched is set by Done and AfterFunc: something may be waiting for
 	// c to end, and may read it once woken, after its call has returned
@@ -230,6 +234,9 @@ func (c *callCtx) AfterFunc(f func()) func() bool {
 		a.state.Store(afterRan)
 		go f()
 		return a.stop
+	}
+	if c.afters == nil {
+		c.afters = c.aftersBuf[:0]
 	}
 	if len(c.afters) == cap(c.afters) { // drop the stopped ones before growing
 		kept := c.afters[:0]

@@ -95,11 +95,13 @@
 // [Timeout.RoundTripper] bounds each request it sends, response body
 // included: the attempt's context lives until the body is closed or the
 // time runs out, and a Read cut short by the deadline fails with a
-// *TimeoutError. The attempt's context is made as the lazy one above, in
-// one allocation with the body's wrapper, and never reused (net/http may
-// keep it): over a transport that watches it, as net/http's does, a layer
-// costs 7 allocations (5 with propagation off, 2 more under a caller's
-// context that can be cancelled), BenchmarkTimeoutRoundTripper. In the recommended client stack it sits under retry and
+// *TimeoutError. The attempt's context is never reused (net/http may keep
+// it); under a caller's context that cannot be cancelled it is made as
+// the lazy one above, in one allocation with the body's wrapper, else by
+// context.WithDeadlineCause. Over a transport that watches it, as
+// net/http's does, a layer costs 7 allocations (5 with propagation off,
+// 2 more under a caller's context that can be cancelled), measured by
+// BenchmarkTimeoutRoundTripper. In the recommended client stack it sits under retry and
 // lb (a per-attempt timeout, so the breaker of a slow endpoint counts its
 // timeouts), over the transport.
 //

@@ -80,18 +80,21 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		deadline = dl
 	} else {
 		a = &attempt{t: t, ctx: ctx}
-		a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
-		a.c.done.Store(nilchan)
-		if ctx.Done() != nil {
-			// Watch the caller's context from the start (the transport
-			// would at once anyway): the attempt's context must know
-			// whether it ended by the deadline or with the caller.
-			a.c.Done()
+		if ctx.Done() == nil {
+			a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
+			a.c.done.Store(nilchan)
+			a.actx = &a.c
+		} else {
+			// A caller's context that can be cancelled must be watched
+			// from the start, to tell which ended first; a context of
+			// context's own does that cheapest (a *cancelCtx parent
+			// keeps it in a map, with no AfterFunc).
+			a.actx, a.cancel = context.WithDeadlineCause(ctx, deadline, t.cause)
 		}
 	}
 	actx := ctx
 	if a != nil {
-		actx = &a.c
+		actx = a.actx
 	}
 	out := req
 	switch {
@@ -104,19 +107,19 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return rt.next.RoundTrip(out)
 	}
 	returned := false
-	defer outcome.OnAbort(&returned, a.c.release)
+	defer outcome.OnAbort(&returned, a.release)
 	resp, err := rt.next.RoundTrip(out)
 	returned = true
 	if err != nil {
 		err = t.judge(ctx, actx, err)
-		a.c.release()
+		a.release()
 		return nil, err
 	}
 	if resp == nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		// A 101's connection is the caller's now, its Body an
 		// io.ReadWriteCloser that a wrapper would hide: the attempt
 		// ended with the switch.
-		a.c.release()
+		a.release()
 		return resp, nil
 	}
 	a.rc = resp.Body
@@ -157,21 +160,33 @@ func withHeader(req *http.Request, ctx context.Context, k string, v []string) *h
 }
 
 // attempt is one attempt RoundTripper derived a context for: the context
-// (c, made as Do makes its own: lazily, one allocation with the rest of
-// the attempt) and, once the response has come, its body, which ends the
-// context when closed and turns the error of a Read cut short by the
-// deadline into a *TimeoutError.
+// (under a caller's context that cannot be cancelled, c, made as Do makes
+// its own: lazily, in one allocation with the rest of the attempt; else
+// context.WithDeadlineCause's) and, once the response has come, its body,
+// which ends the context when closed and turns the error of a Read cut
+// short by the deadline into a *TimeoutError.
 type attempt struct {
-	c    callCtx
-	t    *Timeout
-	ctx  context.Context // the caller's
-	rc   io.ReadCloser   // the response's body
-	seen bool            // the timeout was counted
+	c      callCtx            // the attempt's context under a caller's that cannot be cancelled
+	actx   context.Context    // the attempt's context: &c, or context's own
+	cancel context.CancelFunc // ends actx when it is context's own
+	t      *Timeout
+	ctx    context.Context // the caller's
+	rc     io.ReadCloser   // the response's body
+	seen   bool            // the timeout was counted
+}
+
+// release ends the attempt's context.
+func (a *attempt) release() {
+	if a.cancel != nil {
+		a.cancel()
+		return
+	}
+	a.c.release()
 }
 
 func (a *attempt) Read(p []byte) (int, error) {
 	n, err := a.rc.Read(p)
-	if err != nil && err != io.EOF && a.t.expired(a.ctx, &a.c) {
+	if err != nil && err != io.EOF && a.t.expired(a.ctx, a.actx) {
 		if !a.seen {
 			a.seen = true
 			a.t.timedOut(a.ctx, a.t.limit)
@@ -186,7 +201,7 @@ func (a *attempt) Read(p []byte) (int, error) {
 // Close closes the body and ends the attempt's context.
 func (a *attempt) Close() error {
 	err := a.rc.Close()
-	a.c.release()
+	a.release()
 	return err
 }
 
