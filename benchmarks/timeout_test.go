@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,29 +20,60 @@ import (
 // A call that succeeds well within its limit: what a timeout layer costs
 // on every call. Every library's policy is built once, outside the loop.
 // The limit is an hour, so no timer ever fires.
+//
+// Sub-benchmarks name bulwark's mode and what fn does with its context:
+// plain ones return at once; -watchdone ones call ctx.Done(), as
+// anything that selects on the context does (net/http, grpc-go), which
+// makes every context arm its timer; -cancellable ones run under a
+// caller's context that can be cancelled (a server request's), which the
+// derived context must watch. cpu-ns/op beside wall time: the machine is
+// shared.
 func BenchmarkTimeoutDo(b *testing.B) {
 	bg := context.Background()
+	cancellable, cancelParent := context.WithCancel(bg)
+	defer cancelParent()
 	fn := func(context.Context) error { return nil }
-	run := func(name string, ctx context.Context, t *timeout.Timeout) {
+	watch := func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+			return nil
+		}
+	}
+	run := func(name string, ctx context.Context, cfg timeout.Config, fn func(context.Context) error) {
 		b.Run(name, func(b *testing.B) {
+			t := timeout.New(cfg)
 			defer t.Close()
 			b.ReportAllocs()
+			start := cpuTime()
 			for b.Loop() {
 				if err := t.Do(ctx, fn); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPUSince(b, start)
 		})
 	}
-	run("bulwark-cooperative", bg, timeout.New(timeout.Config{Timeout: time.Hour}))
+	coop := timeout.Config{Timeout: time.Hour}
+	run("bulwark-cooperative", bg, coop, fn)
+	run("bulwark-cooperative-watchdone", bg, coop, watch)
+	run("bulwark-cooperative-cancellable", cancellable, coop, fn)
+	run("bulwark-cooperative-cancellable-watchdone", cancellable, coop, watch)
 	// The caller's deadline comes first: fn runs with the caller's
 	// context, nothing is derived.
 	callerCtx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
-	run("bulwark-cooperative-callerdeadline", callerCtx, timeout.New(timeout.Config{Timeout: time.Hour}))
-	run("bulwark-abandon", bg, timeout.New(timeout.Config{Timeout: time.Hour, Abandon: true}))
+	run("bulwark-cooperative-callerdeadline", callerCtx, coop, fn)
+	// Config.ReuseContexts: fn's context is pooled (fn must not keep it).
+	reuse := timeout.Config{Timeout: time.Hour, ReuseContexts: true}
+	run("bulwark-reusecontexts", bg, reuse, fn)
+	run("bulwark-reusecontexts-watchdone", bg, reuse, watch)
+	run("bulwark-reusecontexts-cancellable", cancellable, reuse, fn)
+	run("bulwark-reusecontexts-cancellable-watchdone", cancellable, reuse, watch)
+	run("bulwark-abandon", bg, timeout.Config{Timeout: time.Hour, Abandon: true}, fn)
 	b.Run("bulwark-cooperative-parallel", func(b *testing.B) {
-		t := timeout.New(timeout.Config{Timeout: time.Hour})
+		t := timeout.New(coop)
 		defer t.Close()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -53,27 +85,99 @@ func BenchmarkTimeoutDo(b *testing.B) {
 			}
 		})
 	})
-	b.Run("context.WithTimeout", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			ctx, cancel := context.WithTimeout(bg, time.Hour)
-			err := fn(ctx)
-			cancel()
-			if err != nil {
-				b.Fatal(err)
+	std := func(name string, parent context.Context, fn func(context.Context) error) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			start := cpuTime()
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(parent, time.Hour)
+				err := fn(ctx)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+			reportCPUSince(b, start)
+		})
+	}
+	std("context.WithTimeout", bg, fn)
+	std("context.WithTimeout-watchdone", bg, watch)
+	std("context.WithTimeout-cancellable-watchdone", cancellable, watch)
 	b.Run("failsafe-go", func(b *testing.B) {
 		ex := failsafe.With[any](fstimeout.New[any](time.Hour)).WithContext(bg)
 		fsfn := func(exec failsafe.Execution[any]) error { return fn(exec.Context()) }
 		b.ReportAllocs()
+		start := cpuTime()
 		for b.Loop() {
 			if err := ex.RunWithExecution(fsfn); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportCPUSince(b, start)
 	})
+}
+
+// memTransport answers every request in memory, with a 200 and a small
+// body, after looking at the request's context as net/http's Transport
+// does (it selects on ctx.Done() while it waits for the response).
+type memTransport struct{}
+
+var memBody = []byte("hello, world\n")
+
+func (memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case <-req.Context().Done():
+		return nil, context.Cause(req.Context())
+	default:
+	}
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		Header:        http.Header{"Content-Type": {"text/plain"}},
+		Body:          io.NopCloser(bytes.NewReader(memBody)),
+		ContentLength: int64(len(memBody)),
+		Request:       req,
+	}, nil
+}
+
+// BenchmarkTimeoutRoundTripper: one request through timeout.RoundTripper
+// over an in-memory transport, body read and closed: what a per-attempt
+// timeout layer costs (the preset client stack has two). "none" is the
+// transport alone, so the layer's cost is the difference.
+func BenchmarkTimeoutRoundTripper(b *testing.B) {
+	run := func(name string, parent context.Context, rt http.RoundTripper) {
+		b.Run(name, func(b *testing.B) {
+			req, err := http.NewRequestWithContext(parent, http.MethodGet, "http://backend.test/item", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("Accept", "text/plain")
+			b.ReportAllocs()
+			start := cpuTime()
+			for b.Loop() {
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			reportCPUSince(b, start)
+		})
+	}
+	bg := context.Background()
+	cancellable, cancel := context.WithCancel(bg)
+	defer cancel()
+	t := timeout.New(timeout.Config{Timeout: time.Hour})
+	defer t.Close()
+	noHeader := timeout.New(timeout.Config{Timeout: time.Hour, Header: timeout.NoHeader})
+	defer noHeader.Close()
+	run("bulwark", bg, t.RoundTripper(memTransport{}))
+	run("bulwark-cancellable", cancellable, t.RoundTripper(memTransport{}))
+	run("bulwark-noheader", bg, noHeader.RoundTripper(memTransport{}))
+	run("bulwark-2layers", bg, t.RoundTripper(t.RoundTripper(memTransport{})))
+	run("none", bg, memTransport{})
 }
 
 // BenchmarkTimeoutHandler: a small response through the Handler, against

@@ -91,7 +91,8 @@ func (s *timeoutClientStream) Header() (metadata.MD, error) {
 // UnaryServerTimeout returns an interceptor that enforces t's limit as a
 // maximum: the handler's context ends at the smaller of the incoming
 // deadline (the client's, from grpc-timeout) and t's limit. It runs the
-// handler as [timeout.Call] does, so with Config.Abandon the call returns
+// handler as [timeout.Call] does (but never with a reused context:
+// Config.ReuseContexts does not apply to handlers), so with Config.Abandon the call returns
 // at the deadline even when the handler ignores its context (the handler
 // runs on, and its reply is discarded); otherwise the handler runs in the
 // server's goroutine. When t's limit runs out, the client gets the
@@ -104,7 +105,7 @@ func UnaryServerTimeout(t *timeout.Timeout) grpc.UnaryServerInterceptor {
 		panic("grpcx: UnaryServerTimeout called with a nil *timeout.Timeout")
 	}
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return timeout.Call(ctx, t, func(ctx context.Context) (any, error) { return handler(ctx, req) })
+		return bridge.TimeoutCall(t, ctx, func(ctx context.Context) (any, error) { return handler(ctx, req) })
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 )
 
 func TestTimeoutBridgeIsSet(t *testing.T) {
-	if bridge.TimeoutDerive == nil || bridge.TimeoutJudge == nil {
+	if bridge.TimeoutDerive == nil || bridge.TimeoutJudge == nil || bridge.TimeoutCall == nil {
 		t.Fatal("package timeout did not set its bridge variables")
 	}
 }
@@ -257,4 +257,44 @@ func ExampleUnaryClientTimeout() {
 	_, err := testpb.NewTestServiceClient(conn).UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	fmt.Println(status.Code(err), "client's own limit:", errors.Is(err, timeout.ErrTimeout))
 	// Output: DeadlineExceeded client's own limit: false
+}
+
+// ctxRecorder is the interop TestService whose EmptyCall records the
+// context its handler ran with.
+type ctxRecorder struct {
+	testpb.UnimplementedTestServiceServer
+	ctxs chan context.Context
+}
+
+func (s *ctxRecorder) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
+	s.ctxs <- ctx
+	return &testpb.Empty{}, nil
+}
+
+// Config.ReuseContexts does not reach a gRPC handler: a handler's code may
+// keep its context (a goroutine, a log), so UnaryServerTimeout gives each
+// call a context of its own, which stays cancelled after the call.
+func TestUnaryServerTimeoutNeverReusesContexts(t *testing.T) {
+	to := timeout.New(timeout.Config{Timeout: time.Hour, ReuseContexts: true})
+	defer to.Close()
+	srv := &ctxRecorder{ctxs: make(chan context.Context, 1)}
+	c := client(t, srv, []grpc.ServerOption{grpc.UnaryInterceptor(UnaryServerTimeout(to))})
+	seen := map[context.Context]bool{}
+	var first context.Context
+	for i := range 20 {
+		if _, err := c.EmptyCall(context.Background(), &testpb.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+		ctx := <-srv.ctxs
+		if seen[ctx] {
+			t.Fatalf("call %d: a handler got a context another call had", i)
+		}
+		seen[ctx] = true
+		if first == nil {
+			first = ctx
+		}
+	}
+	if first.Err() == nil {
+		t.Fatal("the first call's context is live again")
+	}
 }

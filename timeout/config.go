@@ -63,6 +63,48 @@ type Config struct {
 	// context, which net/http and grpc-go honour.
 	Abandon bool
 
+	// ReuseContexts makes Do and Call reuse the context they give fn from
+	// one call to the next (from a sync.Pool), so that in the cooperative
+	// mode they allocate nothing: 0 allocations per call when fn does not
+	// watch ctx (call ctx.Done, derive a context from it, or register
+	// with context.AfterFunc; checking ctx.Err, ctx.Deadline or ctx.Value
+	// is not watching), whatever the caller's context. A context that was
+	// watched is never reused (whatever waits on Done may read it after
+	// the call, context's own child contexts do): it stays cancelled, with
+	// its deadline and Values, as the default's do. So a call whose fn
+	// watches costs what a fresh lazy context costs: 4 allocations, 6
+	// under a caller's context that can be cancelled. See the package doc
+	// for the default's figures.
+	//
+	// The contract, which the caller must keep: fn must not use ctx, nor
+	// let anything use it, once fn has returned. Do ends ctx when fn
+	// returns (what fn derived from it ends too, and functions registered
+	// with context.AfterFunc run), and a later call may then get the same
+	// context, with its own deadline, cause and Values: code that kept
+	// ctx (a logger that reads a request ID from it later, a goroutine
+	// polling ctx.Err, work detached with context.WithoutCancel(ctx))
+	// would see another call's state and another request's Values.
+	// A released context that nothing watched reads, until it is reused,
+	// as cancelled (Err is context.Canceled, Done is closed), with no
+	// deadline and no Values, so a late use most often fails visibly;
+	// reads are never torn, only wrong. Use it only for functions whose code you control (not for a
+	// handler that may start work in the background) and whose
+	// allocation cost you have measured.
+	//
+	// One more difference, under a caller's context that can be
+	// cancelled: when fn neither watched ctx nor checked ctx.Err between
+	// the deadline and the caller's cancellation (both came while it did
+	// not look), Do cannot tell which came first and returns the caller's
+	// error, not a *TimeoutError (the default, which watches the caller's
+	// context from the start, reports the timeout).
+	//
+	// Default false: every call gets a context of its own, which stays
+	// cancelled, with the caller's Values, for as long as anything holds
+	// it. It applies to Do and Call in the cooperative mode only, not to
+	// Abandon (whose fn outlives the call by design), RoundTripper,
+	// Handler or grpcx.
+	ReuseContexts bool
+
 	// Header is the HTTP request header that carries the time budget from
 	// one hop to the next: RoundTripper sends the time its attempt has
 	// left, and Handler applies the budget it receives. The value is the

@@ -32,12 +32,34 @@
 // every Go function that blocks honours its context, and then Do returns
 // at the deadline; a function that ignores it keeps the caller waiting
 // (failsafe-go and resilience4j-style executors behave the same). It
-// costs no goroutine. When the caller's context has a deadline no later
-// than the Timeout's, fn runs with the caller's context itself and Do
-// allocates nothing; otherwise the one allocation source is
-// context.WithTimeoutCause (4 allocations, 272 bytes, in Go 1.26),
-// which no cancellable context can avoid without being pooled and reused
-// while a goroutine fn started may still hold it.
+// costs no goroutine.
+//
+// What the cooperative mode allocates per call (Go 1.26, measured by
+// BenchmarkTimeoutDo in benchmarks/ and pinned by tests). "Watching"
+// means that fn (or anything it calls: net/http, grpc-go) calls ctx.Done,
+// or derives a context from ctx; a fn that only checks ctx.Err or
+// ctx.Deadline does not watch.
+//
+//	caller's context                     fn does not watch  fn watches
+//	deadline no later than the limit     0                  0 (fn gets ctx itself)
+//	cannot be cancelled (Background)     1                  4
+//	can be cancelled (a request's)       4                  5 (context.WithTimeoutCause's)
+//	with Config.ReuseContexts            0                  4, or 6 under a cancellable one
+//
+// Under a caller's context that cannot be cancelled, fn's context is
+// bulwark's own, made lazily: one allocation for the context, and the
+// Done channel, its timer and the timer's callback only when something
+// watches (Err compares the clock with the deadline meanwhile). It is a
+// context in every way fn can tell: context.Cause, children derived from
+// it (registered through its AfterFunc method, with no goroutine), Values
+// from the caller. Under one that can be cancelled, fn's context must
+// watch the caller's from the start to know which ended first, which
+// costs context.AfterFunc's allocations on top of the lazy context's;
+// context.WithTimeoutCause costs less there, and is used. No context
+// that may be kept after the call is allocation-free without being
+// reused; [Config].ReuseContexts reuses them, for callers that promise
+// not to keep them (read its contract). Without it, fn's context is never
+// reused: kept past the call, it stays cancelled with the caller's Values.
 //
 // Abandoning (Config.Abandon): fn runs in a goroutine of its own, and Do
 // returns at the deadline, or as soon as the caller's context ends, even
@@ -61,17 +83,25 @@
 //
 // Use it for functions that cannot be cancelled (legacy clients, cgo,
 // blocking syscalls) and whose callers must not wait past the deadline.
-// It costs a goroutine and 8 allocations (Call; 9 for Do), about 650
-// bytes, per call: measured in benchmarks/, about 3 times the
-// cooperative mode's time. Handler honours Abandon too (see
-// [Timeout.Handler]).
+// It costs a goroutine and 9 allocations, 656 bytes, per call of Do (8
+// for Call): about 1.3 µs of CPU per call on the benchmark machine (a
+// 2-vCPU VM), where the cooperative mode takes 0.1 to 0.7 µs (measured in
+// benchmarks/, BenchmarkTimeoutDo/bulwark-abandon, and pinned by a test).
+// Config.ReuseContexts does not apply: an abandoned fn keeps its context
+// by design. Handler honours Abandon too (see [Timeout.Handler]).
 //
 // # HTTP
 //
 // [Timeout.RoundTripper] bounds each request it sends, response body
 // included: the attempt's context lives until the body is closed or the
 // time runs out, and a Read cut short by the deadline fails with a
-// *TimeoutError. In the recommended client stack it sits under retry and
+// *TimeoutError. The attempt's context is never reused (net/http may keep
+// it); under a caller's context that cannot be cancelled it is made as
+// the lazy one above, in one allocation with the body's wrapper, else by
+// context.WithDeadlineCause. Over a transport that watches it, as
+// net/http's does, a layer costs 7 allocations (5 with propagation off,
+// 2 more under a caller's context that can be cancelled), measured by
+// BenchmarkTimeoutRoundTripper. In the recommended client stack it sits under retry and
 // lb (a per-attempt timeout, so the breaker of a slow endpoint counts its
 // timeouts), over the transport.
 //
@@ -110,10 +140,11 @@
 //
 // # Defaults
 //
-//	field     default              why
-//	Timeout   10 s                 a safety net for calls that hang; Polly 30 s, Envoy routes 15 s
-//	Abandon   false (cooperative)  no goroutine per call; Go functions honour contexts
-//	Header    Request-Timeout-Ms   milliseconds, as Envoy's x-envoy-expected-rq-timeout-ms
+//	field          default              why
+//	Timeout        10 s                 a safety net for calls that hang; Polly 30 s, Envoy routes 15 s
+//	Abandon        false (cooperative)  no goroutine per call; Go functions honour contexts
+//	ReuseContexts  false                safe: a context kept past its call stays its own
+//	Header         Request-Timeout-Ms   milliseconds, as Envoy's x-envoy-expected-rq-timeout-ms
 //
 // # Telemetry
 //

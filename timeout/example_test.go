@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"testing"
 	"time"
 
 	"github.com/bulwark-go/bulwark/timeout"
@@ -48,6 +49,24 @@ func ExampleConfig_abandon() {
 	close(release) // the abandoned function runs on until it returns
 	<-finished
 	// Output: returned at the deadline: true
+}
+
+// ReuseContexts makes a hot, cooperative call allocation-free, for a fn
+// that keeps its promise: it neither uses nor keeps ctx once it has
+// returned (here it only reads ctx's deadline and error).
+func ExampleConfig_reuseContexts() {
+	t := timeout.New(timeout.Config{Timeout: time.Second, ReuseContexts: true})
+	defer t.Close()
+
+	lookup := func(ctx context.Context) error {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) <= 0 {
+			return errors.New("no time left")
+		}
+		return ctx.Err() // a fast in-process lookup: nothing to wait for
+	}
+	allocs := testing.AllocsPerRun(100, func() { _ = t.Do(context.Background(), lookup) })
+	fmt.Println("allocations per call:", allocs)
+	// Output: allocations per call: 0
 }
 
 func ExampleCall() {

@@ -48,7 +48,9 @@ import (
 // (default Request-Timeout-Ms) set to the time it has left, in whole
 // milliseconds rounded down: the smaller of Config.Timeout and the time to
 // the request's deadline. The caller's request is never modified: the
-// header is set on a clone (net/http's contract), and a header of that
+// header is set in a copy of the request with a header map of its own
+// (net/http's contract; the rest of the request is shared, as
+// Request.WithContext shares it), and a header of that
 // name the caller set, under any spelling of its key, is replaced in the
 // clone: the next hop gets one value.
 //
@@ -73,84 +75,134 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	now := clock.Real.Now()
 	deadline := now.Add(t.limit)
-	actx := ctx
-	var cancel context.CancelFunc
+	var a *attempt
 	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
 		deadline = dl
 	} else {
-		actx, cancel = context.WithDeadlineCause(ctx, deadline, t.cause)
+		a = &attempt{t: t, ctx: ctx}
+		if ctx.Done() == nil {
+			a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
+			a.c.done.Store(nilchan)
+			a.actx = &a.c
+		} else {
+			// A caller's context that can be cancelled must be watched
+			// from the start, to tell which ended first; a context of
+			// context's own does that cheapest (a *cancelCtx parent
+			// keeps it in a map, with no AfterFunc).
+			a.actx, a.cancel = context.WithDeadlineCause(ctx, deadline, t.cause)
+		}
+	}
+	actx := ctx
+	if a != nil {
+		actx = a.actx
 	}
 	out := req
 	switch {
 	case t.header != "":
-		out = req.Clone(actx)
-		if out.Header == nil { // a request built by hand; http.Client fills it in
-			out.Header = make(http.Header, 1)
-		}
-		setHeader(out.Header, t.header, formatBudget(deadline.Sub(now)))
-	case cancel != nil:
+		out = withHeader(req, actx, t.header, t.budget(deadline.Sub(now)))
+	case a != nil:
 		out = req.WithContext(actx)
 	}
-	if cancel == nil {
+	if a == nil {
 		return rt.next.RoundTrip(out)
 	}
 	returned := false
-	defer outcome.OnAbort(&returned, cancel)
+	defer outcome.OnAbort(&returned, a.release)
 	resp, err := rt.next.RoundTrip(out)
 	returned = true
 	if err != nil {
 		err = t.judge(ctx, actx, err)
-		cancel()
+		a.release()
 		return nil, err
 	}
-	if resp != nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		// The connection is the caller's now, its Body an
+	if resp == nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		// A 101's connection is the caller's now, its Body an
 		// io.ReadWriteCloser that a wrapper would hide: the attempt
 		// ended with the switch.
-		cancel()
+		a.release()
 		return resp, nil
 	}
-	if resp != nil && resp.Body != nil {
-		resp.Body = httpx.KeepWrite(resp.Body, &body{ReadCloser: resp.Body, t: t, ctx: ctx, actx: actx})
-	}
-	httpx.CancelOnClose(resp, cancel)
+	a.rc = resp.Body
+	resp.Body = httpx.KeepWrite(resp.Body, a)
 	return resp, nil
 }
 
-// setHeader sets the canonical key k of h to v alone, removing the values
-// the caller may have set under other spellings of k (header names are
-// case-insensitive, and net/http sends every key of the map): the next hop
-// would see a repeated header, and ignore it.
-func setHeader(h http.Header, k, v string) {
-	for key := range h {
-		if len(key) == len(k) && key != k && strings.EqualFold(key, k) {
-			delete(h, key)
-		}
+// budget returns the header value for a budget of d: the one made at New
+// for the whole limit (the common case, which then allocates nothing),
+// else a new one.
+func (t *Timeout) budget(d time.Duration) []string {
+	if d == t.limit {
+		return t.budgetValue
 	}
-	h[k] = []string{v}
+	return []string{formatBudget(d)}
 }
 
-// body turns the error of a Read cut short by the attempt's deadline into
-// a *TimeoutError.
-type body struct {
-	io.ReadCloser
-	t         *Timeout
-	ctx, actx context.Context
-	seen      bool
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.t.expired(b.ctx, b.actx) {
-		if !b.seen {
-			b.seen = true
-			b.t.timedOut(b.actx, b.t.limit)
+// withHeader returns a shallow copy of req with ctx and a header map of
+// its own in which the canonical key k holds v alone: the values the
+// caller may have set under other spellings of k are left out (header
+// names are case-insensitive, and net/http sends every key of the map,
+// so the next hop would see a repeated header, and ignore it). The other
+// keys share the caller's value slices, capped so that an append by a
+// layer below copies them; nothing else of req is modified by a
+// RoundTripper (net/http's contract), so nothing else needs a copy.
+func withHeader(req *http.Request, ctx context.Context, k string, v []string) *http.Request {
+	out := req.WithContext(ctx)
+	h := make(http.Header, len(req.Header)+1)
+	for key, vs := range req.Header {
+		if len(key) == len(k) && strings.EqualFold(key, k) {
+			continue
 		}
-		if err != error(b.t.cause) {
-			err = &TimeoutError{Limit: b.t.limit, Err: err}
+		h[key] = vs[:len(vs):len(vs)]
+	}
+	h[k] = v
+	out.Header = h
+	return out
+}
+
+// attempt is one attempt RoundTripper derived a context for: the context
+// (under a caller's context that cannot be cancelled, c, made as Do makes
+// its own: lazily, in one allocation with the rest of the attempt; else
+// context.WithDeadlineCause's) and, once the response has come, its body,
+// which ends the context when closed and turns the error of a Read cut
+// short by the deadline into a *TimeoutError.
+type attempt struct {
+	c      callCtx            // the attempt's context under a caller's that cannot be cancelled
+	actx   context.Context    // the attempt's context: &c, or context's own
+	cancel context.CancelFunc // ends actx when it is context's own
+	t      *Timeout
+	ctx    context.Context // the caller's
+	rc     io.ReadCloser   // the response's body
+	seen   bool            // the timeout was counted
+}
+
+// release ends the attempt's context.
+func (a *attempt) release() {
+	if a.cancel != nil {
+		a.cancel()
+		return
+	}
+	a.c.release()
+}
+
+func (a *attempt) Read(p []byte) (int, error) {
+	n, err := a.rc.Read(p)
+	if err != nil && err != io.EOF && a.t.expired(a.ctx, a.actx) {
+		if !a.seen {
+			a.seen = true
+			a.t.timedOut(a.ctx, a.t.limit)
+		}
+		if err != error(a.t.cause) {
+			err = &TimeoutError{Limit: a.t.limit, Err: err}
 		}
 	}
 	return n, err
+}
+
+// Close closes the body and ends the attempt's context.
+func (a *attempt) Close() error {
+	err := a.rc.Close()
+	a.release()
+	return err
 }
 
 // Handler returns server-side middleware that gives each request the

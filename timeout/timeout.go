@@ -26,6 +26,13 @@ type Timeout struct {
 	// context.WithTimeoutCause itself, and compared by identity to tell
 	// this Timeout's deadline from the caller's.
 	cause *TimeoutError
+	// causeCtx is a done context whose cause is cause: what a callCtx
+	// that timed out answers context.Cause's question with.
+	causeCtx context.Context
+	reuse    bool // Config.ReuseContexts
+	// budgetValue is the budget header's value for the whole limit,
+	// shared (capped, read-only) by the requests RoundTripper sends.
+	budgetValue []string
 
 	timeouts  atomic.Int64 // calls, attempts and requests that timed out
 	abandoned atomic.Int64 // abandoned functions still running
@@ -43,6 +50,7 @@ func New(cfg Config) *Timeout {
 		name:    cfg.Name,
 		limit:   cfg.Timeout,
 		abandon: cfg.Abandon,
+		reuse:   cfg.ReuseContexts,
 		header:  http.CanonicalHeaderKey(cfg.Header),
 	}
 	if t.limit == 0 {
@@ -55,6 +63,9 @@ func New(cfg Config) *Timeout {
 		t.header = ""
 	}
 	t.cause = &TimeoutError{Limit: t.limit}
+	t.causeCtx = newCause(t.cause)
+	v := formatBudget(t.limit)
+	t.budgetValue = []string{v}[:1:1]
 	t.tel.init(t, cfg.MeterProvider)
 	return t
 }
@@ -81,8 +92,11 @@ func (t *Timeout) Close() error { return t.tel.close() }
 //
 // In cooperative mode fn runs in the caller's goroutine, a panic in it
 // goes on untouched (fn's context ending with it), and Do returns when fn
-// does. With Config.Abandon see
-// the package doc for what becomes of an abandoned fn, and of its panics.
+// does; fn's context ends when fn returns. With Config.ReuseContexts a
+// later call may get the same context: fn must then neither use nor
+// keep it once it has returned (see Config.ReuseContexts). With
+// Config.Abandon see the package doc for what becomes of an abandoned
+// fn, and of its panics.
 //
 // Do panics at once if ctx or fn is nil.
 func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error {
@@ -99,14 +113,20 @@ func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error 
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	actx, cancel := t.derive(ctx)
-	if cancel == nil {
-		err := fn(actx)
+	dl, ok := t.deadline(ctx)
+	if !ok {
+		err := fn(ctx)
 		if err != nil && ctx.Err() != nil {
 			return callerErr(ctx, err)
 		}
 		return err
 	}
+	if t.reuse || ctx.Done() == nil {
+		c := t.newCallCtx(ctx, dl, t.reuse)
+		defer c.release() // on a panic in fn too
+		return t.judge(ctx, c, fn(c))
+	}
+	actx, cancel := context.WithDeadlineCause(ctx, dl, t.cause)
 	defer cancel() // on a panic in fn too: what fn started under actx stops
 	return t.judge(ctx, actx, fn(actx))
 }
@@ -127,6 +147,13 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 	if fn == nil {
 		panic("timeout: Call called with a nil fn")
 	}
+	return callReusing(ctx, t, fn, t.reuse)
+}
+
+// callReusing is Call, reusing contexts if reuse is set (Config.ReuseContexts;
+// grpcx's server interceptor never does: a handler's code is not the
+// caller's to vouch for).
+func callReusing[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, error), reuse bool) (T, error) {
 	if t.abandon {
 		return abandon(t, ctx, fn)
 	}
@@ -134,14 +161,21 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 		var zero T
 		return zero, context.Cause(ctx)
 	}
-	actx, cancel := t.derive(ctx)
-	if cancel == nil {
-		v, err := fn(actx)
+	dl, ok := t.deadline(ctx)
+	if !ok {
+		v, err := fn(ctx)
 		if err != nil && ctx.Err() != nil {
 			return v, callerErr(ctx, err)
 		}
 		return v, err
 	}
+	if reuse || ctx.Done() == nil {
+		c := t.newCallCtx(ctx, dl, reuse)
+		defer c.release() // on a panic in fn too
+		v, err := fn(c)
+		return v, t.judge(ctx, c, err)
+	}
+	actx, cancel := context.WithDeadlineCause(ctx, dl, t.cause)
 	defer cancel() // on a panic in fn too: what fn started under actx stops
 	v, err := fn(actx)
 	return v, t.judge(ctx, actx, err)
@@ -153,10 +187,22 @@ func Call[T any](ctx context.Context, t *Timeout, fn func(context.Context) (T, e
 // cost allocations); otherwise a child of ctx that ends after the limit,
 // with t.cause as its cause.
 func (t *Timeout) derive(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && !dl.After(clock.Real.Now().Add(t.limit)) {
+	dl, ok := t.deadline(ctx)
+	if !ok {
 		return ctx, nil
 	}
-	return context.WithTimeoutCause(ctx, t.limit, t.cause)
+	return context.WithDeadlineCause(ctx, dl, t.cause)
+}
+
+// deadline returns the deadline of a call made with ctx now, and whether
+// a context must be derived for it: false when ctx's own deadline comes
+// no later (the caller's deadline is then the one that counts).
+func (t *Timeout) deadline(ctx context.Context) (time.Time, bool) {
+	dl := clock.Real.Now().Add(t.limit)
+	if cdl, ok := ctx.Deadline(); ok && !cdl.After(dl) {
+		return cdl, false
+	}
+	return dl, true
 }
 
 // expired reports whether actx, a context derive made from ctx (with its
@@ -167,7 +213,11 @@ func (t *Timeout) derive(ctx context.Context) (context.Context, context.CancelFu
 // (grpc-go does) can fail with DeadlineExceeded first, and a stream's end
 // (grpc.OnFinish) may cancel it before its error is judged.
 func (t *Timeout) expired(ctx, actx context.Context) bool {
-	if actx.Err() != nil && context.Cause(actx) == error(t.cause) {
+	if c, ok := actx.(*callCtx); ok {
+		if c.Err() != nil && c.state.Load() == timedOut {
+			return true
+		}
+	} else if actx.Err() != nil && context.Cause(actx) == error(t.cause) {
 		return true
 	}
 	dl, ok := actx.Deadline()
@@ -337,6 +387,9 @@ func abandon[T any](t *Timeout, ctx context.Context, fn func(context.Context) (T
 func init() {
 	bridge.TimeoutDerive = func(t any, ctx context.Context) (context.Context, context.CancelFunc) {
 		return t.(*Timeout).derive(ctx)
+	}
+	bridge.TimeoutCall = func(t any, ctx context.Context, fn func(context.Context) (any, error)) (any, error) {
+		return callReusing(ctx, t.(*Timeout), fn, false)
 	}
 	bridge.TimeoutJudge = func(t any, ctx, actx context.Context, err error, seen *atomic.Bool) error {
 		return t.(*Timeout).judgeOnce(ctx, actx, err, seen)

@@ -1,0 +1,356 @@
+package timeout
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bulwark-go/bulwark/internal/clock"
+)
+
+// callCtx is the context Do and Call give fn when they derive one without
+// context.WithTimeoutCause: the caller's context cannot be cancelled (its
+// Done is nil, as Background's), or Config.ReuseContexts is set. It is
+// one allocation (none when pooled) because everything a context usually
+// sets up at once is made lazily:
+//
+//   - Err compares the clock with the deadline (and asks the parent), so a
+//     fn that only checks Err or Deadline needs no timer;
+//   - the Done channel, the timer that closes it at the deadline and the
+//     registration with a cancellable parent are made by the first call
+//     to Done or AfterFunc (context.WithCancel and context.AfterFunc call
+//     them), the moment something starts watching.
+//
+// A ctx ends once, in one of three states, and stays so. Its cause is
+// what context.Cause finds, by asking Value for the key of context's
+// *cancelCtx (see Value): the Timeout's *TimeoutError for timedOut,
+// context.Canceled for canceled (fn returned), the parent's cause for
+// parentDone.
+//
+// Pooled (Config.ReuseContexts), a ctx is reused by later calls once its
+// call has returned, if nothing watched it (see release). Every field a
+// holder reads is then read under mu (fresh ctxs read the fields set
+// before they were published without it), so a holder that broke the
+// contract and kept the ctx gets wrong answers (the next call's), never
+// a torn read; until the ctx is reused it reads as Canceled, with no
+// deadline and no Values.
+type callCtx struct {
+	pooled bool // set at creation, never changed
+	state  atomic.Uint32
+	done   atomic.Value // of chan struct{}: nil until Done, closedchan or closed once ended
+
+	mu       sync.Mutex
+	parent   context.Context
+	deadline time.Time
+	cause    context.Context // a done *cancelCtx carrying the Timeout's cause
+	err      error           // parentDone: the parent's Err
+	timer    clock.Timer     // armed by Done
+	wakeFn   func()          // c.wake, made once
+	stop     func() bool     // unregisters wakeFn from the parent
+	afters   []*afterFunc    // AfterFunc registrations, run when c ends
+	// aftersBuf holds the first registrations, without an allocation:
+	// a context derived from c (retry's attempt context under a total
+	// timeout) registers one.
+	aftersBuf [2]*afterFunc
+
+	// watched is set by Done and AfterFunc: something may be waiting for
+	// c to end, and may read it once woken, after its call has returned
+	// (context's own propagation does: a child's goroutine or AfterFunc
+	// reads Err and Cause when c ends, and panics on a nil Err). A pooled
+	// c that was watched is never reused; see release.
+	watched bool
+}
+
+// The states of a callCtx.
+const (
+	live uint32 = iota
+	timedOut
+	canceled
+	parentDone
+)
+
+// closedchan is the Done channel of a ctx that ended before anyone asked
+// for one.
+var closedchan = make(chan struct{})
+
+// canceledCause is a done context whose cause is context.Canceled: what
+// Value answers context.Cause with for a ctx that ended with its call.
+// released is the parent of a pooled ctx between two calls: no Values.
+var (
+	canceledCause context.Context
+	released      = context.Background()
+)
+
+func init() {
+	close(closedchan)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	canceledCause = ctx
+}
+
+// newCause returns a done context whose cause (per context.Cause) is
+// cause, for a Timeout's callCtxs to answer Value with once timed out.
+func newCause(cause error) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	return ctx
+}
+
+// ctxPool holds pooled callCtxs (Config.ReuseContexts).
+var ctxPool = sync.Pool{New: func() any {
+	c := &callCtx{pooled: true}
+	c.wakeFn = c.wake
+	return c
+}}
+
+// newCallCtx returns a ctx that ends at deadline or when parent does:
+// from ctxPool when reuse is set, else fresh.
+func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse bool) *callCtx {
+	if !reuse {
+		c := &callCtx{parent: parent, deadline: deadline, cause: t.causeCtx}
+		c.done.Store(nilchan)
+		return c
+	}
+	c := ctxPool.Get().(*callCtx)
+	c.mu.Lock()
+	c.parent, c.deadline, c.cause, c.err, c.watched = parent, deadline, t.causeCtx, nil, false
+	c.done.Store(nilchan)
+	c.state.Store(live)
+	c.mu.Unlock()
+	return c
+}
+
+var nilchan chan struct{}
+
+// release ends c as cancelled, its call having returned, and puts it back
+// in the pool if it is pooled and nothing watched it. Only a c that was
+// never watched is reused: whatever waits on Done (a goroutine fn
+// started, a context fn derived from c, a function it registered with
+// context.AfterFunc) is woken by this end and may read c afterwards, and
+// must find it cancelled, with its own deadline and Values, not serving
+// another call. What is left to
+// break the contract is code that kept c itself and reads it later
+// (a logger's Value, a detached context.WithoutCancel(c)).
+func (c *callCtx) release() {
+	c.mu.Lock()
+	c.endLocked(canceled, context.Canceled)
+	if !c.pooled || c.watched { // never reused: it keeps its deadline and Values
+		c.mu.Unlock()
+		return
+	}
+	c.parent, c.deadline, c.cause = released, time.Time{}, nil
+	c.mu.Unlock()
+	ctxPool.Put(c)
+}
+
+// fields returns what a holder reads: under mu when c is pooled.
+func (c *callCtx) fields() (parent context.Context, deadline time.Time, cause context.Context, err error) {
+	if !c.pooled {
+		return c.parent, c.deadline, c.cause, nil
+	}
+	c.mu.Lock()
+	parent, deadline, cause, err = c.parent, c.deadline, c.cause, c.err
+	c.mu.Unlock()
+	return
+}
+
+// Deadline returns the deadline the call runs under. A released pooled
+// ctx has none.
+func (c *callCtx) Deadline() (time.Time, bool) {
+	_, dl, _, _ := c.fields()
+	return dl, !dl.IsZero()
+}
+
+// Err returns nil until c ends, then why, as context's contexts do. Before
+// anything armed a timer, it ends c itself once the deadline has passed
+// or the parent has ended: a fn that polls Err sees the same as one that
+// waits on Done.
+func (c *callCtx) Err() error {
+	if c.state.Load() == live && !c.pooled && c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
+		return nil // the fast path: nothing to lock
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Load() == live {
+		c.pollLocked(clock.Real.Now())
+	}
+	switch c.state.Load() {
+	case timedOut:
+		return context.DeadlineExceeded
+	case canceled:
+		return context.Canceled
+	case parentDone:
+		return c.err
+	}
+	return nil
+}
+
+// Done returns a channel closed when c ends. The first call arms the
+// timer (and the parent's registration).
+func (c *callCtx) Done() <-chan struct{} {
+	if d := c.done.Load().(chan struct{}); d != nil {
+		return d
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.armLocked()
+}
+
+// Value answers context.Cause's question (the key of context's cancelCtx)
+// with a done *cancelCtx carrying c's cause once c has ended, and every
+// other key from the parent. The keys a done cancelCtx made from
+// Background answers are exactly that one: every other key it passes to
+// Background, which answers nil.
+func (c *callCtx) Value(key any) any {
+	parent, _, cause, _ := c.fields()
+	switch c.state.Load() {
+	case timedOut:
+		if cause != nil {
+			if v := cause.Value(key); v != nil {
+				return v
+			}
+		}
+	case canceled:
+		if v := canceledCause.Value(key); v != nil {
+			return v
+		}
+	}
+	return parent.Value(key)
+}
+
+// String names c as context's contexts do, for debugging.
+func (c *callCtx) String() string { return "timeout.Context" }
+
+// AfterFunc is the method context.AfterFunc and context.WithCancel look
+// for: f runs in a goroutine of its own when c ends, without a goroutine
+// waiting for it meanwhile.
+func (c *callCtx) AfterFunc(f func()) func() bool {
+	a := &afterFunc{f: f}
+	c.mu.Lock()
+	c.armLocked()
+	if c.state.Load() != live {
+		c.mu.Unlock()
+		a.state.Store(afterRan)
+		go f()
+		return a.stop
+	}
+	if c.afters == nil {
+		c.afters = c.aftersBuf[:0]
+	}
+	if len(c.afters) == cap(c.afters) { // drop the stopped ones before growing
+		kept := c.afters[:0]
+		for _, x := range c.afters {
+			if x.state.Load() == afterPending {
+				kept = append(kept, x)
+			}
+		}
+		clear(c.afters[len(kept):])
+		c.afters = kept
+	}
+	c.afters = append(c.afters, a)
+	c.mu.Unlock()
+	return a.stop
+}
+
+// afterFunc is one AfterFunc registration.
+type afterFunc struct {
+	f     func()
+	state atomic.Uint32
+}
+
+const (
+	afterPending uint32 = iota
+	afterRan
+	afterStopped
+)
+
+func (a *afterFunc) stop() bool { return a.state.CompareAndSwap(afterPending, afterStopped) }
+
+// armLocked returns c's Done channel, making it, the timer and the
+// parent's registration if need be.
+func (c *callCtx) armLocked() chan struct{} {
+	c.watched = true
+	if d := c.done.Load().(chan struct{}); d != nil {
+		return d
+	}
+	now := clock.Real.Now()
+	if c.pollLocked(now) {
+		return c.done.Load().(chan struct{})
+	}
+	d := make(chan struct{})
+	c.done.Store(d)
+	if c.wakeFn == nil {
+		c.wakeFn = c.wake
+	}
+	dur := c.deadline.Sub(now)
+	c.timer = clock.Real.AfterFunc(dur, c.wakeFn)
+	if c.parent.Done() != nil {
+		c.stop = context.AfterFunc(c.parent, c.wakeFn)
+	}
+	return d
+}
+
+// wake runs at the deadline and when the parent ends (a timer or parent
+// registration exists only once c was watched, and a watched c is never
+// reused, so wake always concerns c's own call).
+func (c *callCtx) wake() {
+	c.mu.Lock()
+	c.pollLocked(clock.Real.Now())
+	c.mu.Unlock()
+}
+
+// pollLocked ends c if its parent has ended or its deadline has passed
+// at now, and reports whether c has ended. The parent comes first: when both
+// happened before anything looked, c cannot tell which came first, and a
+// caller that has gone away is not a timeout of the callee.
+func (c *callCtx) pollLocked(now time.Time) bool {
+	if c.state.Load() != live {
+		return true
+	}
+	if err := c.parent.Err(); err != nil {
+		c.endLocked(parentDone, err)
+		return true
+	}
+	if !now.Before(c.deadline) {
+		c.endLocked(timedOut, context.DeadlineExceeded)
+		return true
+	}
+	return false
+}
+
+// endLocked ends c in state s with err, if it is still live: it closes
+// Done, stops the timer, leaves the parent and starts the AfterFunc
+// functions.
+func (c *callCtx) endLocked(s uint32, err error) {
+	if c.state.Load() != live {
+		return
+	}
+	if s == parentDone {
+		c.err = err
+	}
+	c.state.Store(s)
+	if d := c.done.Load().(chan struct{}); d == nil {
+		c.done.Store(closedchan)
+	} else {
+		close(d)
+	}
+	if c.timer != nil {
+		// Not kept for reuse: a timer made in a testing/synctest bubble
+		// cannot be used outside it, and a pooled ctx may serve a call
+		// in another bubble, or in none, next.
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	for i, a := range c.afters {
+		if a.state.CompareAndSwap(afterPending, afterRan) {
+			go a.f()
+		}
+		c.afters[i] = nil
+	}
+	c.afters = c.afters[:0]
+}
