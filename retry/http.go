@@ -151,7 +151,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if first == req {
 			first = req.WithContext(req.Context())
 		}
-		first.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
+		first.Header = httpx.HeaderWith(req.Header, idempotencyHeader, []string{key})
 	}
 
 	ctx := req.Context()
@@ -190,7 +190,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			r.Body, r.GetBody = body, getBody
 		}
 		if key != "" {
-			r.Header = httpx.HeaderWith(req.Header, idempotencyHeader, key)
+			r.Header = httpx.HeaderWith(req.Header, idempotencyHeader, []string{key})
 		}
 		return r, nil
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -143,19 +142,12 @@ func (t *Timeout) budget(d time.Duration) []string {
 // names are case-insensitive, and net/http sends every key of the map,
 // so the next hop would see a repeated header, and ignore it). The other
 // keys share the caller's value slices, capped so that an append by a
-// layer below copies them; nothing else of req is modified by a
-// RoundTripper (net/http's contract), so nothing else needs a copy.
+// layer below copies them (httpx.HeaderWith); nothing else of req is
+// modified by a RoundTripper (net/http's contract), so nothing else needs
+// a copy.
 func withHeader(req *http.Request, ctx context.Context, k string, v []string) *http.Request {
 	out := req.WithContext(ctx)
-	h := make(http.Header, len(req.Header)+1)
-	for key, vs := range req.Header {
-		if len(key) == len(k) && strings.EqualFold(key, k) {
-			continue
-		}
-		h[key] = vs[:len(vs):len(vs)]
-	}
-	h[k] = v
-	out.Header = h
+	out.Header = httpx.HeaderWith(req.Header, k, v)
 	return out
 }
 

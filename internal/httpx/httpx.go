@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -240,38 +241,26 @@ func (b *cancelBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 // HeaderWith returns a copy of h in which key (given in canonical form)
-// has the one value v, in place of any h has under that exact key; other
-// spellings of key are copied as they are (a caller that must drop them
-// deletes them from the copy). The copy costs what [http.Header.Clone]
-// costs, the map and one array for every value, v included, without the
-// slice a Set on the clone would add; each key's values are capped, so an
-// append to one never overwrites another's.
+// has the values vs, in place of what h has under any spelling of key.
+// The copy costs its map alone: it shares h's value slices, each
+// capped at its length, so that Set, Add, Del or an append on the copy
+// never reaches h (or another key's values); only writing into an
+// element of a shared slice would, which no layer may do (below).
 //
 // It is for a RoundTripper that sets a header on the request it sends:
 // the RoundTripper contract forbids modifying the caller's request, so it
 // sends a shallow copy (req.WithContext) with this header, instead of a
-// deep req.Clone that would also copy the URL, trailer and form nobody
-// changes. That is safe because no layer below may modify the request it
-// is given either.
-func HeaderWith(h http.Header, key, v string) http.Header {
-	n := 1
-	for _, vs := range h {
-		n += len(vs)
-	}
-	all := make([]string, 0, n)
+// deep req.Clone that would also copy the URL, the values, the trailer
+// and the form nobody changes. That is safe because no layer below may
+// modify the request it is given either.
+func HeaderWith(h http.Header, key string, vs []string) http.Header {
 	out := make(http.Header, len(h)+1)
-	for k, vs := range h {
-		if k == key {
+	for k, v := range h {
+		if len(k) == len(key) && strings.EqualFold(k, key) {
 			continue
 		}
-		if vs == nil {
-			out[k] = nil
-			continue
-		}
-		all = append(all, vs...)
-		out[k] = all[len(all)-len(vs) : len(all) : len(all)]
+		out[k] = v[:len(v):len(v)]
 	}
-	all = append(all, v)
-	out[key] = all[len(all)-1:]
+	out[key] = vs
 	return out
 }
