@@ -168,11 +168,17 @@ const (
 	maxShards     = 16
 )
 
+// shard is one GCRA word with what a call on it reads: its parameters
+// and its admission count share the word's cache line, which the call
+// writes anyway, and the padding keeps every other shard's line apart. (The
+// parameters once sat after the padding, on the line of the next shard's
+// word: a core deciding on its own shard then reread a line the other
+// core had just written, and two cores spent more per call than one.)
 type shard struct {
 	tat      atomic.Int64
-	admitted atomic.Int64 // calls Allow and Decide admitted here: on the line tat's write owns already
-	_        [stripe.CacheLine - 16]byte
+	admitted atomic.Int64 // calls Allow and Decide admitted here
 	g        gcra
+	_        [stripe.CacheLine - 32]byte
 }
 
 // Rate is a local rate limiter: the GCRA algorithm (see the package doc)
