@@ -71,9 +71,12 @@
 //
 // # Bulkheads
 //
-// [Bulkhead] caps calls in flight with one compare-and-swap on a counter;
-// an optional bounded queue holds calls for up to QueueTimeout when every
-// slot is taken.
+// [Bulkhead] caps calls in flight: taking a slot is one compare-and-swap
+// on a count of slots taken, freeing it one on a count of slots freed
+// (the calls in flight are the difference, and the count of slots taken
+// doubles as the count of admissions the metrics report); an optional
+// bounded queue holds calls for up to QueueTimeout when every slot is
+// taken.
 //
 // # Adaptive concurrency
 //
