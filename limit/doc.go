@@ -24,9 +24,9 @@
 // one atomic load and, to admit, one read-modify-write (a
 // compare-and-swap when the limiter is idle, an atomic add while it is
 // busy), with no lock and no allocation; rejecting a full limiter is a
-// load only (a call that loses a race for the last slot takes its add
-// back). Counting the decision for the metrics adds one atomic add (see
-// Telemetry). The distributed limiter in
+// load only (one per word of a fast limit, below; a call that loses a race
+// for the last slot takes its add back). Counting the decision for the
+// metrics adds one atomic add (see Telemetry). The distributed limiter in
 // limit/redisstore runs the same arithmetic in a Lua script on Redis's
 // clock, so a local and a distributed limit with the same Config admit
 // the same calls.
@@ -132,11 +132,12 @@
 // bulwark.limit.in_flight and bulwark.limit.concurrency_limit, with the
 // attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive; the
 // distributed limiter of limit/redisstore reports distributed, under this
-// package's scope). Counting costs at most one atomic add per decision: a
-// rejection, and a keyed or adaptive limiter's admission, add to a
-// per-processor counter; a Rate's admission adds to a counter on its GCRA
-// word's cache line, which the admission has just written; a Bulkhead's
-// admission adds nothing, its count of slots taken being the count.
+// package's scope). Counting costs at most one atomic add per decision.
+// In this package's limiters, a rejection, and a keyed or adaptive
+// limiter's admission, add to a per-processor counter; a Rate's admission
+// adds to a counter on its GCRA word's cache line, which the admission has
+// just written; a Bulkhead's admission adds nothing, its count of slots
+// taken being the count.
 //
 // # Dependencies
 //

@@ -185,11 +185,11 @@ type shard struct {
 // on one atomic word, so [Rate.Allow] is one load of the word and, to
 // admit, one read-modify-write of it, with no lock and no allocation;
 // counting the decision for the metrics is one more atomic add (for an
-// admission, on the cache line the word's write holds already). It admits calls at
-// RateConfig.Rate per second on average, and up to RateConfig.Burst at
-// once after an idle period. A limit of 10,000 calls a second or more is
-// spread over one word per processor (see the package doc, "Fast
-// limits"), so that cores calling at once do not contend.
+// admission, on the cache line the word's write holds already). It
+// admits calls at RateConfig.Rate per second on average, and up to
+// RateConfig.Burst at once after an idle period. A limit of 10,000 calls
+// a second or more is spread over one word per processor (see the package
+// doc, "Fast limits"), so that cores calling at once do not contend.
 //
 // A Rate is safe for concurrent use. Create it with [NewRate]; the zero
 // Rate is not usable. Close it when discarding it, to unregister its
