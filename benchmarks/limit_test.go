@@ -27,9 +27,10 @@ type limitCase struct {
 	setup func() (op func() bool, done func())
 }
 
-// Admitting: a limit far above what the benchmark can reach (1e9 calls a
-// second, a burst of 1e6), so every call takes the admitting path, which
-// writes the limiter's state.
+// Admitting: the same limit for every limiter, far above what the
+// benchmark can reach (1e9 calls a second, a burst of 1e6; failsafe-go's
+// smooth limiter has no burst), so every call takes the admitting path,
+// which writes the limiter's state (admitted/op shows 1 for each).
 var limitAllowCases = []limitCase{
 	{"bulwark", func() (func() bool, func()) {
 		r := limit.NewRate(limit.RateConfig{Rate: 1e9, Burst: 1e6})
@@ -49,8 +50,9 @@ var limitAllowCases = []limitCase{
 	}},
 }
 
-// Saturated: a limit of one call a second, so nearly every call is
-// rejected (the path a limiter takes under the overload it exists for).
+// Saturated: a limit of one call a second (burst 1) for every limiter, so
+// every call but a fresh limiter's first is rejected (the path a limiter
+// takes under the overload it exists for; admitted/op shows the share).
 var limitSaturatedCases = []limitCase{
 	{"bulwark", func() (func() bool, func()) {
 		r := limit.NewRate(limit.RateConfig{Rate: 1, Burst: 1})
