@@ -45,8 +45,8 @@ func (p Permit) Release(o bulwark.Outcome) {
 // Bulkhead caps the calls in flight at BulkheadConfig.MaxConcurrent,
 // so that one slow dependency cannot take every goroutine, connection or
 // byte of memory of a service. Taking a slot is one compare-and-swap on
-// an atomic counter, and freeing it one on another: no lock, no
-// allocation.
+// an atomic counter, and freeing it one atomic add on another: no lock,
+// no allocation.
 //
 // With BulkheadConfig.MaxQueue set, a call that finds every slot taken
 // waits, up to QueueTimeout (or its context's end), for a slot; at most
@@ -74,6 +74,10 @@ type Bulkhead struct {
 // number of calls admitted, so admitting a call writes one word where a
 // counter of calls in flight would need a second one for telemetry. Both
 // words share a cache line (a call takes a slot and frees it), alone.
+//
+// Both only grow while every free pairs with a take, as Release's
+// contract requires; the arguments below assume it. An unpaired free is
+// undone at once (see free).
 type slotCounts struct {
 	acquired, released atomic.Int64
 	_                  [stripe.CacheLine - 16]byte
@@ -83,7 +87,8 @@ type slotCounts struct {
 // acquired, so a rejection is right at the moment of that read (in flight
 // then: at least a - r), and an admission is right at the moment its
 // compare-and-swap succeeds (at most a - r in flight, as released only
-// grows).
+// grows). Acquired is never written but by this compare-and-swap, so it
+// never goes back, and the admission count it doubles as never drops.
 func (c *slotCounts) take(limit int64) bool {
 	for {
 		a := c.acquired.Load()
@@ -96,28 +101,31 @@ func (c *slotCounts) take(limit int64) bool {
 	}
 }
 
-// free frees a slot. It reports false, and frees nothing, if every slot
-// taken is free already. It is a compare-and-swap rather than an add, so
-// that released never runs ahead of acquired, not even for a moment: the
-// arguments of take and inFlight rest on released only growing.
+// free frees a slot. It reports false, and frees nothing, if that would
+// free more slots than were taken (its add is taken back at once).
+//
+// It is an add, not a compare-and-swap loop like take's: with two cores
+// taking and freeing slots at once, loading the line and then writing it
+// costs two trips of the cache line between the cores where an add costs
+// one, and a compare-and-swap may fail and go round again. (Measured on
+// a 2-vCPU VM with both cores busy on one bulkhead, TryAcquire+Release
+// under RunParallel: about 34 ns with a compare-and-swap here, 29 ns with
+// the add; the single counter of calls in flight that these counts
+// replaced took 22 ns there, and 17.5 ns of CPU against 10.7 on one core.)
 func (c *slotCounts) free() bool {
-	for {
-		r := c.released.Load()
-		if r >= c.acquired.Load() {
-			return false
-		}
-		if c.released.CompareAndSwap(r, r+1) {
-			return true
-		}
+	if c.released.Add(1) > c.acquired.Load() {
+		c.released.Add(-1)
+		return false
 	}
+	return true
 }
 
 // inFlight returns the slots taken at the moment acquired is read, when
 // released reads the same on either side of that read (released only
 // grows, so it did not change). If releases keep coming between the
 // reads, it gives up after 64 tries and returns acquired - released read
-// in that order: at least zero (released never passes acquired), and no
-// more than the slots taken at either read.
+// in that order: no more than the slots taken at either read, and at
+// least zero unless an unpaired free is being undone.
 func (c *slotCounts) inFlight() int64 { return c.inFlightTries(64) }
 
 func (c *slotCounts) inFlightTries(n int) int64 {

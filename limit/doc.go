@@ -76,11 +76,11 @@
 // # Bulkheads
 //
 // [Bulkhead] caps calls in flight: taking a slot is one compare-and-swap
-// on a count of slots taken, freeing it one on a count of slots freed
-// (the calls in flight are the difference, and the count of slots taken
-// doubles as the count of admissions the metrics report); an optional
-// bounded queue holds calls for up to QueueTimeout when every slot is
-// taken.
+// on a count of slots taken, freeing it one atomic add on a count of slots
+// freed (the calls in flight are the difference, and the count of slots
+// taken doubles as the count of admissions the metrics report); an
+// optional bounded queue holds calls for up to QueueTimeout when every
+// slot is taken.
 //
 // # Adaptive concurrency
 //

@@ -320,9 +320,10 @@ func TestShardedRateKeepsTheBound(t *testing.T) {
 
 // Regression: a shard's GCRA parameters sat after its padding, on the
 // cache line of the next shard's word, so two cores on two shards kept
-// taking that line from each other (the parallel benchmark spent about 7
-// ns more CPU per call than the serial one). Everything a call on a shard
-// touches must share one line, and no two shards may share one.
+// taking that line from each other: with two cores free, BenchmarkLimitAllow
+// under RunParallel took 45 ns a call (82 ns of CPU) against 21 ns (37 ns
+// of CPU) with the parameters on the shard's own line. Everything a call
+// on a shard touches must share one line, and no two shards may share one.
 func TestShardsKeepToTheirOwnCacheLines(t *testing.T) {
 	const line = 64
 	var s shard
