@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,54 +18,57 @@ import (
 	"github.com/bulwark-go/bulwark/limit"
 )
 
-// limitCase is one limiter doing one decision per op. Each is built once,
-// outside the loop, as a service would; run with -cpu 1,2 to see the
-// serial and the contended cost.
+// limitCase is one limiter doing one decision per op; op reports whether
+// the limiter admitted the call. Each is built once, outside the loop, as
+// a service would; run with -cpu 1,2 to see the serial and the contended
+// cost.
 type limitCase struct {
 	name  string
-	setup func() (op func(), done func())
+	setup func() (op func() bool, done func())
 }
 
-// Admitting: a limit far above what the benchmark can reach (1e9 calls a
-// second, a burst of 1e6), so every call takes the admitting path, which
-// writes the limiter's state.
+// Admitting: the same limit for every limiter, far above what the
+// benchmark can reach (1e9 calls a second, a burst of 1e6; failsafe-go's
+// smooth limiter has no burst), so every call takes the admitting path,
+// which writes the limiter's state (admitted/op shows 1 for each).
 var limitAllowCases = []limitCase{
-	{"bulwark", func() (func(), func()) {
+	{"bulwark", func() (func() bool, func()) {
 		r := limit.NewRate(limit.RateConfig{Rate: 1e9, Burst: 1e6})
-		return func() { r.Allow() }, func() { r.Close() }
+		return r.Allow, func() { r.Close() }
 	}},
-	{"x-time-rate", func() (func(), func()) {
+	{"x-time-rate", func() (func() bool, func()) {
 		l := rate.NewLimiter(1e9, 1e6)
-		return func() { l.Allow() }, func() {}
+		return l.Allow, func() {}
 	}},
-	{"failsafe-go-smooth", func() (func(), func()) {
+	{"failsafe-go-smooth", func() (func() bool, func()) {
 		l := ratelimiter.NewSmooth[any](1e9, time.Second)
-		return func() { l.TryAcquirePermit() }, func() {}
+		return l.TryAcquirePermit, func() {}
 	}},
-	{"failsafe-go-bursty", func() (func(), func()) {
+	{"failsafe-go-bursty", func() (func() bool, func()) {
 		l := ratelimiter.NewBursty[any](1e6, time.Millisecond)
-		return func() { l.TryAcquirePermit() }, func() {}
+		return l.TryAcquirePermit, func() {}
 	}},
 }
 
-// Saturated: a limit of one call a second, so nearly every call is
-// rejected (the path a limiter takes under the overload it exists for).
+// Saturated: a limit of one call a second (burst 1) for every limiter, so
+// every call but a fresh limiter's first is rejected (the path a limiter
+// takes under the overload it exists for; admitted/op shows the share).
 var limitSaturatedCases = []limitCase{
-	{"bulwark", func() (func(), func()) {
+	{"bulwark", func() (func() bool, func()) {
 		r := limit.NewRate(limit.RateConfig{Rate: 1, Burst: 1})
-		return func() { r.Allow() }, func() { r.Close() }
+		return r.Allow, func() { r.Close() }
 	}},
-	{"x-time-rate", func() (func(), func()) {
+	{"x-time-rate", func() (func() bool, func()) {
 		l := rate.NewLimiter(1, 1)
-		return func() { l.Allow() }, func() {}
+		return l.Allow, func() {}
 	}},
-	{"failsafe-go-smooth", func() (func(), func()) {
+	{"failsafe-go-smooth", func() (func() bool, func()) {
 		l := ratelimiter.NewSmooth[any](1, time.Second)
-		return func() { l.TryAcquirePermit() }, func() {}
+		return l.TryAcquirePermit, func() {}
 	}},
-	{"failsafe-go-bursty", func() (func(), func()) {
+	{"failsafe-go-bursty", func() (func() bool, func()) {
 		l := ratelimiter.NewBursty[any](1, time.Second)
-		return func() { l.TryAcquirePermit() }, func() {}
+		return l.TryAcquirePermit, func() {}
 	}},
 }
 
@@ -81,6 +85,13 @@ func reportCPUSince(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
+// reportAdmitted adds admitted/op: the share of ops the limiter admitted,
+// so that a table compares limiters that did the same work (a rejection
+// and an admission take different paths).
+func reportAdmitted(b *testing.B, admitted int64) {
+	b.ReportMetric(float64(admitted)/float64(b.N), "admitted/op")
+}
+
 func runLimitCases(b *testing.B, cases []limitCase) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -89,10 +100,14 @@ func runLimitCases(b *testing.B, cases []limitCase) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := cpuTime()
+			var admitted int64
 			for b.Loop() {
-				op()
+				if op() {
+					admitted++
+				}
 			}
 			reportCPUSince(b, start)
+			reportAdmitted(b, admitted)
 		})
 		b.Run(c.name+"-parallel", func(b *testing.B) {
 			op, done := c.setup()
@@ -100,12 +115,18 @@ func runLimitCases(b *testing.B, cases []limitCase) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := cpuTime()
+			var admitted atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
+				var n int64 // counted per goroutine: no shared write per op
 				for pb.Next() {
-					op()
+					if op() {
+						n++
+					}
 				}
+				admitted.Add(n)
 			})
 			reportCPUSince(b, start)
+			reportAdmitted(b, admitted.Load())
 		})
 	}
 }
@@ -168,13 +189,20 @@ func BenchmarkLimitKeyed(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := cpuTime()
-				defer func() { reportCPUSince(b, start) }()
+				var admitted atomic.Int64
+				defer func() {
+					reportCPUSince(b, start)
+					reportAdmitted(b, admitted.Load())
+				}()
 				if !parallel {
-					i := 0
+					i, n := 0, int64(0)
 					for b.Loop() {
-						allow(keyNames[i%keyedKeys])
+						if allow(keyNames[i%keyedKeys]) {
+							n++
+						}
 						i++
 					}
+					admitted.Store(n)
 					return
 				}
 				var seq sync.Mutex
@@ -184,10 +212,14 @@ func BenchmarkLimitKeyed(b *testing.B) {
 					i := off * 97
 					off++
 					seq.Unlock()
+					var n int64
 					for pb.Next() {
-						allow(keyNames[i%keyedKeys])
+						if allow(keyNames[i%keyedKeys]) {
+							n++
+						}
 						i++
 					}
+					admitted.Add(n)
 				})
 			})
 		}
@@ -242,28 +274,34 @@ func BenchmarkLimitKeyedMemory(b *testing.B) {
 func BenchmarkLimitBulkhead(b *testing.B) {
 	ctx := context.Background()
 	runLimitCases(b, []limitCase{
-		{"bulwark", func() (func(), func()) {
+		{"bulwark", func() (func() bool, func()) {
 			bh := limit.NewBulkhead(limit.BulkheadConfig{MaxConcurrent: 1 << 20})
-			return func() {
+			return func() bool {
 				if bh.TryAcquire() {
 					bh.Release()
+					return true
 				}
+				return false
 			}, func() { bh.Close() }
 		}},
-		{"bulwark-permit", func() (func(), func()) {
+		{"bulwark-permit", func() (func() bool, func()) {
 			bh := limit.NewBulkhead(limit.BulkheadConfig{MaxConcurrent: 1 << 20})
-			return func() {
+			return func() bool {
 				if p, err := bh.Acquire(ctx); err == nil {
 					p.Release(bulwark.Success)
+					return true
 				}
+				return false
 			}, func() { bh.Close() }
 		}},
-		{"failsafe-go", func() (func(), func()) {
+		{"failsafe-go", func() (func() bool, func()) {
 			bh := fsbulkhead.New[any](1 << 20)
-			return func() {
+			return func() bool {
 				if bh.TryAcquirePermit() {
 					bh.ReleasePermit()
+					return true
 				}
+				return false
 			}, func() {}
 		}},
 	})
@@ -274,20 +312,24 @@ func BenchmarkLimitBulkhead(b *testing.B) {
 func BenchmarkLimitAdaptive(b *testing.B) {
 	ctx := context.Background()
 	runLimitCases(b, []limitCase{
-		{"bulwark", func() (func(), func()) {
+		{"bulwark", func() (func() bool, func()) {
 			a := limit.NewAdaptive(limit.AdaptiveConfig{MinLimit: 1000, InitialLimit: 1000, MaxLimit: 1000})
-			return func() {
+			return func() bool {
 				if p, err := a.Acquire(ctx); err == nil {
 					p.Release(bulwark.Success)
+					return true
 				}
+				return false
 			}, func() { a.Close() }
 		}},
-		{"failsafe-go", func() (func(), func()) {
+		{"failsafe-go", func() (func() bool, func()) {
 			l := adaptivelimiter.NewBuilder[any]().WithLimits(1000, 1000, 1000).Build()
-			return func() {
+			return func() bool {
 				if p, ok := l.TryAcquirePermit(); ok {
 					p.Record()
+					return true
 				}
+				return false
 			}, func() {}
 		}},
 	})

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-go/bulwark"
@@ -44,7 +45,8 @@ func (p Permit) Release(o bulwark.Outcome) {
 // Bulkhead caps the calls in flight at BulkheadConfig.MaxConcurrent,
 // so that one slow dependency cannot take every goroutine, connection or
 // byte of memory of a service. Taking a slot is one compare-and-swap on
-// an atomic counter: no lock, no allocation.
+// an atomic counter, and freeing it one atomic add on another: no lock,
+// no allocation.
 //
 // With BulkheadConfig.MaxQueue set, a call that finds every slot taken
 // waits, up to QueueTimeout (or its context's end), for a slot; at most
@@ -56,7 +58,7 @@ func (p Permit) Release(o bulwark.Outcome) {
 // A Bulkhead is safe for concurrent use; the zero Bulkhead is not usable,
 // use [NewBulkhead]. Close it when discarding it.
 type Bulkhead struct {
-	inflight stripe.Int64 // alone on its cache lines: every call CASes it
+	slots    slotCounts
 	waiting  stripe.Int64
 	max      int64
 	maxQueue int64
@@ -67,6 +69,76 @@ type Bulkhead struct {
 	tel      *instruments
 }
 
+// slotCounts count the slots taken and freed since the bulkhead was made:
+// the calls in flight are acquired - released, and acquired is also the
+// number of calls admitted, so admitting a call writes one word where a
+// counter of calls in flight would need a second one for telemetry. Both
+// words share a cache line (a call takes a slot and frees it), alone.
+//
+// Both only grow while every free pairs with a take, as Release's
+// contract requires; the arguments below assume it. An unpaired free is
+// undone at once (see free).
+type slotCounts struct {
+	acquired, released atomic.Int64
+	_                  [stripe.CacheLine - 16]byte
+}
+
+// take takes a slot if fewer than limit are taken. Released is read after
+// acquired, so a rejection is right at the moment of that read (in flight
+// then: at least a - r), and an admission is right at the moment its
+// compare-and-swap succeeds (at most a - r in flight, as released only
+// grows). Acquired is never written but by this compare-and-swap, so it
+// never goes back, and the admission count it doubles as never drops.
+func (c *slotCounts) take(limit int64) bool {
+	for {
+		a := c.acquired.Load()
+		if a-c.released.Load() >= limit {
+			return false
+		}
+		if c.acquired.CompareAndSwap(a, a+1) {
+			return true
+		}
+	}
+}
+
+// free frees a slot. It reports false, and frees nothing, if that would
+// free more slots than were taken (its add is taken back at once).
+//
+// It is an add, not a compare-and-swap loop like take's: with two cores
+// taking and freeing slots at once, loading the line and then writing it
+// costs two trips of the cache line between the cores where an add costs
+// one, and a compare-and-swap may fail and go round again. (Measured on
+// a 2-vCPU VM with both cores busy on one bulkhead, TryAcquire+Release
+// under RunParallel: about 34 ns with a compare-and-swap here, 29 ns with
+// the add; the single counter of calls in flight that these counts
+// replaced took 22 ns there, and 17.5 ns of CPU against 10.7 on one core.)
+func (c *slotCounts) free() bool {
+	if c.released.Add(1) > c.acquired.Load() {
+		c.released.Add(-1)
+		return false
+	}
+	return true
+}
+
+// inFlight returns the slots taken at the moment acquired is read, when
+// released reads the same on either side of that read (released only
+// grows, so it did not change). If releases keep coming between the
+// reads, it gives up after 64 tries and returns acquired - released read
+// in that order: no more than the slots taken at either read, and at
+// least zero unless an unpaired free is being undone.
+func (c *slotCounts) inFlight() int64 { return c.inFlightTries(64) }
+
+func (c *slotCounts) inFlightTries(n int) int64 {
+	for range n {
+		r := c.released.Load()
+		a := c.acquired.Load()
+		if c.released.Load() == r {
+			return a - r
+		}
+	}
+	return c.acquired.Load() - c.released.Load()
+}
+
 // NewBulkhead returns a bulkhead for cfg. It panics with a
 // [*bulwark.ConfigError] if cfg is not valid (see
 // [BulkheadConfig.Validate]).
@@ -75,7 +147,7 @@ func NewBulkhead(cfg BulkheadConfig) *Bulkhead {
 		panic(err)
 	}
 	b := newBulkhead(cfg, clock.Real)
-	b.tel = register(cfg.MeterProvider, "bulkhead", cfg.Name, b.counts, b.inflight.Load, func() int64 { return b.max })
+	b.tel = register(cfg.MeterProvider, "bulkhead", cfg.Name, b.counts, b.slots.inFlight, func() int64 { return b.max })
 	return b
 }
 
@@ -88,37 +160,32 @@ func newBulkhead(cfg BulkheadConfig, clk clock.Clock) *Bulkhead {
 	}
 	b := &Bulkhead{max: int64(cfg.MaxConcurrent), maxQueue: int64(cfg.MaxQueue), timeout: cfg.QueueTimeout,
 		clk: clk, counts: newCounts()}
+	b.counts.more = b.slots.acquired.Load // every admission took a slot
 	if cfg.MaxQueue > 0 {
 		b.wake = make(chan struct{}, cfg.MaxQueue) // zero-size tokens: no memory
 	}
 	return b
 }
 
-// tryAcquire takes a slot if one is free.
-func (b *Bulkhead) tryAcquire() bool {
-	for {
-		n := b.inflight.Load()
-		if n >= b.max {
-			return false
-		}
-		if b.inflight.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
+// tryAcquire takes a slot if one is free; a slot taken is an admission
+// counted (counts.more reads the slots taken).
+func (b *Bulkhead) tryAcquire() bool { return b.slots.take(b.max) }
 
 // TryAcquire takes a slot if one is free, never waiting (not even with a
 // queue configured), and reports whether it did. Pair a true result with
 // one [Bulkhead.Release].
 func (b *Bulkhead) TryAcquire() bool {
-	ok := (b.maxQueue == 0 || b.waiting.Load() == 0) && b.tryAcquire()
-	b.counts.record(ok)
-	return ok
+	if (b.maxQueue == 0 || b.waiting.Load() == 0) && b.tryAcquire() {
+		return true
+	}
+	b.counts.rejected.Add(1)
+	return false
 }
 
-// Release frees a slot taken by TryAcquire.
+// Release frees a slot taken by TryAcquire. Called when no slot is taken,
+// it panics and frees nothing, so the cap still holds afterwards.
 func (b *Bulkhead) Release() {
-	if b.inflight.Add(-1) < 0 {
+	if !b.slots.free() {
 		panic("limit: Bulkhead.Release without a slot taken")
 	}
 	if b.wake != nil && b.waiting.Load() > 0 {
@@ -138,7 +205,6 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 		panic("limit: Bulkhead.Acquire called with a nil ctx")
 	}
 	if (b.maxQueue == 0 || b.waiting.Load() == 0) && b.tryAcquire() {
-		b.counts.admitted.Add(1)
 		return Permit{l: b}, nil
 	}
 	if b.maxQueue == 0 {
@@ -163,7 +229,6 @@ func (b *Bulkhead) queue(ctx context.Context) (Permit, error) {
 	defer t.Stop()
 	for {
 		if b.tryAcquire() {
-			b.counts.admitted.Add(1)
 			return Permit{l: b}, nil
 		}
 		select {
@@ -185,7 +250,7 @@ func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error
 }
 
 // InFlight returns the number of slots taken.
-func (b *Bulkhead) InFlight() int { return int(b.inflight.Load()) }
+func (b *Bulkhead) InFlight() int { return int(b.slots.inFlight()) }
 
 // Limit returns BulkheadConfig.MaxConcurrent.
 func (b *Bulkhead) Limit() int { return int(b.max) }

@@ -9,6 +9,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/bulwark-go/bulwark"
 )
 
@@ -166,5 +169,117 @@ func TestBulkheadDoAndCall(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// Regression: an unpaired Release used to take the count of calls in
+// flight below zero and leave it there, so the bulkhead admitted one call
+// more than MaxConcurrent ever after. It panics and frees nothing.
+func TestBulkheadUnpairedReleasePanicsAndKeepsTheCap(t *testing.T) {
+	b := NewBulkhead(BulkheadConfig{MaxConcurrent: 2})
+	defer b.Close()
+	if !b.TryAcquire() {
+		t.Fatal("TryAcquire failed on an empty bulkhead")
+	}
+	b.Release()
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("a Release with no slot taken did not panic")
+			}
+		}()
+		b.Release()
+	}()
+	if n := b.InFlight(); n != 0 {
+		t.Fatalf("InFlight = %d after the unpaired Release, want 0", n)
+	}
+	for i := range 2 {
+		if !b.TryAcquire() {
+			t.Fatalf("TryAcquire %d failed with a free slot", i+1)
+		}
+	}
+	if b.TryAcquire() {
+		t.Fatal("a third call got a slot of a bulkhead capped at 2 after an unpaired Release")
+	}
+	if n := b.InFlight(); n != 2 {
+		t.Fatalf("InFlight = %d, want 2", n)
+	}
+}
+
+// The decisions counter counts every admission once, whether its slot is
+// still taken or freed already, and every rejection; in_flight counts the
+// slots taken.
+func TestBulkheadCountsEveryAdmissionOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rd := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+		defer mp.Shutdown(context.Background())
+		b := NewBulkhead(BulkheadConfig{Name: "b", MaxConcurrent: 3, MaxQueue: 1, QueueTimeout: time.Second, MeterProvider: mp})
+		defer b.Close()
+		ctx := context.Background()
+		held, _ := b.Acquire(ctx) // 1 admitted, kept
+		for range 4 {             // 4 admitted and freed
+			if !b.TryAcquire() {
+				t.Fatal("TryAcquire failed with free slots")
+			}
+			b.Release()
+		}
+		p1, _ := b.Acquire(ctx) // 2 admitted: the bulkhead is full
+		p2, _ := b.Acquire(ctx)
+		if b.TryAcquire() { // 1 rejected at once
+			t.Fatal("TryAcquire took a slot of a full bulkhead")
+		}
+		if _, err := b.Acquire(ctx); !errors.Is(err, ErrConcurrencyLimited) { // 1 rejected after QueueTimeout
+			t.Fatalf("queued Acquire on a full bulkhead = %v, want ErrConcurrencyLimited", err)
+		}
+		p1.Release(bulwark.Success)
+		p2.Release(bulwark.Success)
+
+		got := map[string]int64{}
+		var rm metricdata.ResourceMetrics
+		if err := rd.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				var dps []metricdata.DataPoint[int64]
+				switch d := m.Data.(type) {
+				case metricdata.Sum[int64]:
+					dps = d.DataPoints
+				case metricdata.Gauge[int64]:
+					dps = d.DataPoints
+				}
+				for _, dp := range dps {
+					dec, _ := dp.Attributes.Value(attrDecision)
+					got[m.Name+"/"+dec.AsString()] = dp.Value
+				}
+			}
+		}
+		for key, want := range map[string]int64{
+			"bulwark.limit.decisions/admitted": 7,
+			"bulwark.limit.decisions/rejected": 2,
+			"bulwark.limit.in_flight/":         1,
+		} {
+			if got[key] != want {
+				t.Errorf("%s = %d, want %d", key, got[key], want)
+			}
+		}
+		held.Release(bulwark.Success)
+	})
+}
+
+// inFlight's fallback, taken when releases keep landing between its
+// reads, still reads the slots taken when nothing moves.
+func TestBulkheadInFlightFallback(t *testing.T) {
+	var c slotCounts
+	for range 5 {
+		c.take(10)
+	}
+	c.free()
+	if n := c.inFlightTries(0); n != 4 {
+		t.Fatalf("fallback read %d slots taken, want 4", n)
+	}
+	if n := c.inFlight(); n != 4 {
+		t.Fatalf("inFlight = %d, want 4", n)
 	}
 }

@@ -21,9 +21,12 @@
 //
 // This is the same limit as a token bucket of B tokens refilled at R per
 // second (golang.org/x/time/rate), but the state is one int64: Allow is
-// one atomic load and one read-modify-write (a compare-and-swap when the
-// limiter is idle, an atomic add while it is busy), with no lock and no
-// allocation, and a rejection is a load only. The distributed limiter in
+// one atomic load and, to admit, one read-modify-write (a
+// compare-and-swap when the limiter is idle, an atomic add while it is
+// busy), with no lock and no allocation; rejecting a full limiter is a
+// load only (one per word of a fast limit, below; a call that loses a race
+// for the last slot takes its add back). Counting the decision for the
+// metrics adds one atomic add (see Telemetry). The distributed limiter in
 // limit/redisstore runs the same arithmetic in a Lua script on Redis's
 // clock, so a local and a distributed limit with the same Config admit
 // the same calls.
@@ -32,7 +35,8 @@
 //
 // A limit of 10,000 calls a second or more (with a burst of at least 8 per
 // processor) is split over one GCRA word per processor, each with its
-// share of the rate and the burst: a call tries its own processor's word
+// share of the rate and the burst, alone on its cache line with
+// everything a call on it reads: a call tries its own processor's word
 // first, then the others, so cores calling at once do not fight over one
 // cache line, and one caller still gets the whole burst and the whole
 // rate. The bound holds exactly (at most Burst + w·Rate calls in any
@@ -71,8 +75,11 @@
 //
 // # Bulkheads
 //
-// [Bulkhead] caps calls in flight with one compare-and-swap on a counter;
-// an optional bounded queue holds calls for up to QueueTimeout when every
+// [Bulkhead] caps calls in flight: taking a slot is one compare-and-swap
+// on a count of slots taken, freeing it one atomic add on a count of slots
+// freed (the calls in flight are the difference, and the count of slots
+// taken doubles as the count of admissions the metrics report); an
+// optional bounded queue holds calls for up to QueueTimeout when every
 // slot is taken.
 //
 // # Adaptive concurrency
@@ -125,7 +132,12 @@
 // bulwark.limit.in_flight and bulwark.limit.concurrency_limit, with the
 // attribute bulwark.limit.kind (rate, keyed, bulkhead, adaptive; the
 // distributed limiter of limit/redisstore reports distributed, under this
-// package's scope). Counting costs one uncontended atomic add per decision.
+// package's scope). Counting costs at most one atomic add per decision.
+// In this package's limiters, a rejection, and a keyed or adaptive
+// limiter's admission, add to a per-processor counter; a Rate's admission
+// adds to a counter on its GCRA word's cache line, which the admission has
+// just written; a Bulkhead's admission adds nothing, its count of slots
+// taken being the count.
 //
 // # Dependencies
 //

@@ -168,20 +168,29 @@ const (
 	maxShards     = 16
 )
 
+// shard is one GCRA word with what a call on it reads: its parameters
+// and its admission count share the word's cache line, which the call
+// writes anyway, and the padding keeps every other shard's line apart. (The
+// parameters once sat after the padding, on the line of the next shard's
+// word: a core deciding on its own shard then reread a line the other
+// core had just written, and two cores took twice the CPU per call and
+// were no faster together than one.)
 type shard struct {
 	tat      atomic.Int64
-	admitted atomic.Int64 // calls Allow and Decide admitted here: on the line tat's write owns already
-	_        [stripe.CacheLine - 16]byte
+	admitted atomic.Int64 // calls Allow and Decide admitted here
 	g        gcra
+	_        [stripe.CacheLine - 32]byte
 }
 
 // Rate is a local rate limiter: the GCRA algorithm (see the package doc)
-// on one atomic word, so [Rate.Allow] is one load and one
-// read-modify-write, with no lock and no allocation. It admits calls at
-// RateConfig.Rate per second on average, and up to RateConfig.Burst at
-// once after an idle period. A limit of 10,000 calls a second or more is
-// spread over one word per processor (see the package doc, "Fast
-// limits"), so that cores calling at once do not contend.
+// on one atomic word, so [Rate.Allow] is one load of the word and, to
+// admit, one read-modify-write of it, with no lock and no allocation;
+// counting the decision for the metrics is one more atomic add (for an
+// admission, on the cache line the word's write holds already). It
+// admits calls at RateConfig.Rate per second on average, and up to
+// RateConfig.Burst at once after an idle period. A limit of 10,000 calls
+// a second or more is spread over one word per processor (see the package
+// doc, "Fast limits"), so that cores calling at once do not contend.
 //
 // A Rate is safe for concurrent use. Create it with [NewRate]; the zero
 // Rate is not usable. Close it when discarding it, to unregister its
