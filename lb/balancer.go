@@ -615,7 +615,8 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	if fn == nil {
 		panic("lb: Balancer.Do called with a nil fn")
 	}
-	t, err := b.Pick()
+	rec := ctxRecord(ctx)
+	t, err := b.pickCall(rec, 0, false)
 	if err != nil {
 		return err
 	}
@@ -625,6 +626,9 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
+	if rec == nil && o == bulwark.Failure && err != nil {
+		return tagErr(err, nil, t)
+	}
 	return err
 }
 
@@ -641,7 +645,8 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 		panic("lb: Call called with a nil fn")
 	}
 	var zero T
-	t, err := b.Pick()
+	rec := ctxRecord(ctx)
+	t, err := b.pickCall(rec, 0, false)
 	if err != nil {
 		return zero, err
 	}
@@ -651,6 +656,9 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
+	if rec == nil && o == bulwark.Failure && err != nil {
+		return v, tagErr(err, nil, t)
+	}
 	return v, err
 }
 
