@@ -580,9 +580,20 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 			m.calls.Add(b.otherAdd)
 		}
 		m.fail.Add(1)
-		if n := m.consec.Add(1); b.s.consecutive > 0 && n%b.s.consecutive == 0 {
+		n := m.consec.Add(1)
+		if b.s.consecutive > 0 && n%b.s.consecutive == 0 {
 			b.ejectNow(m)
 		}
+		if b.useClock {
+			// P2C: the k-th failure in a row counts as k × Penalty (up
+			// to maxPenaltyRun × Penalty), so that an endpoint failing
+			// fast, with nothing in flight, soon costs more than a
+			// working one that is busy or was slow a while ago.
+			now := b.nanotime()
+			rtt := max(float64(now-t.start), b.penalty*float64(min(n, maxPenaltyRun)), float64(wait))
+			b.observe(m, now, rtt)
+		}
+		return
 	default:
 		if b.otherAdd != 0 {
 			m.calls.Add(b.otherAdd)
@@ -591,13 +602,13 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 	}
 	if b.useClock {
 		now := b.nanotime()
-		rtt := float64(now - t.start)
-		if o == bulwark.Failure {
-			rtt = max(rtt, b.penalty, float64(wait))
-		}
-		b.observe(m, now, rtt)
+		b.observe(m, now, float64(now-t.start))
 	}
 }
+
+// maxPenaltyRun caps the multiple of P2CConfig.Penalty that a run of
+// failures in a row reaches.
+const maxPenaltyRun = 10
 
 // Do picks an endpoint, calls fn with it and records the outcome: the
 // error classified with ctx (Config.Classify, or by default: nil a

@@ -280,10 +280,14 @@ type P2CConfig struct {
 	Decay time.Duration
 	// Penalty is the latency a failed call counts as (when it took less),
 	// and the cost of an endpoint that has calls in flight but no
-	// estimate yet. A response that asks the caller to wait (a
-	// Retry-After, a breaker's RetryAfter) counts as that wait if it is
-	// longer. Default 1 s: above any healthy RPC's latency, so that a
-	// failing endpoint loses every comparison with a working one, and
+	// estimate yet. Failures in a row count more each: the k-th counts
+	// as k × Penalty (up to 10 × Penalty), so that an endpoint that
+	// fails fast, with nothing in flight, does not keep winning
+	// comparisons with working endpoints that are busy or were slow a
+	// while ago. A response that asks the caller to wait (a Retry-After,
+	// a breaker's RetryAfter) counts as that wait if it is longer.
+	// Default 1 s: above any healthy RPC's latency, so that a failing
+	// endpoint loses every comparison with an idle working one, and
 	// short enough to decay within a minute.
 	Penalty time.Duration
 }
@@ -299,7 +303,8 @@ const (
 // peak-EWMA latency times its calls in flight plus one. Peak EWMA jumps to
 // a latency above the average at once and comes down slowly (time
 // constant Decay), so it reacts to an endpoint slowing down within a call;
-// failures, 429/503 and Retry-After count as latency (Penalty). Weights
+// failures, 429/503 and Retry-After count as latency (Penalty, growing
+// with each failure in a row). Weights
 // are ignored. Picks read the clock, once in Pick and once in Done.
 //
 // It is the default policy.
