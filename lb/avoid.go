@@ -27,17 +27,19 @@ func (b *Balancer) pickCall(rec *tried.Record, key uint64, hasKey bool) (Ticket,
 	if rec == nil {
 		return b.pick(key, hasKey)
 	}
-	var t Ticket
-	var err error
-	if rec.Len() == 0 {
-		t, err = b.pick(key, hasKey)
-	} else {
-		t, err = b.pickExcept(rec, key, hasKey)
-	}
+	t, err := b.pickAvoid(rec, key, hasKey)
 	if err == nil {
 		rec.Add(unsafe.Pointer(t.m))
 	}
 	return t, err
+}
+
+// pickAvoid is pickCall without recording the pick.
+func (b *Balancer) pickAvoid(rec *tried.Record, key uint64, hasKey bool) (Ticket, error) {
+	if rec == nil || rec.Len() == 0 {
+		return b.pick(key, hasKey)
+	}
+	return b.pickExcept(rec, key, hasKey)
 }
 
 // recordOf returns a new record holding t's endpoint and, if prev is

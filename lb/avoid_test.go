@@ -438,3 +438,78 @@ func TestP2CFailuresInARowCostMore(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstAttemptPaysNothingForAvoidance: a request whose first attempt
+// succeeds costs what it cost before the previous-hosts rule: through
+// retry and lb, the one allocation of lb's attempt; through Do, none.
+func TestFirstAttemptPaysNothingForAvoidance(t *testing.T) {
+	b := lb.New(lb.Config{Endpoints: endpoints(3)})
+	defer b.Close()
+	p := retry.New(retry.Config{})
+	defer p.Close()
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody}
+	rt := p.RoundTripper(b.RoundTripper(staticTransport{resp}))
+	req, _ := http.NewRequest(http.MethodGet, "http://svc/p", nil)
+	if n := testing.AllocsPerRun(100, func() {
+		r, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+	}); n != 1 {
+		t.Errorf("retry over lb: %v allocations per call, want 1", n)
+	}
+	ctx := context.Background()
+	fn := func(context.Context, lb.Endpoint) error { return nil }
+	if n := testing.AllocsPerRun(100, func() {
+		if err := b.Do(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Do: %v allocations per call, want 0", n)
+	}
+}
+
+// TestFailedAttemptErrorIsTheTransportsOutsideRetry: lb alone hands a
+// failed attempt's error back wrapped with its record; it reads as the
+// transport's error (same text, errors.Is and errors.As see through it,
+// url.Error.Timeout still answers), and retry's caller gets the error
+// unwrapped.
+func TestFailedAttemptErrorIsTheTransportsOutsideRetry(t *testing.T) {
+	b := lb.New(lb.Config{Endpoints: endpoints(2), Outlier: noEjection})
+	defer b.Close()
+	cause := timeoutErr{}
+	rt := b.RoundTripper(rtFunc(func(*http.Request) (*http.Response, error) { return nil, cause }))
+	req, _ := http.NewRequest(http.MethodGet, "http://svc/p", nil)
+	_, err := rt.RoundTrip(req)
+	if err == nil || err.Error() != cause.Error() || !errors.Is(err, cause) {
+		t.Fatalf("lb alone: %v, want the transport's error", err)
+	}
+	var te timeoutErr
+	if !errors.As(err, &te) {
+		t.Fatal("errors.As does not find the transport's error")
+	}
+	c := &http.Client{Transport: rt}
+	_, err = c.Get("http://svc/p")
+	var ue interface{ Timeout() bool }
+	if !errors.As(err, &ue) || !ue.Timeout() {
+		t.Fatalf("http.Client: %v does not report a timeout", err)
+	}
+	p := retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Microsecond, Budget: retry.UnlimitedBudget()})
+	defer p.Close()
+	_, err = p.RoundTripper(rt).RoundTrip(req)
+	var ex *retry.ExhaustedError
+	if !errors.As(err, &ex) || ex.Last != cause {
+		t.Fatalf("through retry: %#v, want an ExhaustedError whose Last is the transport's error itself", err)
+	}
+	one := retry.New(retry.Config{MaxAttempts: 1})
+	defer one.Close()
+	if _, err = one.RoundTripper(rt).RoundTrip(req); err != cause {
+		t.Fatalf("through retry with one attempt: %#v, want the transport's error itself", err)
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string { return "i/o timeout" }
+func (timeoutErr) Timeout() bool { return true }
