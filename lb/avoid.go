@@ -54,7 +54,7 @@ func recordOf(prev *tried.Record, t Ticket) *tried.Record {
 	return r
 }
 
-// tagErr wraps the error of a failed attempt sent without a record in its
+// tagErr wraps the error of an attempt sent without a record in its
 // context, so that a retry layer above learns the endpoints it went to.
 func tagErr(err error, prev *tried.Record, t Ticket) error {
 	return &tried.Error{Err: err, Rec: recordOf(prev, t)}

@@ -613,12 +613,20 @@ const maxPenaltyRun = 10
 // Do picks an endpoint, calls fn with it and records the outcome: the
 // error classified with ctx (Config.Classify, or by default: nil a
 // success, a cancellation by the caller neutral, anything else a
-// failure). It returns fn's error, or Pick's without calling fn. If fn
+// failure). It returns fn's error (wrapped on a first attempt, see
+// below), or Pick's without calling fn. If fn
 // panics the call is recorded as a failure and the panic goes on. Do
 // panics at once if ctx or fn is nil.
 //
 // Do tries one endpoint: retrying elsewhere is package retry's job (put
-// it around Do).
+// it around Do). Under retry's Do or Call, each retry of the call goes to
+// an endpoint that its earlier attempts did not use, while one is left
+// (see "Retries and hedges go elsewhere" in the package doc): for that,
+// when fn returns an error and ctx holds no record of the call's
+// endpoints (a first attempt), Do returns the error wrapped with one; the
+// wrapper prints as fn's error, errors.Is and errors.As see through it,
+// and retry returns fn's error itself to its caller. A neutral error (the
+// caller's cancellation) and Pick's errors are returned as they are.
 func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpoint) error) error {
 	if ctx == nil {
 		panic("lb: Balancer.Do called with a nil ctx")
@@ -637,14 +645,14 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
-	if rec == nil && o == bulwark.Failure && err != nil {
+	if rec == nil && o != bulwark.Neutral && err != nil {
 		return tagErr(err, nil, t)
 	}
 	return err
 }
 
-// Call is Do for a function that returns a value. It panics at once if
-// ctx, b or fn is nil.
+// Call is Do for a function that returns a value; its error is wrapped
+// as Do's is. It panics at once if ctx, b or fn is nil.
 func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, ep Endpoint) (T, error)) (T, error) {
 	if ctx == nil {
 		panic("lb: Call called with a nil ctx")
@@ -667,7 +675,7 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
-	if rec == nil && o == bulwark.Failure && err != nil {
+	if rec == nil && o != bulwark.Neutral && err != nil {
 		return v, tagErr(err, nil, t)
 	}
 	return v, err

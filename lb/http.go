@@ -56,9 +56,22 @@ import (
 // endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
 // idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or an
 // Idempotency-Key header, and a body that can be sent again (none, or
-// req.GetBody set, as http.NewRequest does for in-memory bodies). Any other failure is
-// returned as is: retrying on errors and statuses is package retry's job,
-// above this RoundTripper.
+// req.GetBody set, as http.NewRequest does for in-memory bodies); each
+// such attempt goes to an endpoint the request has not been sent to,
+// while one is left. Any other failure is returned: retrying on errors
+// and statuses is package retry's job, above this RoundTripper.
+//
+// A retry or hedge of retry's goes to an endpoint that the call's other
+// attempts have not used, while one is left (see "Retries and hedges go
+// elsewhere" in the package doc). For that, a request that is safe to
+// repeat, sent with no record of its call's endpoints in its context (a
+// first attempt), hands one back: an error (other than the caller's
+// cancellation) is wrapped in a type that prints as the error, whose
+// Unwrap returns it (errors.Is and errors.As see through it) and whose
+// Timeout method answers as the error's does (for url.Error.Timeout); a
+// response keeps its status, header and body, its body carrying the
+// record (a failing status's http.NoBody is replaced by an empty body of
+// lb's). retry unwraps the error before its caller sees it.
 func (b *Balancer) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -142,7 +155,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 				}
 				continue
 			}
-			if rec == nil && safe && o == bulwark.Failure {
+			if rec == nil && safe && o != bulwark.Neutral {
 				return nil, tagErr(err, own, t)
 			}
 			return nil, err
@@ -154,10 +167,12 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 				wait, _ = pushback.HTTP(v, time.Now())
 			}
 		}
-		tag := rec == nil && safe && o == bulwark.Failure
+		// Any response may be retried (retry may judge it by rules of
+		// its own): its body carries the record, built only if asked.
+		tag := rec == nil && safe
 		if resp.Body == nil || resp.Body == http.NoBody {
 			b.finish(t, o, wait)
-			if tag && resp.Body != nil {
+			if tag && o == bulwark.Failure && resp.Body != nil {
 				// An empty body that carries the attempt's record.
 				at.body = body{ReadCloser: http.NoBody, t: t, tagged: true, prev: own}
 				at.body.done.Store(true)

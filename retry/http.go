@@ -43,7 +43,9 @@ import (
 // keeps its body an io.ReadWriteCloser, hedged or not, so the caller can
 // talk over the upgraded connection. A next that breaks the contract by
 // returning neither a response nor an error is taken to have failed with a
-// transport error.
+// transport error. Over lb's RoundTripper, each retry and hedge goes to an
+// endpoint that the request's other attempts did not use, while one is
+// left (see the package doc).
 func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
