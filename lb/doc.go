@@ -53,9 +53,12 @@
 //
 // A retry of a call, or a hedge running beside it, goes to an endpoint
 // that none of the call's earlier attempts went to, as long as one is in
-// rotation and admits the call (its breaker, its slow-start share); only
-// when every such endpoint has been tried does the pick fall back to the
-// tried ones, by the policy as usual. This is Envoy's previous-hosts retry
+// rotation and admits the call (its breaker; a ramping endpoint may still
+// decline, as it does any call); only when every such endpoint has been
+// tried does the pick fall back to the tried ones, by the policy as usual.
+// With zone-aware routing the endpoints considered are those the call
+// could be sent to: its zone's while all of the calls stay there, both
+// pools while some spill. This is Envoy's previous-hosts retry
 // predicate. Each policy chooses among the endpoints left: round robin
 // takes the next one in its order, Random draws among them, P2C and
 // LeastRequest compare two of them, and RingHash walks the ring on from
