@@ -57,7 +57,10 @@ func recordOf(prev *tried.Record, t Ticket) *tried.Record {
 // tagErr wraps the error of an attempt sent without a record in its
 // context, so that a retry layer above learns the endpoints it went to.
 func tagErr(err error, prev *tried.Record, t Ticket) error {
-	return &tried.Error{Err: err, Rec: recordOf(prev, t)}
+	e := tried.NewError(err)
+	e.Rec.Merge(prev)
+	e.Rec.Add(unsafe.Pointer(t.m))
+	return e
 }
 
 // ctxRecord returns the record of ctx's call, or nil.

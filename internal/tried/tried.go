@@ -92,6 +92,15 @@ func With(ctx context.Context, r *Record) context.Context {
 type Error struct {
 	Err error
 	Rec *Record
+	rec Record // Rec's memory, when made by NewError
+}
+
+// NewError returns an Error wrapping err with a new, empty Record, in one
+// allocation.
+func NewError(err error) *Error {
+	e := &Error{Err: err}
+	e.Rec = &e.rec
+	return e
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -106,6 +115,9 @@ func (e *Error) Timeout() bool {
 
 // Of returns the Record that err carries, or nil.
 func Of(err error) *Record {
+	if e, ok := err.(*Error); ok { // the usual place: no allocation
+		return e.Rec
+	}
 	var e *Error
 	if err != nil && errors.As(err, &e) {
 		return e.Rec
