@@ -2,8 +2,11 @@ package benchmarks
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/go-kratos/kratos/v2/registry"
 	"github.com/go-kratos/kratos/v2/selector"
@@ -18,6 +21,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/bulwark-go/bulwark/lb"
+	"github.com/bulwark-go/bulwark/retry"
 )
 
 // Pick + Done per policy: one call picked and handed back at once, the
@@ -246,4 +250,41 @@ func BenchmarkLBPickDoneParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkLBRetryElsewhere: a GET whose first attempt fails with a
+// transport error and whose retry succeeds, through retry over lb (3
+// endpoints, ejection off) over an in-memory transport: the cost of a
+// retried call, with lb's previous-hosts rule (the record lb hands back
+// with the failure, the retry's pick passing over the failed endpoint).
+// A call whose first attempt succeeds pays nothing for the rule:
+// BenchmarkStackLayer/bulwark-lb and BenchmarkLBPickDone show that.
+func BenchmarkLBRetryElsewhere(b *testing.B) {
+	eps := []lb.Endpoint{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.3:80"}}
+	for _, pc := range []struct {
+		name string
+		p    lb.Policy
+	}{{"bulwark-p2c", lb.P2C(lb.P2CConfig{})}, {"bulwark-roundrobin", lb.RoundRobin()}} {
+		b.Run(pc.name, func(b *testing.B) {
+			bal := lb.New(lb.Config{Endpoints: eps, Policy: pc.p,
+				Outlier: lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}})
+			defer bal.Close()
+			p := retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Nanosecond, Budget: retry.UnlimitedBudget()})
+			defer p.Close()
+			stackGets(b, p.RoundTripper(bal.RoundTripper(failFirstTransport{})))
+		})
+	}
+}
+
+// failFirstTransport fails each call's first attempt with a transport
+// error and answers the others as retryCannedTransport does.
+type failFirstTransport struct{}
+
+var errFirstAttempt = errors.New("first attempt fails")
+
+func (failFirstTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if retry.Attempt(req.Context()) == 1 {
+		return nil, errFirstAttempt
+	}
+	return retryCannedTransport{}.RoundTrip(req)
 }

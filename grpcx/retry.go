@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/internal/pushback"
+	"github.com/bulwark-go/bulwark/internal/tried"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -183,6 +184,13 @@ func UnaryClientRetry(p *retry.Policy) grpc.UnaryClientInterceptor {
 		opts, wb := splitCallOptions(opts)
 		wantHeader := wb != nil && len(wb.headers) > 0
 		wantPeer := wb != nil && len(wb.peers) > 0
+		if tried.From(ctx) == nil {
+			// A record of the endpoints the call's attempts go to, so
+			// that grpcx/balancer sends a retry elsewhere: the picker
+			// cannot hand one back with a failed attempt's status, as
+			// lb's RoundTripper does with its error.
+			ctx = tried.With(ctx, new(tried.Record))
+		}
 		a, err := retry.Call(ctx, p, func(actx context.Context) (*retryAttempt, error) {
 			a := &retryAttempt{reply: reply}
 			if hedging {

@@ -580,9 +580,20 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 			m.calls.Add(b.otherAdd)
 		}
 		m.fail.Add(1)
-		if n := m.consec.Add(1); b.s.consecutive > 0 && n%b.s.consecutive == 0 {
+		n := m.consec.Add(1)
+		if b.s.consecutive > 0 && n%b.s.consecutive == 0 {
 			b.ejectNow(m)
 		}
+		if b.useClock {
+			// P2C: the k-th failure in a row counts as k × Penalty (up
+			// to maxPenaltyRun × Penalty), so that an endpoint failing
+			// fast, with nothing in flight, soon costs more than a
+			// working one that is busy or was slow a while ago.
+			now := b.nanotime()
+			rtt := max(float64(now-t.start), b.penalty*float64(min(n, maxPenaltyRun)), float64(wait))
+			b.observe(m, now, rtt)
+		}
+		return
 	default:
 		if b.otherAdd != 0 {
 			m.calls.Add(b.otherAdd)
@@ -591,23 +602,31 @@ func (b *Balancer) finish(t Ticket, o bulwark.Outcome, wait time.Duration) {
 	}
 	if b.useClock {
 		now := b.nanotime()
-		rtt := float64(now - t.start)
-		if o == bulwark.Failure {
-			rtt = max(rtt, b.penalty, float64(wait))
-		}
-		b.observe(m, now, rtt)
+		b.observe(m, now, float64(now-t.start))
 	}
 }
+
+// maxPenaltyRun caps the multiple of P2CConfig.Penalty that a run of
+// failures in a row reaches.
+const maxPenaltyRun = 10
 
 // Do picks an endpoint, calls fn with it and records the outcome: the
 // error classified with ctx (Config.Classify, or by default: nil a
 // success, a cancellation by the caller neutral, anything else a
-// failure). It returns fn's error, or Pick's without calling fn. If fn
+// failure). It returns fn's error (wrapped on a first attempt, see
+// below), or Pick's without calling fn. If fn
 // panics the call is recorded as a failure and the panic goes on. Do
 // panics at once if ctx or fn is nil.
 //
 // Do tries one endpoint: retrying elsewhere is package retry's job (put
-// it around Do).
+// it around Do). Under retry's Do or Call, each retry of the call goes to
+// an endpoint that its earlier attempts did not use, while one is left
+// (see "Retries and hedges go elsewhere" in the package doc): for that,
+// when fn returns an error and ctx holds no record of the call's
+// endpoints (a first attempt), Do returns the error wrapped with one; the
+// wrapper prints as fn's error, errors.Is and errors.As see through it,
+// and retry returns fn's error itself to its caller. A neutral error (the
+// caller's cancellation) and Pick's errors are returned as they are.
 func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpoint) error) error {
 	if ctx == nil {
 		panic("lb: Balancer.Do called with a nil ctx")
@@ -615,7 +634,8 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	if fn == nil {
 		panic("lb: Balancer.Do called with a nil fn")
 	}
-	t, err := b.Pick()
+	rec := ctxRecord(ctx)
+	t, err := b.pickCall(rec, 0, false)
 	if err != nil {
 		return err
 	}
@@ -625,11 +645,14 @@ func (b *Balancer) Do(ctx context.Context, fn func(ctx context.Context, ep Endpo
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
+	if rec == nil && o != bulwark.Neutral && err != nil {
+		return tagErr(err, nil, t)
+	}
 	return err
 }
 
-// Call is Do for a function that returns a value. It panics at once if
-// ctx, b or fn is nil.
+// Call is Do for a function that returns a value; its error is wrapped
+// as Do's is. It panics at once if ctx, b or fn is nil.
 func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, ep Endpoint) (T, error)) (T, error) {
 	if ctx == nil {
 		panic("lb: Call called with a nil ctx")
@@ -641,7 +664,8 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 		panic("lb: Call called with a nil fn")
 	}
 	var zero T
-	t, err := b.Pick()
+	rec := ctxRecord(ctx)
+	t, err := b.pickCall(rec, 0, false)
 	if err != nil {
 		return zero, err
 	}
@@ -651,6 +675,9 @@ func Call[T any](ctx context.Context, b *Balancer, fn func(ctx context.Context, 
 	returned = true
 	o := b.classifyCtx(ctx, err)
 	b.finish(t, o, pushbackOf(o, err))
+	if rec == nil && o != bulwark.Neutral && err != nil {
+		return v, tagErr(err, nil, t)
+	}
 	return v, err
 }
 

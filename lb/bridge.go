@@ -3,9 +3,11 @@ package lb
 import (
 	"context"
 	"time"
+	"unsafe"
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/bridge"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 func init() {
@@ -14,6 +16,18 @@ func init() {
 	bridge.LBClassifier = func(b any) bulwark.Classifier { return b.(*Balancer).classify }
 	bridge.LBRecordWait = func(b any, t any, o bulwark.Outcome, wait time.Duration) {
 		b.(*Balancer).finish(t.(Ticket), o, wait)
+	}
+	bridge.LBPickAvoid = func(b any, rec *tried.Record, key string) (any, error) {
+		var k uint64
+		if key != "" {
+			k = hashString(key)
+		}
+		return b.(*Balancer).pickAvoid(rec, k, key != "")
+	}
+	bridge.LBTried = func(rec *tried.Record, t any) {
+		if m := t.(Ticket).m; m != nil {
+			rec.Add(unsafe.Pointer(m))
+		}
 	}
 }
 

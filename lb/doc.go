@@ -38,7 +38,8 @@
 //     already cut the worst load exponentially and more make clients herd.
 //     Decay 10 s (Finagle's and linkerd's); a failure, a 429/503 or a
 //     Retry-After counts as a latency of at least Penalty (1 s) or the
-//     asked wait. It reads the clock twice per call.
+//     asked wait, and the k-th failure in a row as k × Penalty (up to
+//     10 × Penalty). It reads the clock twice per call.
 //   - [LeastRequest]: power of two choices on calls in flight.
 //   - [RoundRobin], [WeightedRoundRobin] (nginx's smooth order, computed
 //     once per set and followed with one atomic add), [Random] (weighted).
@@ -47,6 +48,39 @@
 //     [ClientIPKey]), with bounded load: ring of at least 1024 points
 //     (Envoy's minimum), balance factor 1.25 (the bounded-loads paper's and
 //     HAProxy's example value).
+//
+// # Retries and hedges go elsewhere
+//
+// A retry of a call, or a hedge running beside it, goes to an endpoint
+// that none of the call's earlier attempts went to, as long as one is in
+// rotation and admits the call (its breaker; a ramping endpoint may still
+// decline, as it does any call); only when every such endpoint has been
+// tried does the pick fall back to the tried ones, by the policy as usual.
+// With zone-aware routing the endpoints considered are those the call
+// could be sent to: its zone's while all of the calls stay there, both
+// pools while some spill. This is Envoy's previous-hosts retry
+// predicate. Each policy chooses among the endpoints left: round robin
+// takes the next one in its order, Random draws among them, P2C and
+// LeastRequest compare two of them, and RingHash walks the ring on from
+// the key's point to the next endpoint, so that every client sends a
+// key's retries to the same second endpoint, as it sends its first
+// attempts to the same first one.
+//
+// The attempts of a call share a record of their endpoints through their
+// context. Package retry keeps one (up to 16 endpoints) for its retries
+// and hedges, over the RoundTripper, Do and Call, and grpcx's retry
+// interceptor for gRPC through package grpcx/balancer; neither package
+// imports the other. The record belongs to one call of retry's: nothing
+// carries over to the next call, even one made with the same context. A
+// first attempt pays nothing for it: no layer makes a record before it (a
+// context lookup finds none). When an attempt without a record fails, the
+// balancer hands one back with the result, for a retry layer above to
+// adopt: the RoundTripper wraps its error (or, for a failing status, the
+// response body answers for it), and Do and Call wrap fn's error; the
+// wrapper prints as the error it wraps, errors.Is and errors.As see
+// through it, and retry takes it off, so that retry's caller gets the
+// error itself. Pick and PickKey know nothing of calls and never avoid
+// anything.
 //
 // # Health
 //
@@ -108,8 +142,9 @@
 //
 // In the recommended client stack lb sits below retry and above the
 // per-attempt timeout: retry → lb → timeout → http.Transport. Retry then
-// sends a failed request again and lb picks another endpoint for it, while
-// lb's ejection and P2C have already learnt from the failure.
+// sends a failed request again and lb sends it to an endpoint that the
+// request has not been sent to (see above), while lb's ejection and P2C
+// have already learnt from the failure.
 //
 // # Migrating from a hand-made picker or kratos' selectors
 //

@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/internal/pushback"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 // RoundTripper returns an [http.RoundTripper] that sends each request to
@@ -55,9 +56,22 @@ import (
 // endpoint, up to Config.MaxAttempts endpoints. Safe to repeat means: an
 // idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or an
 // Idempotency-Key header, and a body that can be sent again (none, or
-// req.GetBody set, as http.NewRequest does for in-memory bodies). Any other failure is
-// returned as is: retrying on errors and statuses is package retry's job,
-// above this RoundTripper.
+// req.GetBody set, as http.NewRequest does for in-memory bodies); each
+// such attempt goes to an endpoint the request has not been sent to,
+// while one is left. Any other failure is returned: retrying on errors
+// and statuses is package retry's job, above this RoundTripper.
+//
+// A retry or hedge of retry's goes to an endpoint that the call's other
+// attempts have not used, while one is left (see "Retries and hedges go
+// elsewhere" in the package doc). For that, a request that is safe to
+// repeat, sent with no record of its call's endpoints in its context (a
+// first attempt), hands one back: an error (other than the caller's
+// cancellation) is wrapped in a type that prints as the error, whose
+// Unwrap returns it (errors.Is and errors.As see through it) and whose
+// Timeout method answers as the error's does (for url.Error.Timeout); a
+// response keeps its status, header and body, its body carrying the
+// record (a failing status's http.NoBody is replaced by an empty body of
+// lb's). retry unwraps the error before its caller sees it.
 func (b *Balancer) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -80,15 +94,20 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 			key, hasKey = hashString(k), true
 		}
 	}
+	safe := safeToRepeat(req)
 	attempts := 1
-	if safeToRepeat(req) {
+	if safe {
 		attempts = b.s.maxAttempts
 	}
 	logical := req.Host
 	if logical == "" {
 		logical = req.URL.Host
 	}
-	var tried [MaxAttemptsLimit]*member
+	// rec is the call's record of the endpoints its attempts went to,
+	// when a retry layer above keeps one (see avoid.go); own is this
+	// RoundTrip's, made when it tries a second endpoint without one.
+	rec := ctxRecord(ctx)
+	var own *tried.Record
 	var t Ticket
 	sending := false
 	defer func() { // a panic in next: record the failure, let the panic go on
@@ -97,14 +116,17 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 		}
 	}()
 	for a := 0; a < attempts; a++ {
-		t, err = b.pickFresh(key, hasKey, tried[:a])
+		r := rec
+		if r == nil {
+			r = own
+		}
+		t, err = b.pickCall(r, key, hasKey)
 		if err != nil {
 			if a == 0 && req.Body != nil {
 				req.Body.Close()
 			}
 			return nil, err
 		}
-		tried[a] = t.m
 		at := newAttempt(req)
 		out := &at.req
 		out.URL.Host = t.m.ep.Addr
@@ -125,9 +147,16 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 		resp, err = rt.next.RoundTrip(out)
 		sending = false
 		if err != nil {
-			b.finish(t, b.judgeHTTP(ctx, nil, err), 0)
+			o := b.judgeHTTP(ctx, nil, err)
+			b.finish(t, o, 0)
 			if neverSent(err) && ctx.Err() == nil && a+1 < attempts {
+				if rec == nil && own == nil {
+					own = recordOf(nil, t)
+				}
 				continue
+			}
+			if rec == nil && safe && o != bulwark.Neutral {
+				return nil, tagErr(err, own, t)
 			}
 			return nil, err
 		}
@@ -138,13 +167,22 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err e
 				wait, _ = pushback.HTTP(v, time.Now())
 			}
 		}
+		// Any response may be retried (retry may judge it by rules of
+		// its own): its body carries the record, built only if asked.
+		tag := rec == nil && safe
 		if resp.Body == nil || resp.Body == http.NoBody {
 			b.finish(t, o, wait)
+			if tag && o == bulwark.Failure && resp.Body != nil {
+				// An empty body that carries the attempt's record.
+				at.body = body{ReadCloser: http.NoBody, t: t, tagged: true, prev: own}
+				at.body.done.Store(true)
+				resp.Body = &at.body
+			}
 			return resp, nil
 		}
 		// An upgraded connection (WebSocket, h2c): net/http's body is an
 		// io.ReadWriteCloser, which callers type-assert; KeepWrite keeps it.
-		at.body = body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx}
+		at.body = body{ReadCloser: resp.Body, b: b, t: t, o: o, wait: wait, ctx: ctx, tagged: tag, prev: own}
 		resp.Body = httpx.KeepWrite(resp.Body, &at.body)
 		return resp, nil
 	}
@@ -174,28 +212,6 @@ func newAttempt(req *http.Request) *attempt {
 	}
 	at.req.URL = &at.url
 	return at
-}
-
-// pickFresh picks an endpoint not yet tried by this request, if a few
-// draws find one.
-func (b *Balancer) pickFresh(key uint64, hasKey bool, tried []*member) (Ticket, error) {
-	for draw := 0; ; draw++ {
-		t, err := b.pick(key, hasKey)
-		if err != nil || draw == 3 || !contains(tried, t.m) {
-			return t, err
-		}
-		b.finish(t, bulwark.Neutral, 0)
-		hasKey = false
-	}
-}
-
-func contains(ms []*member, m *member) bool {
-	for _, x := range ms {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *Balancer) judgeHTTP(ctx context.Context, resp *http.Response, err error) bulwark.Outcome {
@@ -240,6 +256,20 @@ type body struct {
 	wait time.Duration
 	ctx  context.Context
 	done atomic.Bool
+	// tagged: the attempt failed with no record of the call's endpoints
+	// in its context; TriedRecord hands one (prev's endpoints and t's)
+	// to a retry layer above.
+	tagged bool
+	prev   *tried.Record
+}
+
+// TriedRecord returns a record of the endpoints the response's attempt
+// went to, if it failed without one in its context (internal/tried).
+func (r *body) TriedRecord() *tried.Record {
+	if !r.tagged {
+		return nil
+	}
+	return recordOf(r.prev, r.t)
 }
 
 func (r *body) Read(p []byte) (int, error) {

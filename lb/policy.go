@@ -63,7 +63,7 @@ func (roundRobin) newPicker(ms []*member) picker {
 // newRR starts the rotation at a random place, so that many clients do
 // not all begin with the first endpoint.
 func newRR(ms []*member) *rrPicker {
-	p := &rrPicker{ms: ms, n: uint64(len(ms)), magic: ^uint64(0)/uint64(len(ms)) + 1}
+	p := &rrPicker{ms: ms, pool: ms, n: uint64(len(ms)), magic: ^uint64(0)/uint64(len(ms)) + 1}
 	p.next.Store(uint32(rand.Uint64N(uint64(len(ms)))))
 	return p
 }
@@ -75,6 +75,9 @@ type rrPicker struct {
 	ms    []*member
 	n     uint64
 	magic uint64 // for fastmod
+	// pool is the members once each (ms is the weighted schedule under
+	// WeightedRoundRobin), for picks that pass over some (avoid.go).
+	pool []*member
 }
 
 func (p *rrPicker) pick(_ *Balancer, _, _ uint64, _ bool, _ int64) *member {
@@ -112,7 +115,9 @@ type weightedRoundRobin struct{}
 func (weightedRoundRobin) validate(*validate.V) {}
 func (weightedRoundRobin) traits() traits       { return traits{} }
 func (weightedRoundRobin) newPicker(ms []*member) picker {
-	return newRR(smoothSchedule(ms))
+	p := newRR(smoothSchedule(ms))
+	p.pool = ms
+	return p
 }
 
 // scaledWeights returns the members' weights divided by their gcd and, if
@@ -201,7 +206,7 @@ type random struct{}
 func (random) validate(*validate.V) {}
 func (random) traits() traits       { return traits{random: true} }
 func (random) newPicker(ms []*member) picker {
-	p := &randomPicker{ms: ms}
+	p := &randomPicker{ms: ms, pool: ms}
 	for _, m := range ms {
 		if m.ep.weight() != ms[0].ep.weight() {
 			p.ms = smoothSchedule(ms) // a table with each endpoint weight times
@@ -211,7 +216,10 @@ func (random) newPicker(ms []*member) picker {
 	return p
 }
 
-type randomPicker struct{ ms []*member }
+type randomPicker struct {
+	ms   []*member // a weighted table when the weights differ
+	pool []*member // the members once each
+}
 
 func (p *randomPicker) pick(_ *Balancer, r, _ uint64, _ bool, _ int64) *member {
 	return p.ms[fastrange(uint32(r), len(p.ms))]
@@ -272,10 +280,14 @@ type P2CConfig struct {
 	Decay time.Duration
 	// Penalty is the latency a failed call counts as (when it took less),
 	// and the cost of an endpoint that has calls in flight but no
-	// estimate yet. A response that asks the caller to wait (a
-	// Retry-After, a breaker's RetryAfter) counts as that wait if it is
-	// longer. Default 1 s: above any healthy RPC's latency, so that a
-	// failing endpoint loses every comparison with a working one, and
+	// estimate yet. Failures in a row count more each: the k-th counts
+	// as k × Penalty (up to 10 × Penalty), so that an endpoint that
+	// fails fast, with nothing in flight, does not keep winning
+	// comparisons with working endpoints that are busy or were slow a
+	// while ago. A response that asks the caller to wait (a Retry-After,
+	// a breaker's RetryAfter) counts as that wait if it is longer.
+	// Default 1 s: above any healthy RPC's latency, so that a failing
+	// endpoint loses every comparison with an idle working one, and
 	// short enough to decay within a minute.
 	Penalty time.Duration
 }
@@ -291,7 +303,8 @@ const (
 // peak-EWMA latency times its calls in flight plus one. Peak EWMA jumps to
 // a latency above the average at once and comes down slowly (time
 // constant Decay), so it reacts to an endpoint slowing down within a call;
-// failures, 429/503 and Retry-After count as latency (Penalty). Weights
+// failures, 429/503 and Retry-After count as latency (Penalty, growing
+// with each failure in a row). Weights
 // are ignored. Picks read the clock, once in Pick and once in Done.
 //
 // It is the default policy.
@@ -463,7 +476,7 @@ func (p ringHash) newPicker(ms []*member) picker {
 		}
 	}
 	slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.h, b.h) })
-	r := &ringPicker{hashes: make([]uint64, len(pts)), owners: make([]*member, len(pts)), factor: factor, n: len(ms)}
+	r := &ringPicker{hashes: make([]uint64, len(pts)), owners: make([]*member, len(pts)), factor: factor, n: len(ms), pool: ms}
 	for i, p := range pts {
 		r.hashes[i], r.owners[i] = p.h, p.m
 	}
@@ -475,6 +488,7 @@ type ringPicker struct {
 	owners []*member
 	factor float64 // < 0: unbounded
 	n      int
+	pool   []*member // the members once each
 }
 
 func (p *ringPicker) pick(b *Balancer, r, key uint64, hasKey bool, _ int64) *member {

@@ -109,6 +109,21 @@
 // in an attempt (which runs in a goroutine of its own) is raised again in
 // the caller's goroutine once the other attempts have returned.
 //
+// # Retries go to other endpoints
+//
+// Over a balancer of package lb (its RoundTripper, Balancer.Do or Call,
+// or gRPC through grpcx/balancer), each retry or hedge of a call goes to
+// an endpoint that none of the call's other attempts went to, while one
+// is left (Envoy's previous-hosts retry predicate; see the lb package
+// doc): the attempts after the first, and every attempt of a hedged
+// call, run under a context holding the call's record of the endpoints
+// its attempts went to. A call's first attempt runs under the caller's
+// context unchanged, so a call that succeeds at once pays nothing for it;
+// when it fails, lb hands its record back with the result (an error
+// wrapper that retry takes off, so the caller gets the error itself), and
+// retry adopts it. A record lives as long as its call: the next call
+// starts afresh, even with the same context.
+//
 // # Contexts, functions and time
 //
 // A nil ctx or a nil fn given to Do or Call is the caller's bug: it

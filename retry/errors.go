@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 // Sentinels. Test for them with [errors.Is]; never compare error text.
@@ -214,8 +216,9 @@ func pushbackOf(err error) (d time.Duration, has, local bool) {
 	return 0, false, false
 }
 
-// strip removes retry's own markers (Permanent, Pushback) from the top of
-// err, so callers get back what their function returned.
+// strip removes retry's own markers (Permanent, Pushback), and the record
+// a balancer below attached (internal/tried), from the top of err, so
+// callers get back what their function returned.
 func strip(err error) error {
 	for {
 		switch e := err.(type) {
@@ -223,6 +226,8 @@ func strip(err error) error {
 			err = e.err
 		case *pushbackError:
 			err = e.err
+		case *tried.Error:
+			err = e.Err
 		default:
 			return err
 		}

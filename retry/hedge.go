@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 const (
@@ -106,6 +107,12 @@ type hedgedCall[T any] struct {
 	x     *exec[T]
 	ctx   context.Context // the caller's
 	start int64           // clock reading at the call's start
+	// base is what the attempts' contexts derive from: ctx with a record
+	// of the endpoints the attempts go to (internal/tried), so that a
+	// balancer below sends each hedge or retry to an endpoint that no
+	// attempt of the call has been sent to yet (rec, unless ctx had one).
+	base context.Context
+	rec  tried.Record
 
 	results  chan hedgeResult[T] // capacity MaxInFlight: a report never blocks
 	flights  []flight            // the attempts in flight, at most MaxInFlight
@@ -138,6 +145,10 @@ func hedged[T any](ctx context.Context, p *Policy, x *exec[T]) (T, error) {
 		ctx:     ctx,
 		start:   p.clock.Nanotime(),
 		results: make(chan hedgeResult[T], p.hedge.maxInFlight),
+	}
+	h.base = ctx
+	if tried.From(ctx) == nil {
+		h.base = tried.With(ctx, &h.rec)
 	}
 	h.flights = h.inline[:0]
 	if p.hedge.maxInFlight > len(h.inline) {
@@ -176,7 +187,7 @@ func (h *hedgedCall[T]) run() (T, error) {
 func (h *hedgedCall[T]) launch() {
 	h.launched++
 	n := h.launched
-	actx, cancel := context.WithCancelCause(h.ctx)
+	actx, cancel := context.WithCancelCause(h.base)
 	if n > 1 {
 		actx = withAttempt(actx, n)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/internal/pushback"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 // RoundTripper returns an [http.RoundTripper] that sends requests through
@@ -42,7 +43,9 @@ import (
 // keeps its body an io.ReadWriteCloser, hedged or not, so the caller can
 // talk over the upgraded connection. A next that breaks the contract by
 // returning neither a response nor an error is taken to have failed with a
-// transport error.
+// transport error. Over lb's RoundTripper, each retry and hedge goes to an
+// endpoint that the request's other attempts did not use, while one is
+// left (see the package doc).
 func (p *Policy) RoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
@@ -67,6 +70,14 @@ func (t *roundTripper) send(r *http.Request) (*http.Response, error) {
 		err = errNoResponse
 	}
 	return resp, err
+}
+
+// sendOnce sends a request that will not be retried: without the record
+// of its endpoint that a balancer below attaches to a failure for a retry
+// (internal/tried).
+func (t *roundTripper) sendOnce(r *http.Request) (*http.Response, error) {
+	resp, err := t.send(r)
+	return resp, tried.Strip(err)
 }
 
 // idempotent reports whether method is safe to repeat (RFC 9110 §9.2.2).
@@ -113,7 +124,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		(req.Method == http.MethodPost || req.Method == http.MethodPatch)
 	if (!retryable && !addKey) || p.maxAttempts == 1 {
 		p.calls.Add(1)
-		return t.send(req)
+		return t.sendOnce(req)
 	}
 
 	// Attempts send shallow copies of req (req.WithContext, not
@@ -125,7 +136,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
 		if p.maxBuffered < 0 {
 			p.calls.Add(1)
-			return t.send(req)
+			return t.sendOnce(req)
 		}
 		buf, err := io.ReadAll(io.LimitReader(req.Body, p.maxBuffered+1))
 		if err != nil {
@@ -137,7 +148,7 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			r := req.WithContext(req.Context())
 			r.Body = bodyReadCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			p.calls.Add(1)
-			return t.send(r)
+			return t.sendOnce(r)
 		}
 		req.Body.Close()
 		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
@@ -205,6 +216,7 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 		},
 		judgeResult: t.p.judgeHTTP,
 		discard:     httpx.DrainClose,
+		tag:         httpTag,
 		giveUp: func(attempts int, reason Reason, resp *http.Response, err error) (*http.Response, error) {
 			if resp != nil {
 				return resp, nil
@@ -216,6 +228,19 @@ func (t *roundTripper) exec(req, first *http.Request, getBody func() (io.ReadClo
 			return resp
 		},
 	}
+}
+
+// httpTag returns the record of the endpoints a failed round trip went
+// to, from its error or its response's body, as a balancer below attaches
+// it (internal/tried).
+func httpTag(resp *http.Response, err error) *tried.Record {
+	if err != nil {
+		return tried.Of(err)
+	}
+	if resp != nil {
+		return tried.OfBody(resp.Body)
+	}
+	return nil
 }
 
 // judgeHTTP judges one round trip.

@@ -10,6 +10,7 @@ import (
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/clock"
 	"github.com/bulwark-go/bulwark/internal/outcome"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 // Policy retries calls according to its Config. Create one with [New] per
@@ -308,6 +309,10 @@ type exec[T any] struct {
 	// giveUp builds the call's result when retries stop on a retryable
 	// result; nil means (v, *ExhaustedError).
 	giveUp func(attempts int, reason Reason, v T, err error) (T, error)
+	// tag, if set, returns the record of the endpoints an attempt went
+	// to that a balancer below hands back with a failed result (see
+	// internal/tried); nil means tried.Of(err).
+	tag func(T, error) *tried.Record
 	// keep, if set, takes a hedged result that is to be returned (the
 	// winner's, or the last one when retries stop, which giveUp may
 	// return) and the cancel func of its attempt's context, which it must
@@ -324,6 +329,15 @@ func (x *exec[T]) judge(ctx context.Context, v T, err error) verdict {
 		return x.judgeResult(ctx, v, err)
 	}
 	return x.p.judgeErr(ctx, err)
+}
+
+// recordOf returns the record a balancer below handed back with the
+// result (v, err), or nil.
+func (x *exec[T]) recordOf(v T, err error) *tried.Record {
+	if x.tag != nil {
+		return x.tag(v, err)
+	}
+	return tried.Of(err)
 }
 
 func (x *exec[T]) drop(v T) {
@@ -396,8 +410,16 @@ func (p *Policy) fits(ctx context.Context, start int64, d time.Duration) bool {
 }
 
 // run retries after a failed first attempt whose result is (v, err).
+//
+// The attempts after the first run under a context that carries the
+// call's record of the endpoints its attempts went to (internal/tried),
+// so that a balancer below sends each to an endpoint not tried yet: the
+// record of ctx, if it has one, else the record a balancer handed back
+// with a failed attempt's result, adopted from then on.
 func (x *exec[T]) run(ctx context.Context, start int64, v T, err error) (T, error) {
 	p := x.p
+	actx := ctx // what the attempts' contexts derive from
+	rec := tried.From(ctx)
 	for attempt := 1; ; attempt++ {
 		vd := x.judge(ctx, v, err)
 		if !vd.retry {
@@ -429,12 +451,19 @@ func (x *exec[T]) run(ctx context.Context, start int64, v T, err error) (T, erro
 		}
 		p.retries.Add(1)
 		p.notify(ctx, Event{Attempt: attempt + 1, Delay: d, Err: vd.err})
+		if r := x.recordOf(v, err); r != nil {
+			if rec == nil {
+				rec, actx = r, tried.With(ctx, r)
+			} else {
+				rec.Merge(r)
+			}
+		}
 		x.drop(v)
 		if err := clock.Sleep(ctx, p.clock, d); err != nil {
 			var zero T
 			return zero, canceled(ctx, vd.err)
 		}
-		v, err = x.fn(withAttempt(ctx, attempt+1))
+		v, err = x.fn(withAttempt(actx, attempt+1))
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/bulwark-go/bulwark/internal/bridge"
 	"github.com/bulwark-go/bulwark/internal/outcome"
 	"github.com/bulwark-go/bulwark/internal/pushback"
+	"github.com/bulwark-go/bulwark/internal/tried"
 	"github.com/bulwark-go/bulwark/lb"
 )
 
@@ -325,12 +326,22 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 		}
 	}
 	b := p.e.b
+	// The call's record of the endpoints its attempts went to, when
+	// grpcx's retry interceptor keeps one: a retry or a hedge goes to
+	// another endpoint while one is left.
+	rec := tried.From(info.Ctx)
 	for range len(p.ready) + 2 {
 		var t lb.Ticket
 		var err error
-		if key != "" {
+		switch {
+		case rec != nil:
+			var x any
+			if x, err = bridge.LBPickAvoid(b, rec, key); err == nil {
+				t = x.(lb.Ticket)
+			}
+		case key != "":
 			t, err = b.PickKey(key)
-		} else {
+		default:
 			t, err = b.Pick()
 		}
 		if err != nil {
@@ -340,6 +351,9 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 			return gbalancer.PickResult{}, status.Error(codes.Unavailable, err.Error())
 		}
 		if sc := p.ready[t.Addr()]; sc != nil {
+			if rec != nil {
+				bridge.LBTried(rec, t)
+			}
 			ctx := info.Ctx
 			return gbalancer.PickResult{SubConn: sc, Done: func(di gbalancer.DoneInfo) {
 				o := judge(ctx, p.e.classify, di.Err)

@@ -352,3 +352,70 @@ func TestPushbackTrailerSteersP2C(t *testing.T) {
 		t.Fatalf("the server that pushed back got %d calls", n)
 	}
 }
+
+// TestRetryGoesToAnotherEndpoint: grpcx's retry interceptor over the
+// balancer sends each retry of a call to an endpoint that none of the
+// call's attempts went to. With RingHash a key pins its calls to one
+// server; when that server fails, each call's retry goes to the next
+// server of the ring, and no call is lost (without the rule all three
+// attempts went to the failing server).
+func TestRetryGoesToAnotherEndpoint(t *testing.T) {
+	srvs := []*server{start(t), start(t), start(t)}
+	var eps []lb.Endpoint
+	for _, s := range srvs {
+		eps = append(eps, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{}),
+		Outlier: lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}})
+	defer b.Close()
+	unregister, err := balancer.Register("avoid", b, balancer.Options{HashHeader: "x-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	policy := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Microsecond, Budget: retry.UnlimitedBudget()})
+	defer policy.Close()
+	conn, err := grpc.NewClient("bulwark:///avoid", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDisableRetry(), grpc.WithChainUnaryInterceptor(grpcx.UnaryClientRetry(policy)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	warmUp(t, srvs, func() {
+		if _, err := client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	if _, err := client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	home := -1
+	for i, s := range srvs {
+		if s.calls.Load() > before[i] {
+			home = i
+		}
+	}
+	srvs[home].fail.Store(true)
+	for i, s := range srvs {
+		before[i] = s.calls.Load()
+	}
+	const calls = 10
+	for range calls {
+		if _, err := client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+			t.Fatalf("call lost: %v (server calls %d %d %d)", err, srvs[0].calls.Load()-before[0], srvs[1].calls.Load()-before[1], srvs[2].calls.Load()-before[2])
+		}
+	}
+	var got [3]int64
+	for i, s := range srvs {
+		got[i] = s.calls.Load() - before[i]
+	}
+	if got[home] != calls {
+		t.Fatalf("the failing server got %d attempts for %d calls (all %v): a retry went back to it", got[home], calls, got)
+	}
+	if got[0]+got[1]+got[2] != 2*calls {
+		t.Fatalf("attempts %v, want %d: each call's first to the key's server, its retry to the next", got, 2*calls)
+	}
+}

@@ -40,6 +40,14 @@
 // ejected, and P2C steers away from a slow or pushing-back one, for gRPC
 // as for HTTP.
 //
+// Under grpcx.UnaryClientRetry, each retry or hedge of a call goes to an
+// endpoint that none of the call's other attempts went to, while one is
+// left (lb's previous-hosts rule, see "Retries and hedges go elsewhere"
+// in the lb package doc): the interceptor keeps a record of the call's
+// endpoints in its context, which the picker reads from PickInfo.Ctx and
+// fills. With lb.RingHash, a key's retry goes to the next endpoint of the
+// ring. Streams retried by grpcx.StreamClientRetry do not avoid anything.
+//
 // When lb picks an endpoint whose SubConn is not READY (in panic mode, or
 // in the moment before the state change arrives), the picker draws again,
 // and as a last resort uses any READY SubConn, so an RPC never waits on a

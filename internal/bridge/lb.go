@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/tried"
 )
 
 // Set by package lb's init, used by grpcx/balancer.
@@ -25,4 +26,12 @@ var (
 	// wait, which P2C counts as latency (a grpc-retry-pushback-ms
 	// trailer).
 	LBRecordWait func(b any, t any, o bulwark.Outcome, wait time.Duration)
+	// LBPickAvoid picks an lb.Ticket from the *lb.Balancer b (by key if
+	// not "") for an attempt of a call whose earlier attempts went to the
+	// endpoints in rec: it passes over them while another endpoint in
+	// rotation admits the call. It does not add its pick to rec (LBTried
+	// does, once the attempt is sent).
+	LBPickAvoid func(b any, rec *tried.Record, key string) (t any, err error)
+	// LBTried adds the endpoint of the lb.Ticket t to rec.
+	LBTried func(rec *tried.Record, t any)
 )
