@@ -62,7 +62,9 @@
 //     it), outcome (the classification rules), httpx (middleware plumbing),
 //     telemetry (naming), stripe (per-P counters), pushback (Retry-After
 //     and grpc-retry-pushback-ms parsing), validate (Config checks), bridge
-//     (how grpcx reaches a core), conformance (the test suite every
+//     (how grpcx reaches a core), tried (the endpoints a call's attempts
+//     used, so that lb sends a retry or a hedge elsewhere without lb and
+//     retry importing each other), conformance (the test suite every
 //     RoundTripper, Handler and set of instruments runs), and redistest,
 //     the test harness of the Redis-backed packages (miniredis, a real
 //     server or a Cluster; outages on demand).
