@@ -1,11 +1,13 @@
 package degrade
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,17 +212,22 @@ type Shedder struct {
 	cfg      ShedderConfig
 	clk      clock.Clock
 	bucketNs int64
-	inflight atomic.Int64
+	inflight [numCriticalities]atomic.Int64 // admitted and not Done, by criticality
 	buckets  []shedBucket
 
 	// The estimate, refreshed once per bucket by whichever request
 	// crosses into a new bucket (CAS on cur).
-	cur      atomic.Int64  // index (epoch) of the current bucket
-	capBits  atomic.Uint64 // float64: estimated in-flight capacity; 0: unknown
-	inflated atomic.Bool   // queueing seen: in the last full bucket, or in a request since
-	minRT    atomic.Int64  // best bucket mean latency of the window, ns; 0: unknown
-	queueNs  atomic.Int64  // the latency that signals queueing, ns; 0: unknown
-	hotUntil atomic.Int64  // Nanotime until which the shedder is hot
+	cur        atomic.Int64  // index (epoch) of the current bucket
+	capBits    atomic.Uint64 // float64: estimated in-flight capacity; 0: unknown
+	inflated   atomic.Bool   // queueing seen: in the last full bucket, or in a request since
+	queued     atomic.Bool   // queueing seen in the last full bucket (Critical's overload)
+	baseNs     atomic.Int64  // the baseline latency (see baseline), ns; 0: unknown
+	queueNs    atomic.Int64  // the latency that signals queueing, ns; 0: unknown
+	hotUntil   atomic.Int64  // Nanotime until which the shedder is hot
+	probing    atomic.Bool   // the whole window queued: Default has no headroom
+	refreshing atomic.Bool   // a refresh is running: it owns scratch and probeSince
+	scratch    []shedSample  // refresh's workspace, len(buckets)
+	probeSince int64         // the epoch the probe began, while probing
 
 	shed   [numCriticalities]atomic.Int64
 	passed atomic.Int64
@@ -229,13 +236,29 @@ type Shedder struct {
 }
 
 type shedBucket struct {
-	epoch atomic.Int64
-	n     atomic.Int64 // completions
-	rtNs  atomic.Int64 // sum of their latencies
+	epoch  atomic.Int64
+	n      atomic.Int64 // completions
+	rtNs   atomic.Int64 // sum of their latencies
+	workNs atomic.Int64 // sum of their latencies, each at most the baseline
+	shed   atomic.Int64 // requests shed
 }
 
-// ShedTicket is the admission Allow gives; hand it to Done.
-type ShedTicket struct{ start int64 }
+// shedSample is one full bucket, as refresh sees it.
+type shedSample struct {
+	mean float64 // mean latency, ns
+	work float64 // workNs
+}
+
+// baselineShare is the share of a window's work (see baseline) whose
+// latency sets the baseline.
+const baselineShare = 0.5
+
+// ShedTicket is the admission Allow gives; hand it to Done. The zero
+// ShedTicket is not an admission.
+type ShedTicket struct {
+	start int64
+	c     Criticality
+}
 
 // NewShedder returns a shedder configured by cfg. It panics with a
 // *bulwark.ConfigError if cfg is not valid.
@@ -272,7 +295,7 @@ func NewShedder(cfg ShedderConfig) *Shedder {
 	}
 	cfg.Header = textproto.CanonicalMIMEHeaderKey(cfg.Header) // looked up directly per request
 	cfg.Routes = append([]Route(nil), cfg.Routes...)
-	s := &Shedder{cfg: cfg, clk: clock.Real, buckets: make([]shedBucket, cfg.Buckets)}
+	s := &Shedder{cfg: cfg, clk: clock.Real, buckets: make([]shedBucket, cfg.Buckets), scratch: make([]shedSample, 0, cfg.Buckets)}
 	s.bucketNs = max(int64(cfg.Window)/int64(cfg.Buckets), 1)
 	s.cur.Store(s.clk.Nanotime() / s.bucketNs)
 	s.hotUntil.Store(math.MinInt64) // not zero: inside a synctest bubble Nanotime can be negative
@@ -280,68 +303,120 @@ func NewShedder(cfg ShedderConfig) *Shedder {
 	return s
 }
 
-// limit returns the in-flight limit of criticality c for capacity cp.
-func (s *Shedder) limit(c Criticality, cp float64) float64 {
+// limit returns the in-flight limit of criticality c for capacity cp:
+// capacity × c's multiplier, and never under MinInFlight. While probing,
+// Default has no headroom.
+func (s *Shedder) limit(c Criticality, cp float64, probing bool) float64 {
 	switch c {
 	case Sheddable:
-		return cp
 	case Critical:
-		return cp * (1 + 2*s.cfg.Headroom)
+		cp *= 1 + 2*s.cfg.Headroom
+	default:
+		if !probing {
+			cp *= 1 + s.cfg.Headroom
+		}
 	}
-	return cp * (1 + s.cfg.Headroom)
+	return max(cp, float64(s.cfg.MinInFlight))
 }
 
+// overloaded reports whether requests of criticality c may be shed at
+// now. Sheddable and Default requests are, as soon as one request has
+// queued and for CoolOff after the last shed, so that the shedder reacts
+// at once; Critical ones only while the last full bucket as a whole
+// queued: by then the capacity estimate holds a bucket of the server's
+// work under load, not only what a lighter load showed (a low bound).
+func (s *Shedder) overloaded(c Criticality, now int64) bool {
+	if c == Critical {
+		return s.queued.Load()
+	}
+	return s.inflated.Load() || now < s.hotUntil.Load()
+}
+
+// inflightFrom returns the number of requests of criticality c or higher
+// in flight: every request for Sheddable, Default and Critical ones for
+// Default, Critical ones alone for Critical. Work of a lower criticality
+// never counts against a higher one, so a higher criticality is shed
+// only when its own work (and the work above it) fills its limit.
+func (s *Shedder) inflightFrom(c Criticality) int64 {
+	n := s.inflight[Critical].Load()
+	switch c {
+	case Sheddable:
+		n += s.inflight[Sheddable].Load()
+		fallthrough
+	case Default:
+		n += s.inflight[Default].Load()
+	}
+	return n
+}
+
+// inflightTotal returns the number of admitted requests not yet Done.
+func (s *Shedder) inflightTotal() int64 { return s.inflightFrom(Sheddable) }
+
 // Allow admits a request of criticality c, or rejects it with a
-// [*ShedError] when the server is overloaded and the in-flight count is
-// at or over c's limit. A c that is not one of the three criticalities is
-// taken as Default. An admitted request must be handed to Done when it ends.
+// [*ShedError] when the server is overloaded and the requests in flight
+// of criticality c or higher are at or over c's limit (see
+// [ShedderConfig.Headroom]). A c that is not one of the three
+// criticalities is taken as Default. An admitted request must be handed
+// to Done when it ends.
 //
 // Allow reads the clock once and does a few atomic operations; once per
-// bucket one call also refreshes the estimate (O(Buckets)).
+// bucket one call also refreshes the estimate (O(Buckets·log Buckets)).
 func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
 	if c >= numCriticalities {
 		c = Default
 	}
 	now := s.clk.Nanotime()
 	s.refresh(now)
-	in := s.inflight.Load()
-	if in >= int64(s.cfg.MinInFlight) {
-		if cp := math.Float64frombits(s.capBits.Load()); cp > 0 && (s.inflated.Load() || now < s.hotUntil.Load()) {
-			if float64(in) >= s.limit(c, cp) {
+	if in := s.inflightFrom(c); in >= int64(s.cfg.MinInFlight) {
+		if cp := math.Float64frombits(s.capBits.Load()); cp > 0 && s.overloaded(c, now) {
+			if float64(in) >= s.limit(c, cp, s.probing.Load()) {
 				s.hotUntil.Store(now + int64(s.cfg.CoolOff))
 				s.shed[c].Add(1)
+				s.bucket(now / s.bucketNs).shed.Add(1)
 				return ShedTicket{}, &ShedError{Criticality: c, Wait: s.cfg.CoolOff}
 			}
 		}
 	}
-	s.inflight.Add(1)
-	return ShedTicket{start: now}, nil
+	s.inflight[c].Add(1)
+	return ShedTicket{start: now, c: c}, nil
 }
 
 // Done reports that the request Allow admitted with t has ended.
 func (s *Shedder) Done(t ShedTicket) {
 	now := s.clk.Nanotime()
-	s.inflight.Add(-1)
+	s.inflight[t.c%numCriticalities].Add(-1)
 	s.passed.Add(1)
-	e := now / s.bucketNs
-	b := &s.buckets[s.slot(e)]
-	if b.epoch.Load() != e {
-		// First completion in a reused bucket: reset it. Two goroutines
-		// may race here; losing one sample to the race is harmless.
-		if old := b.epoch.Load(); old != e && b.epoch.CompareAndSwap(old, e) {
-			b.n.Store(0)
-			b.rtNs.Store(0)
-		}
-	}
+	b := s.bucket(now / s.bucketNs)
 	lat := max(now-t.start, 1)
 	b.n.Add(1)
 	b.rtNs.Add(lat)
+	// The work a request did is its latency up to the baseline: time
+	// spent over it is taken for queueing, which is not capacity.
+	if base := s.baseNs.Load(); base > 0 && lat > base {
+		b.workNs.Add(base)
+	} else {
+		b.workNs.Add(lat)
+	}
 	// A request that waited LatencyFactor times the best latency is
 	// evidence of queueing now, a bucket before the bucket means show it.
 	if q := s.queueNs.Load(); q > 0 && lat >= q && !s.inflated.Load() {
 		s.inflated.Store(true)
 	}
 	s.refresh(now)
+}
+
+// bucket returns the bucket of epoch e, reset if it held an older epoch.
+// Two goroutines may race on the reset; losing one sample to the race is
+// harmless.
+func (s *Shedder) bucket(e int64) *shedBucket {
+	b := &s.buckets[s.slot(e)]
+	if old := b.epoch.Load(); old != e && b.epoch.CompareAndSwap(old, e) {
+		b.n.Store(0)
+		b.rtNs.Store(0)
+		b.workNs.Store(0)
+		b.shed.Store(0)
+	}
+	return b
 }
 
 // slot returns the bucket index of epoch e. Inside a synctest bubble
@@ -358,12 +433,20 @@ func (s *Shedder) refresh(now int64) {
 	if e <= cur || !s.cur.CompareAndSwap(cur, e) {
 		return
 	}
+	if !s.refreshing.CompareAndSwap(false, true) {
+		return // a refresh still running owns scratch; the next bucket's catches up
+	}
+	defer s.refreshing.Store(false)
 	// Over the full buckets of the window (the current one is still
-	// filling): the most completions in a bucket, the best mean latency,
-	// and the mean latency of the last full bucket.
-	var maxPass int64
-	minRT := math.Inf(1)
-	lastRT := 0.0
+	// filling): each bucket's mean latency and work, the most work in a
+	// bucket, and the mean latency of the last full bucket. The buckets
+	// the baseline may be learned from are moved to the front of samples:
+	// those in which nothing was shed, or that did not queue by the
+	// current threshold (all of them while it is unknown).
+	qPrev := float64(s.queueNs.Load())
+	samples := s.scratch[:0]
+	var maxWork int64
+	lastRT, learnable, learnableWork, total, shedding := 0.0, 0, 0.0, 0.0, false
 	for k := int64(1); k <= int64(len(s.buckets)); k++ {
 		ep := e - k
 		b := &s.buckets[s.slot(ep)]
@@ -375,27 +458,85 @@ func (s *Shedder) refresh(now int64) {
 			continue
 		}
 		rt := float64(b.rtNs.Load()) / float64(n)
-		maxPass = max(maxPass, n)
-		minRT = min(minRT, rt)
+		w := b.workNs.Load()
+		maxWork = max(maxWork, w)
+		samples = append(samples, shedSample{mean: rt, work: float64(w)})
+		total += float64(w)
+		if qPrev == 0 || rt < qPrev || b.shed.Load() == 0 {
+			samples[learnable], samples[len(samples)-1] = samples[len(samples)-1], samples[learnable]
+			learnable++
+			learnableWork += float64(w)
+		}
 		if k == 1 {
-			lastRT = rt
+			lastRT, shedding = rt, b.shed.Load() > 0
 		}
 	}
-	if maxPass == 0 {
+	if len(samples) == 0 {
 		s.capBits.Store(0)
-		s.minRT.Store(0)
+		s.baseNs.Store(0)
 		s.queueNs.Store(0)
+		s.queued.Store(false)
 		s.inflated.Store(false)
+		s.probing.Store(false)
 		return
 	}
-	s.minRT.Store(int64(minRT))
-	q := max(s.cfg.LatencyFactor*minRT, minRT+float64(s.cfg.QueueDelay))
+	// The baseline is not learned from buckets that queued while the
+	// shedder was shedding: the standing queue that the higher
+	// criticalities' headroom lets form must not become the yardstick it
+	// is measured against (the baseline would drift up, and the capacity
+	// with it). When every bucket of the window is such a bucket, the
+	// shedder probes (Default loses its headroom until a bucket drains);
+	// when it has probed for a whole window in vain, the server has
+	// become slower, not overloaded, and the baseline is learned from
+	// every bucket. While the last full bucket shed, the baseline may
+	// fall, not rise: the buckets of a queue building up again after a
+	// probe would be stepping stones up to the standing queue's latency.
+	base := float64(s.baseNs.Load())
+	switch {
+	case learnable > 0:
+		if b := baseline(samples[:learnable], learnableWork); !shedding || b < base || base == 0 {
+			base = b
+		}
+		s.probing.Store(false)
+	case !s.probing.Load():
+		s.probeSince = e
+		s.probing.Store(true)
+	case e-s.probeSince >= int64(len(s.buckets)):
+		base = baseline(samples, total)
+		s.probing.Store(false)
+	}
+	s.baseNs.Store(max(int64(base), 1))
+	q := max(s.cfg.LatencyFactor*base, base+float64(s.cfg.QueueDelay))
 	s.queueNs.Store(int64(q))
-	// Little's law: the concurrency at which the server completed the
-	// most requests per bucket at its best latency.
-	cp := float64(maxPass) * minRT / float64(s.bucketNs)
+	// Little's law: the most work done in a bucket, per unit of time, is
+	// the concurrency the server has sustained without queueing.
+	cp := float64(maxWork) / float64(s.bucketNs)
 	s.capBits.Store(math.Float64bits(cp))
+	s.queued.Store(lastRT >= q)
 	s.inflated.Store(lastRT >= q)
+}
+
+// baseline returns the latency the server shows at its best: the bucket
+// means, lowest first, each weighted by the bucket's work (its requests'
+// latencies, each at most the previous baseline), and the mean at which
+// baselineShare of the window's total work is reached. Weighting by work
+// keeps the baseline to the latency of the requests that occupy the
+// server: a bucket holding a few cheap requests (cache hits in a lull, a
+// burst of fast rejections) weighs what they cost, next to nothing, and
+// cannot pull the baseline down to their latency, which would make every
+// ordinary request look queued; a queued request weighs no more than an
+// unqueued one, so a few seconds of overload do not pull it up. samples
+// is reordered.
+func baseline(samples []shedSample, total float64) float64 {
+	slices.SortFunc(samples, func(a, b shedSample) int { return cmp.Compare(a.mean, b.mean) })
+	want, acc := baselineShare*total, 0.0
+	for _, x := range samples {
+		acc += x.work
+		if acc >= want {
+			return x.mean
+		}
+	}
+	return samples[len(samples)-1].mean
 }
 
 // Do runs fn if the shedder admits a request of criticality c, and
@@ -422,7 +563,7 @@ func (s *Shedder) onShed(ctx context.Context, c Criticality, err error) {
 		return
 	}
 	se, _ := err.(*ShedError)
-	s.cfg.OnShed(ctx, ShedEvent{Criticality: c, InFlight: s.inflight.Load(),
+	s.cfg.OnShed(ctx, ShedEvent{Criticality: c, InFlight: s.inflightTotal(),
 		Capacity: math.Float64frombits(s.capBits.Load()), Wait: se.Wait})
 }
 
@@ -443,7 +584,8 @@ type ShedStats struct {
 // Stats returns a snapshot of the shedder's state.
 func (s *Shedder) Stats() ShedStats {
 	now := s.clk.Nanotime()
-	st := ShedStats{InFlight: s.inflight.Load(), Capacity: math.Float64frombits(s.capBits.Load()),
+	s.refresh(now)
+	st := ShedStats{InFlight: s.inflightTotal(), Capacity: math.Float64frombits(s.capBits.Load()),
 		Overloaded: s.inflated.Load() || now < s.hotUntil.Load(), Passed: s.passed.Load()}
 	for c := range st.Shed {
 		st.Shed[c] = s.shed[c].Load()
