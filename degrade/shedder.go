@@ -251,7 +251,7 @@ type shedSample struct {
 
 // baselineShare is the share of a window's work (see baseline) whose
 // latency sets the baseline.
-const baselineShare = 0.5
+const baselineShare = 0.1
 
 // ShedTicket is the admission Allow gives; hand it to Done. The zero
 // ShedTicket is not an admission.
@@ -370,7 +370,13 @@ func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
 	if in := s.inflightFrom(c); in >= int64(s.cfg.MinInFlight) {
 		if cp := math.Float64frombits(s.capBits.Load()); cp > 0 && s.overloaded(c, now) {
 			if float64(in) >= s.limit(c, cp, s.probing.Load()) {
-				s.hotUntil.Store(now + int64(s.cfg.CoolOff))
+				if s.inflated.Load() {
+					// Only a shed on evidence of queueing renews the
+					// cool-off: sheds during it would keep the shedder
+					// hot for good, holding in flight, and so the
+					// estimate, at what it was.
+					s.hotUntil.Store(now + int64(s.cfg.CoolOff))
+				}
 				s.shed[c].Add(1)
 				s.bucket(now / s.bucketNs).shed.Add(1)
 				return ShedTicket{}, &ShedError{Criticality: c, Wait: s.cfg.CoolOff}
@@ -384,6 +390,7 @@ func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
 // Done reports that the request Allow admitted with t has ended.
 func (s *Shedder) Done(t ShedTicket) {
 	now := s.clk.Nanotime()
+	s.refresh(now) // first, so that the work below is clipped at a current baseline
 	s.inflight[t.c%numCriticalities].Add(-1)
 	s.passed.Add(1)
 	b := s.bucket(now / s.bucketNs)
@@ -402,7 +409,6 @@ func (s *Shedder) Done(t ShedTicket) {
 	if q := s.queueNs.Load(); q > 0 && lat >= q && !s.inflated.Load() {
 		s.inflated.Store(true)
 	}
-	s.refresh(now)
 }
 
 // bucket returns the bucket of epoch e, reset if it held an older epoch.
@@ -440,13 +446,12 @@ func (s *Shedder) refresh(now int64) {
 	// Over the full buckets of the window (the current one is still
 	// filling): each bucket's mean latency and work, the most work in a
 	// bucket, and the mean latency of the last full bucket. The buckets
-	// the baseline may be learned from are moved to the front of samples:
-	// those in which nothing was shed, or that did not queue by the
-	// current threshold (all of them while it is unknown).
+	// the baseline is learned from (see below) are moved to the front.
 	qPrev := float64(s.queueNs.Load())
 	samples := s.scratch[:0]
 	var maxWork int64
-	lastRT, learnable, learnableWork, total, shedding := 0.0, 0, 0.0, 0.0, false
+	lastRT, prevRT, learn, learnWork, total, count := 0.0, 0.0, 0, 0.0, 0.0, int64(0)
+	below, episode := false, false
 	for k := int64(1); k <= int64(len(s.buckets)); k++ {
 		ep := e - k
 		b := &s.buckets[s.slot(ep)]
@@ -462,16 +467,25 @@ func (s *Shedder) refresh(now int64) {
 		maxWork = max(maxWork, w)
 		samples = append(samples, shedSample{mean: rt, work: float64(w)})
 		total += float64(w)
-		if qPrev == 0 || rt < qPrev || b.shed.Load() == 0 {
-			samples[learnable], samples[len(samples)-1] = samples[len(samples)-1], samples[learnable]
-			learnable++
-			learnableWork += float64(w)
+		count += n
+		unqueued, shed := qPrev == 0 || rt < qPrev, b.shed.Load() > 0
+		below = below || unqueued
+		episode = episode || (shed && !unqueued)
+		if !shed {
+			samples[learn], samples[len(samples)-1] = samples[len(samples)-1], samples[learn]
+			learn++
+			learnWork += float64(w)
 		}
 		if k == 1 {
-			lastRT, shedding = rt, b.shed.Load() > 0
+			lastRT = rt
+		}
+		if k == 2 {
+			prevRT = rt
 		}
 	}
-	if len(samples) == 0 {
+	if count < 2*int64(s.cfg.MinInFlight) {
+		// Too little history to learn from: a cold window, where
+		// nothing is shed.
 		s.capBits.Store(0)
 		s.baseNs.Store(0)
 		s.queueNs.Store(0)
@@ -480,22 +494,22 @@ func (s *Shedder) refresh(now int64) {
 		s.probing.Store(false)
 		return
 	}
-	// The baseline is not learned from buckets that queued while the
-	// shedder was shedding: the standing queue that the higher
-	// criticalities' headroom lets form must not become the yardstick it
-	// is measured against (the baseline would drift up, and the capacity
-	// with it). When every bucket of the window is such a bucket, the
-	// shedder probes (Default loses its headroom until a bucket drains);
-	// when it has probed for a whole window in vain, the server has
-	// become slower, not overloaded, and the baseline is learned from
-	// every bucket. While the last full bucket shed, the baseline may
-	// fall, not rise: the buckets of a queue building up again after a
-	// probe would be stepping stones up to the standing queue's latency.
+	// The baseline is learned from the buckets that did not queue, or in
+	// which nothing was shed. While the window holds a bucket that queued
+	// while the shedder shed (an overload episode), it may fall but not
+	// rise: the standing queue that the higher criticalities' headroom
+	// lets form, and the buckets of a queue building up again, must not
+	// become the yardstick queueing is measured against (the baseline
+	// would drift up, and the capacity with it). When every bucket of the
+	// window queued, the shedder probes (Default loses its headroom, so
+	// that the queue drains); when it has probed for a whole window in
+	// vain, the server has become slower, not overloaded, and the
+	// baseline is learned from every bucket.
 	base := float64(s.baseNs.Load())
 	switch {
-	case learnable > 0:
-		if b := baseline(samples[:learnable], learnableWork); !shedding || b < base || base == 0 {
-			base = b
+	case below:
+		if learn > 0 && (!episode || base == 0) {
+			base = baseline(samples[:learn], learnWork)
 		}
 		s.probing.Store(false)
 	case !s.probing.Load():
@@ -512,7 +526,7 @@ func (s *Shedder) refresh(now int64) {
 	// the concurrency the server has sustained without queueing.
 	cp := float64(maxWork) / float64(s.bucketNs)
 	s.capBits.Store(math.Float64bits(cp))
-	s.queued.Store(lastRT >= q)
+	s.queued.Store(lastRT >= q && prevRT >= q)
 	s.inflated.Store(lastRT >= q)
 }
 
