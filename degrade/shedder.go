@@ -80,32 +80,46 @@ type ShedderConfig struct {
 	// 100 ms buckets; at most MaxBuckets.
 	Buckets int
 	// LatencyFactor is the queueing signal: the server counts as
-	// overloaded while the mean latency of the last full bucket is at
-	// least LatencyFactor times the best bucket mean of the window
-	// (requests are waiting, not working), and at least QueueDelay over
-	// it. Default 2; in [1.1, 100].
+	// overloaded while the mean latency of the last full bucket, or the
+	// latency of a request since, is at least LatencyFactor times the
+	// baseline latency (requests are waiting, not working; see the
+	// package doc for the baseline), and at least QueueDelay over it.
+	// Default 2; in [1.1, 100].
 	LatencyFactor float64
 	// QueueDelay is the least queueing delay that counts as overload: a
-	// latency is a queueing signal only when it is also at least the best
-	// bucket mean plus QueueDelay, so that the jitter of a fast service
+	// latency is a queueing signal only when it is also at least the
+	// baseline plus QueueDelay, so that the jitter of a fast service
 	// (a 100 µs GC pause against 20 µs requests) is not taken for a queue.
 	// Default 5 ms (DefaultQueueDelay, CoDel's target); at most 1 min; a
 	// negative value turns the floor off (LatencyFactor alone decides).
 	QueueDelay time.Duration
-	// CoolOff keeps the shedder rejecting over capacity for this long
-	// after it last shed, so it does not flap as latency recovers (the
-	// "hot" period of go-zero and kratos). Default 1 s; at most 1 min.
+	// CoolOff keeps the shedder rejecting Sheddable and Default requests
+	// over their limits for this long after it last shed on evidence of
+	// queueing, so it does not flap as latency recovers (the "hot" period
+	// of go-zero and kratos). Sheds during the cool-off do not renew it:
+	// they would keep the shedder hot for good, in flight held under the
+	// estimate and the estimate at what was in flight. It is also the
+	// Retry-After of a shed request. Default 1 s; at most 1 min.
 	CoolOff time.Duration
 	// Headroom multiplies the estimated capacity to give each
-	// criticality's in-flight limit under overload: Sheddable is
-	// rejected above capacity × 1, Default above capacity × (1 +
-	// Headroom), Critical above capacity × (1 + 2·Headroom). Default 1;
-	// in [0.1, 10].
+	// criticality's in-flight limit under overload, each counted over the
+	// requests of that criticality or higher, so that lower tiers' work
+	// never counts against a higher tier: a Sheddable request is rejected
+	// when all the requests in flight are at or over capacity × 1; a
+	// Default one when the Default and Critical ones are at or over
+	// capacity × (1 + Headroom) (× 1 while the shedder probes, see the
+	// package doc); a Critical one when the Critical ones alone are at or
+	// over capacity × (1 + 2·Headroom), and only while the last two full
+	// buckets queued. No limit is under MinInFlight. Default 1; in
+	// [0.1, 10].
 	Headroom float64
-	// MinInFlight is the in-flight count below which nothing is ever
-	// shed, whatever the estimate says (a tiny estimate from a cold
-	// window must not shed the first burst). Default 4; at most
-	// MaxMinInFlight.
+	// MinInFlight is the least in-flight limit of every criticality: no
+	// request is shed while fewer than MinInFlight requests of its
+	// criticality or higher are in flight, whatever the estimate says (a
+	// tiny estimate must not shed a burst), so that nothing is shed below
+	// MinInFlight in flight in all. The window needs 2 × MinInFlight
+	// completions before the shedder estimates anything (before, it is
+	// cold and sheds nothing). Default 4; at most MaxMinInFlight.
 	MinInFlight int
 
 	// RejectStatus is the HTTP status of a shed request: 503 Service
@@ -360,7 +374,8 @@ func (s *Shedder) inflightTotal() int64 { return s.inflightFrom(Sheddable) }
 // to Done when it ends.
 //
 // Allow reads the clock once and does a few atomic operations; once per
-// bucket one call also refreshes the estimate (O(Buckets·log Buckets)).
+// bucket one call (of Allow, Done or Stats) also refreshes the estimate
+// (O(Buckets·log Buckets), no allocation).
 func (s *Shedder) Allow(c Criticality) (ShedTicket, error) {
 	if c >= numCriticalities {
 		c = Default
@@ -494,17 +509,18 @@ func (s *Shedder) refresh(now int64) {
 		s.probing.Store(false)
 		return
 	}
-	// The baseline is learned from the buckets that did not queue, or in
-	// which nothing was shed. While the window holds a bucket that queued
-	// while the shedder shed (an overload episode), it may fall but not
-	// rise: the standing queue that the higher criticalities' headroom
-	// lets form, and the buckets of a queue building up again, must not
-	// become the yardstick queueing is measured against (the baseline
-	// would drift up, and the capacity with it). When every bucket of the
-	// window queued, the shedder probes (Default loses its headroom, so
-	// that the queue drains); when it has probed for a whole window in
-	// vain, the server has become slower, not overloaded, and the
-	// baseline is learned from every bucket.
+	// The baseline is learned from the buckets in which nothing was
+	// shed. While the window holds a bucket that queued while the shedder
+	// shed (an overload episode), it stays as it is: the standing queue
+	// that the higher criticalities' headroom lets form, and the buckets
+	// of a queue building up again, must not become the yardstick
+	// queueing is measured against (the baseline would drift up, and the
+	// capacity with it), nor a shift of the mix at the onset pull it down
+	// (the capacity would fall with it). When every bucket of the window
+	// queued, the shedder probes (Default loses its headroom, so that the
+	// queue drains); when it has probed for a whole window in vain, the
+	// server has become slower, not overloaded, and the baseline is
+	// learned from every bucket.
 	base := float64(s.baseNs.Load())
 	switch {
 	case below:
@@ -522,7 +538,8 @@ func (s *Shedder) refresh(now int64) {
 	s.baseNs.Store(max(int64(base), 1))
 	q := max(s.cfg.LatencyFactor*base, base+float64(s.cfg.QueueDelay))
 	s.queueNs.Store(int64(q))
-	// Little's law: the most work done in a bucket, per unit of time, is
+	// Little's law: the most work done in a bucket (latencies counted up
+	// to the baseline: time over it is queueing), per unit of time, is
 	// the concurrency the server has sustained without queueing.
 	cp := float64(maxWork) / float64(s.bucketNs)
 	s.capBits.Store(math.Float64bits(cp))
@@ -532,15 +549,15 @@ func (s *Shedder) refresh(now int64) {
 
 // baseline returns the latency the server shows at its best: the bucket
 // means, lowest first, each weighted by the bucket's work (its requests'
-// latencies, each at most the previous baseline), and the mean at which
-// baselineShare of the window's total work is reached. Weighting by work
-// keeps the baseline to the latency of the requests that occupy the
-// server: a bucket holding a few cheap requests (cache hits in a lull, a
-// burst of fast rejections) weighs what they cost, next to nothing, and
-// cannot pull the baseline down to their latency, which would make every
-// ordinary request look queued; a queued request weighs no more than an
-// unqueued one, so a few seconds of overload do not pull it up. samples
-// is reordered.
+// latencies, each at most the baseline of the time), and the mean at
+// which baselineShare of total, the samples' work, is reached. Weighting
+// by work keeps the baseline to the latency of the requests that occupy
+// the server: a bucket holding a few cheap requests (cache hits in a
+// lull, a burst of fast rejections) weighs what they cost, next to
+// nothing, and cannot pull the baseline down to their latency, which
+// would make every ordinary request look queued (the drill's defect: a
+// lull of cache hits gave a 100 µs baseline, a capacity of 0.02 and
+// critical requests shed at MinInFlight). samples is reordered.
 func baseline(samples []shedSample, total float64) float64 {
 	slices.SortFunc(samples, func(a, b shedSample) int { return cmp.Compare(a.mean, b.mean) })
 	want, acc := baselineShare*total, 0.0
@@ -587,7 +604,9 @@ type ShedStats struct {
 	InFlight int64
 	// Capacity is the estimated in-flight capacity (0: not known yet).
 	Capacity float64
-	// Overloaded reports whether the shedder is rejecting over capacity.
+	// Overloaded reports whether the shedder is rejecting Sheddable and
+	// Default requests over their limits (queueing seen, or the
+	// cool-off); Critical ones need more (see ShedderConfig.Headroom).
 	Overloaded bool
 	// Shed counts the requests shed since New, by criticality.
 	Shed [3]int64
@@ -595,7 +614,8 @@ type ShedStats struct {
 	Passed int64
 }
 
-// Stats returns a snapshot of the shedder's state.
+// Stats returns a snapshot of the shedder's state, refreshing the
+// estimate first if a bucket has ended since.
 func (s *Shedder) Stats() ShedStats {
 	now := s.clk.Nanotime()
 	s.refresh(now)
