@@ -202,3 +202,25 @@ func TestShedRelearnsASlowerServer(t *testing.T) {
 		}
 	})
 }
+
+// TestShedRefreshAllocatesNothing: the once-a-bucket refresh (it sorts the
+// window's buckets, in a workspace made by NewShedder) allocates nothing,
+// so Allow and Done stay allocation-free when one of them refreshes.
+func TestShedRefreshAllocatesNothing(t *testing.T) {
+	s, fc := fakeShedder(t, ShedderConfig{MinInFlight: 1})
+	for range 2 * DefaultShedBuckets { // a full window of buckets
+		tk, _ := s.Allow(Default)
+		fc.Advance(s.bucketNs0())
+		s.Done(tk)
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		tk, _ := s.Allow(Critical)
+		fc.Advance(s.bucketNs0()) // each Done crosses into a new bucket: a refresh
+		s.Done(tk)
+	}); n != 0 {
+		t.Errorf("Allow+Done with a refresh each: %v allocs", n)
+	}
+	if st := s.Stats(); st.Capacity <= 0 {
+		t.Fatalf("no estimate: %+v", st)
+	}
+}
