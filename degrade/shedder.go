@@ -419,7 +419,7 @@ func (s *Shedder) Done(t ShedTicket) {
 	} else {
 		b.workNs.Add(lat)
 	}
-	// A request that waited LatencyFactor times the best latency is
+	// A request that waited LatencyFactor times the baseline is
 	// evidence of queueing now, a bucket before the bucket means show it.
 	if q := s.queueNs.Load(); q > 0 && lat >= q && !s.inflated.Load() {
 		s.inflated.Store(true)
