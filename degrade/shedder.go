@@ -234,7 +234,7 @@ type Shedder struct {
 	cur        atomic.Int64  // index (epoch) of the current bucket
 	capBits    atomic.Uint64 // float64: estimated in-flight capacity; 0: unknown
 	inflated   atomic.Bool   // queueing seen: in the last full bucket, or in a request since
-	queued     atomic.Bool   // queueing seen in the last full bucket (Critical's overload)
+	queued     atomic.Bool   // queueing seen in the last two full buckets (Critical's overload)
 	baseNs     atomic.Int64  // the baseline latency (see baseline), ns; 0: unknown
 	queueNs    atomic.Int64  // the latency that signals queueing, ns; 0: unknown
 	hotUntil   atomic.Int64  // Nanotime until which the shedder is hot
@@ -335,10 +335,11 @@ func (s *Shedder) limit(c Criticality, cp float64, probing bool) float64 {
 
 // overloaded reports whether requests of criticality c may be shed at
 // now. Sheddable and Default requests are, as soon as one request has
-// queued and for CoolOff after the last shed, so that the shedder reacts
-// at once; Critical ones only while the last full bucket as a whole
-// queued: by then the capacity estimate holds a bucket of the server's
-// work under load, not only what a lighter load showed (a low bound).
+// queued and for CoolOff after the last shed on that evidence, so that
+// the shedder reacts at once; Critical ones only while the last two full
+// buckets as a whole queued: by then the capacity estimate holds a whole
+// bucket of the server's work under load, not only what a lighter load
+// showed (a low bound).
 func (s *Shedder) overloaded(c Criticality, now int64) bool {
 	if c == Critical {
 		return s.queued.Load()
