@@ -39,26 +39,61 @@
 // same in a container, a test and a synctest bubble:
 //
 //   - Over a sliding window (Window 5 s in Buckets 50 buckets of 100 ms),
-//     the shedder records completions and their latencies. Its capacity
-//     estimate is Little's law at the server's best: the most completions
-//     in a bucket × the best mean latency of a bucket ÷ the bucket's
-//     length, the number of requests in flight at which the server has
-//     shown it can work without queueing.
+//     the shedder records completions, their latencies and the requests
+//     it shed. A request's work is its latency counted up to the
+//     baseline (time over it is queueing). With fewer than 2 ×
+//     MinInFlight completions in the window it is cold: nothing is shed.
+//   - The baseline is the latency the server shows at its best: the
+//     means of the buckets in which nothing was shed, lowest first, each
+//     weighted by its work, and the mean at which a tenth of their work
+//     is reached. Weighted by work, a bucket of a few cheap requests
+//     (cache hits in a lull, fast rejections) weighs what they cost and
+//     cannot pull the baseline down to their latency, which would make
+//     every ordinary request look queued. While the window holds a
+//     bucket that queued while the shedder shed, the baseline stays as
+//     it is, so that neither the standing queue the higher
+//     criticalities' headroom lets form nor a shift of the mix becomes
+//     the yardstick. When every bucket of the window queued, the shedder
+//     probes: Default loses its headroom until a bucket drains; after a
+//     whole window of probing in vain the server has become slower, not
+//     overloaded, and the baseline is learned from every bucket.
+//   - The capacity estimate is Little's law at the server's best: the
+//     most work done in a bucket ÷ the bucket's length, the number of
+//     requests in flight at which the server has shown it can work
+//     without queueing.
 //   - The server is overloaded while requests queue: the mean latency of
 //     the last full bucket, or the latency of any single request since,
-//     is at least LatencyFactor (2) × the best bucket mean, and at least
-//     QueueDelay (5 ms, CoDel's target) over it, so that a fast service's
-//     jitter is not taken for a queue. Once it has shed, it stays "hot"
-//     for CoolOff (1 s) so as not to flap.
-//   - While overloaded, a request is rejected when the in-flight count is
-//     at or over its criticality's limit: capacity × 1 for Sheddable,
-//     × (1 + Headroom) for Default, × (1 + 2·Headroom) for Critical
-//     (Headroom 1). Below MinInFlight (4) in flight nothing is shed, and
-//     with no history (a cold window) nothing is shed either.
+//     is at least LatencyFactor (2) × the baseline, and at least
+//     QueueDelay (5 ms, CoDel's target) over it, so that a fast
+//     service's jitter is not taken for a queue. Once it has shed on
+//     that evidence, it stays "hot" for CoolOff (1 s) so as not to flap.
+//   - While overloaded, a request is rejected when the requests in flight
+//     of its criticality or higher (lower tiers' work never counts
+//     against a higher tier) are at or over its limit: all of them over
+//     capacity × 1 for Sheddable; the Default and Critical ones over
+//     capacity × (1 + Headroom) for Default (× 1 while probing); the
+//     Critical ones alone over capacity × (1 + 2·Headroom) for Critical
+//     (Headroom 1). No limit is under MinInFlight (4).
+//   - Critical requests need more evidence: they are shed only while the
+//     last two full buckets queued (not on one slow request, nor during
+//     the cool-off), when the estimate holds a whole bucket of the
+//     server under load rather than what a lighter load showed.
 //
-// In the package's deterministic simulation (8 workers, 10 ms of work,
-// twice the load they can serve, one request in five critical), critical
-// requests keep more than 99% success while sheddable ones are shed.
+// So a Critical request is rejected only when all of these hold: the
+// window is warm, the last two full buckets' mean latencies were at
+// least max(LatencyFactor × baseline, baseline + QueueDelay), and at
+// least max(MinInFlight, capacity × (1 + 2·Headroom)) Critical requests
+// are in flight. Whenever one is, every Sheddable and Default request
+// arriving then is rejected too: lower tiers are shed entirely first, as
+// in the Google SRE book's criticality-based shedding.
+//
+// In the package's deterministic simulations, critical requests keep
+// more than 99% success while sheddable ones are shed: 8 workers, 10 ms
+// of work, twice the load they can serve, one request in five critical;
+// and the failure drill's gateway (24 backend workers of 40 ms behind a
+// cache answering some GETs in 100 µs, 2.3 times the backend's load, 60%
+// sheddable, 20% default, 20% critical) after a lull of cache hits, a
+// burst of them, an idle spell and low load, or through 20 s of overload.
 //
 // A shed HTTP request gets 503 Service Unavailable (or 429, per
 // ShedderConfig.RejectStatus) with Retry-After from the shedder's state
