@@ -57,6 +57,10 @@ type gateway struct {
 	breaker   atomic.Int64    // breaker state changes
 	ejections atomic.Int64    // instances taken out of rotation by lb (ejected or failing checks)
 	shed      [3]atomic.Int64 // requests shed, by criticality (degrade.Default, Sheddable, Critical)
+
+	// lastCritShed is the shedder's state when it last shed a critical
+	// request (a degrade.ShedEvent), for the output: why it did.
+	lastCritShed atomic.Pointer[degrade.ShedEvent]
 }
 
 // gatewayRate is the gateway's rate limit: far above what the drill sends
@@ -165,6 +169,9 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 			OnShed: func(_ context.Context, ev degrade.ShedEvent) {
 				if int(ev.Criticality) < len(g.shed) {
 					g.shed[ev.Criticality].Add(1)
+				}
+				if ev.Criticality == degrade.Critical {
+					g.lastCritShed.Store(&ev)
 				}
 			},
 		},
