@@ -87,14 +87,14 @@ func TestDrill(t *testing.T) {
 			}
 		}
 	}
-	// Each client's burst runs alone, bulwark's first: the bare one
-	// starts after the last of bulwark's requests ended.
+	// Each client's burst runs alone, bare first: bulwark's starts after
+	// the last of bare's requests ended.
 	end := time.Duration(0)
-	for _, r := range burst[1].results {
-		end = max(end, burst[1].offset+r.start+r.latency)
+	for _, r := range burst[0].results {
+		end = max(end, burst[0].offset+r.start+r.latency)
 	}
-	if burst[0].offset < end {
-		t.Errorf("overload burst: bare's load began at %v, before bulwark's ended (%v): not one after the other", burst[0].offset, end)
+	if burst[1].offset < end {
+		t.Errorf("overload burst: bulwark's load began at %v, before bare's ended (%v): not one after the other", burst[1].offset, end)
 	}
 	// Open loop: both runs got the same schedule, every arrival
 	// accounted for, sent or not.

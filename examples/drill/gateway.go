@@ -77,6 +77,19 @@ const gatewayMinInFlight = 12
 // a second one (a hedge) to another instance.
 const hedgeDelay = 100 * time.Millisecond
 
+// gatewayShedWindow is the span of history the shedder's capacity
+// estimate looks at: shorter than the time the bare run's burst leaves the
+// gateway idle (the burst, then the deadline), so that bulwark's burst is
+// judged on what the gateway sees during the burst, not on the ordinary
+// phases'. Those are a quarter catalogue GETs that the gateway's cache
+// answers in microseconds, and one 100ms bucket of the window in which
+// only such hits completed (the tail of a phase) is enough to bring the
+// estimate to nearly nothing (the best bucket's mean latency times the
+// most completions in a bucket), after which the shedder sheds every
+// criticality, critical too, above MinInFlight. That is how earlier
+// drills shed thousands of critical requests.
+const gatewayShedWindow = 2 * time.Second
+
 // gatewayHeadroom is the shedder's Headroom (see above).
 const gatewayHeadroom = 3
 
@@ -159,6 +172,7 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 		Health:        &health.Config{},
 		Shed: &degrade.ShedderConfig{
 			MinInFlight: gatewayMinInFlight,
+			Window:      gatewayShedWindow,
 			// The capacity estimate is learned from what the gateway
 			// has seen: before the burst, the drill's ordinary load (8
 			// callers), far under what the instances can serve (24

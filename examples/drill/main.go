@@ -80,7 +80,7 @@ func burstAbout(cfg config) string {
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http straight to the instances, round robin, a %s timeout", formatDuration(cfg.deadline)),
-		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST but the burst's, adaptive throttling of the burst's default and sheddable requests, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
+		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST outside the burst, adaptive throttling of the default and sheddable requests of the burst, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
 			formatDuration(cfg.deadline), gatewayRate, formatDuration(cfg.deadline)),
 	}
 }
@@ -222,8 +222,8 @@ orders (POST /orders), a cart kept in the session (GET and POST /cart)
 and recommendations (GET /recommendations, never cached); each serves at
 most 200 requests a second (8 cores, 40ms of work each, 90ms for a
 recommendation). The drill sends the same load, GETs and POSTs in turn,
-through two clients at the same time (one after the other in the burst,
-bulwark's first), phase by phase, while it breaks things (a Redis at REDIS_ADDR is left running in the outage
+through two clients at the same time (one after the other in the burst),
+phase by phase, while it breaks things (a Redis at REDIS_ADDR is left running in the outage
 phase, unless -real-redis):
 
 `)
@@ -371,14 +371,12 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 		if ph.burst {
 			// Each client's burst is a flood of its own, on its own:
 			// two at once would each measure the other's flood.
-			// bulwark's first, while its gateway's shedder still
-			// remembers the ordinary load of the phases before (the
-			// bare burst would leave it idle for longer than its
-			// window), and so that the phase after the burst finds
-			// the gateway rested, as the bare burst leaves the
-			// instances.
-			for j := len(clients) - 1; j >= 0; j-- {
-				runOne(j, clients[j])
+			// Bare first: its burst, with the deadline's tail, leaves
+			// the gateway idle for longer than its shedder's window,
+			// so bulwark's burst meets a shedder that remembers
+			// nothing of the ordinary phases (see gatewayShedWindow).
+			for j, c := range clients {
+				runOne(j, c)
 			}
 		} else {
 			// Both clients face the same fault at the same time, side by

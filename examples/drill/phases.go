@@ -55,7 +55,7 @@ var phases = []phase{
 		}
 		return e.bs[1].chaos.SetFaults([]chaos.Fault{{Name: "dropped response", AllTraffic: true, Action: chaos.Drop}})
 	}},
-	{name: phaseOverload, about: "b answers again; requests arrive on a schedule, whatever the answers (open loop), from a bounded pool of callers, each with the deadline: 60% sheddable recommendations (90ms of work), 20% default cart requests, 20% critical orders, 2.3 times the work the instances can do; bulwark first, then bare, each alone", setup: func(e *env) error {
+	{name: phaseOverload, about: "b answers again; requests arrive on a schedule, whatever the answers (open loop), from a bounded pool of callers, each with the deadline: 60% sheddable recommendations (90ms of work), 20% default cart requests, 20% critical orders, 2.3 times the work the instances can do; bare first, then bulwark, each alone", setup: func(e *env) error {
 		return e.bs[1].chaos.SetFaults(nil)
 	}, least: func(cfg config) time.Duration { return 2 * (cfg.burstFor + cfg.deadline) }, burst: true},
 	{name: phaseRedis, about: "Redis is down: the cache, the sessions and the idempotency records lose their store", setup: func(e *env) error {
