@@ -174,11 +174,12 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 			MinInFlight: gatewayMinInFlight,
 			Window:      gatewayShedWindow,
 			// The capacity estimate is learned from what the gateway
-			// has seen: before the burst, the drill's ordinary load (8
-			// callers), far under what the instances can serve (24
-			// cores). Room for 7× that estimate for critical requests
-			// (4× for default ones) lets them through while sheddable
-			// ones are held at the estimate.
+			// has seen in the window: in bulwark's burst, the burst
+			// itself, from nothing (no estimate, nothing shed) as its
+			// arrivals ramp up, and it tracks the throughput the
+			// instances reach. Room for 7× that estimate for critical
+			// requests (4× for default ones) lets them through while
+			// sheddable ones are held at the estimate.
 			Headroom: gatewayHeadroom,
 			OnShed: func(_ context.Context, ev degrade.ShedEvent) {
 				if int(ev.Criticality) < len(g.shed) {

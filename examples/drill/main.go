@@ -180,7 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	q := quickConfig()
-	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers;\nan overload burst of %s (CI runs this)", q.requests, q.concurrency, burstAbout(q)))
+	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers;\nan overload burst of %d requests a second for %s, %d workers (CI runs this)", q.requests, q.concurrency, q.burstRate, formatDuration(q.burstFor), q.burstPool))
 	report := fs.String("report", "", "also write a self-contained HTML `file` with charts of the results\n(success rates, latency percentiles, every request's latency over time);\nthe file is created before the drill starts")
 	metrics := fs.String("metrics", "", "serve the OpenTelemetry metrics of bulwark's stacks (gateway and instances)\nin the Prometheus text format at http://`addr`/metrics while the drill runs;\n:PORT listens on 127.0.0.1")
 	realRedis := fs.Bool("real-redis", false, "use a real Redis and really stop and restart it in the Redis-outage phase:\nneeds REDIS_ADDR and redis-server on PATH. The drill runs redis-server\nitself (a child process, no persistence) at REDIS_ADDR if that port is\nfree on this machine, else on a free loopback port, and says so; it never\nstops a Redis it did not start")
@@ -223,8 +223,8 @@ and recommendations (GET /recommendations, never cached); each serves at
 most 200 requests a second (8 cores, 40ms of work each, 90ms for a
 recommendation). The drill sends the same load, GETs and POSTs in turn,
 through two clients at the same time (one after the other in the burst),
-phase by phase, while it breaks things (a Redis at REDIS_ADDR is left running in the outage
-phase, unless -real-redis):
+phase by phase, while it breaks things (a Redis at REDIS_ADDR is left
+running in the outage phase, unless -real-redis):
 
 `)
 	for i, ph := range phases {
