@@ -7,9 +7,13 @@
 // # Start here
 //
 //  1. Run the failure drill from a clone of the repository:
-//     go run ./examples/drill. It breaks a small service on loopback while a
-//     bare net/http client and a bulwark client send it the same load, and
-//     prints what each saw.
+//     go run ./examples/drill. It breaks a small service on loopback while
+//     two clients send it the same load: a bare net/http client straight
+//     to the instances, and a caller of a gateway built from bulwark's
+//     server stack (stack.NewServer: shedding, a rate limit, a timeout,
+//     idempotency) in front of its client stack (stack.NewClient: a cache,
+//     retries with hedging, load balancing with a breaker per instance,
+//     timeouts). It prints what each saw, phase by phase.
 //  2. Put the recommended client stack (below) in front of your
 //     [http.Client] in one call: stack.NewClient (retries, load balancing
 //     with a breaker per instance, timeouts). The program

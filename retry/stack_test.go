@@ -123,8 +123,9 @@ func TestOpenBreakerSynctest(t *testing.T) {
 }
 
 // picker is round-robin over instances that skips those whose breaker
-// rejects, with a per-attempt timeout: a small stand-in for package lb,
-// as in examples/drill/stack.go.
+// rejects, with a per-attempt timeout: a small stand-in for package lb
+// (lb.Config.Breakers, a breaker per instance, and stack.ClientConfig's
+// AttemptTimeout do this in the preset client stack).
 type picker struct {
 	addrs    []string
 	breakers *breaker.Set

@@ -38,6 +38,8 @@ import (
 //	POST /cart            adds the item named in the body to the caller's
 //	                      cart (its session), and records the addition in
 //	                      the ledger as a side effect
+//	GET  /recommendations items picked for the caller: personal, never
+//	                      cached (Cache-Control: no-store)
 //
 // behind bulwark's server stack (package stack): health probes (/readyz,
 // which the gateway's balancer checks), a timeout, sessions and
@@ -77,6 +79,11 @@ const (
 	cores = 8
 	work  = 40 * time.Millisecond
 )
+
+// recsWork is the work of a recommendation (GET /recommendations, only
+// in the overload burst): a model scoring items for the caller costs more
+// than a lookup or an insert, and is the first thing to go under overload.
+const recsWork = 90 * time.Millisecond
 
 // catalogMaxAge is how long a catalogue item may be served from a cache.
 const catalogMaxAge = 2 * time.Second
@@ -150,7 +157,11 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gave up waiting for a core", http.StatusServiceUnavailable)
 		return
 	}
-	time.Sleep(work)
+	d := work
+	if r.URL.Path == "/recommendations" {
+		d = recsWork
+	}
+	time.Sleep(d)
 	defer func() { <-b.cores }()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 256))
 	if err != nil {
@@ -180,6 +191,9 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusCreated)
 		}
 		fmt.Fprintf(w, "%d items in the cart, served by %s\n", n, b.name)
+	case r.Method == http.MethodGet && r.URL.Path == "/recommendations":
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "recommended for you by %s: items 3, 7 and 11\n", b.name)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/catalog/"):
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(catalogMaxAge/time.Second)))
 		fmt.Fprintf(w, "item %s, served by %s\n", strings.TrimPrefix(r.URL.Path, "/catalog/"), b.name)

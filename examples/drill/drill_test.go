@@ -34,7 +34,7 @@ func TestDrill(t *testing.T) {
 		t.Skip("runs real servers for a few seconds")
 	}
 	var out, prog bytes.Buffer
-	o, err := run(&out, &progress{w: &prog, phase: -1}, config{requests: 32, concurrency: 4, burstRequests: 200, burstWorkers: 16, deadline: time.Second})
+	o, err := run(&out, &progress{w: &prog, phase: -1}, config{requests: 32, concurrency: 4, burstRate: 400, burstFor: time.Second, burstPool: 200, deadline: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +87,22 @@ func TestDrill(t *testing.T) {
 			}
 		}
 	}
-	// Each client's burst runs alone: the second starts after the first.
-	if burst[1].offset <= burst[0].offset {
-		t.Errorf("overload burst: bulwark's load began at %v, bare's at %v: not one after the other", burst[1].offset, burst[0].offset)
+	// Each client's burst runs alone, bare first: bulwark's starts after
+	// the last of bare's requests ended.
+	end := time.Duration(0)
+	for _, r := range burst[0].results {
+		end = max(end, burst[0].offset+r.start+r.latency)
+	}
+	if burst[1].offset < end {
+		t.Errorf("overload burst: bulwark's load began at %v, before bare's ended (%v): not one after the other", burst[1].offset, end)
+	}
+	// Open loop: both runs got the same schedule, every arrival
+	// accounted for, sent or not.
+	want := len(burstSchedule(burstSeed, 400, time.Second))
+	for j, s := range burst {
+		if s.n != want {
+			t.Errorf("overload burst: %s has %d requests, want the schedule's %d", seriesName[j], s.n, want)
+		}
 	}
 	// Redis down: the catalogue is served (L1, origin), the keyed POSTs
 	// are refused (fail closed); then everything recovers.
@@ -130,7 +143,8 @@ func TestDrill(t *testing.T) {
 		// What each part did while Redis was down, one line each.
 		"cache: ", "sessions: ", "idempotency: ", "panics: ",
 		// The overload burst, by criticality.
-		"overload burst: bulwark: critical ", "shed", "throttled"} {
+		"overload burst, by criticality", "bulwark critical", "bare sheddable", "not sent", "timed out",
+		"critical requests that failed, by cause: bare: "} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -57,6 +57,10 @@ type gateway struct {
 	breaker   atomic.Int64    // breaker state changes
 	ejections atomic.Int64    // instances taken out of rotation by lb (ejected or failing checks)
 	shed      [3]atomic.Int64 // requests shed, by criticality (degrade.Default, Sheddable, Critical)
+
+	// lastCritShed is the shedder's state when it last shed a critical
+	// request (a degrade.ShedEvent), for the output: why it did.
+	lastCritShed atomic.Pointer[degrade.ShedEvent]
 }
 
 // gatewayRate is the gateway's rate limit: far above what the drill sends
@@ -72,6 +76,19 @@ const gatewayMinInFlight = 12
 // hedgeDelay is how long the gateway waits for an attempt before it sends
 // a second one (a hedge) to another instance.
 const hedgeDelay = 100 * time.Millisecond
+
+// gatewayShedWindow is the span of history the shedder's capacity
+// estimate looks at: shorter than the time the bare run's burst leaves the
+// gateway idle (the burst, then the deadline), so that bulwark's burst is
+// judged on what the gateway sees during the burst, not on the ordinary
+// phases'. Those are a quarter catalogue GETs that the gateway's cache
+// answers in microseconds, and one 100ms bucket of the window in which
+// only such hits completed (the tail of a phase) is enough to bring the
+// estimate to nearly nothing (the best bucket's mean latency times the
+// most completions in a bucket), after which the shedder sheds every
+// criticality, critical too, above MinInFlight. That is how earlier
+// drills shed thousands of critical requests.
+const gatewayShedWindow = 2 * time.Second
 
 // gatewayHeadroom is the shedder's Headroom (see above).
 const gatewayHeadroom = 3
@@ -155,16 +172,21 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 		Health:        &health.Config{},
 		Shed: &degrade.ShedderConfig{
 			MinInFlight: gatewayMinInFlight,
+			Window:      gatewayShedWindow,
 			// The capacity estimate is learned from what the gateway
-			// has seen: before the burst, the drill's ordinary load (8
-			// callers), far under what the instances can serve (24
-			// cores). Room for 7× that estimate for critical requests
-			// (4× for default ones) lets them through while sheddable
-			// ones are held at the estimate.
+			// has seen in the window: in bulwark's burst, the burst
+			// itself, from nothing (no estimate, nothing shed) as its
+			// arrivals ramp up, and it tracks the throughput the
+			// instances reach. Room for 7× that estimate for critical
+			// requests (4× for default ones) lets them through while
+			// sheddable ones are held at the estimate.
 			Headroom: gatewayHeadroom,
 			OnShed: func(_ context.Context, ev degrade.ShedEvent) {
 				if int(ev.Criticality) < len(g.shed) {
 					g.shed[ev.Criticality].Add(1)
+				}
+				if ev.Criticality == degrade.Critical {
+					g.lastCritShed.Store(&ev)
 				}
 			},
 		},

@@ -172,13 +172,31 @@ func TestGatewayInstanceDown(t *testing.T) {
 }
 
 // TestOverloadTarget judges the overload burst on made-up rows: critical
-// requests at least 99% served while sheddable ones are shed; a burst
+// requests at least 99% served (requests not sent count against it), with
+// a p99 at most half the deadline, while sheddable ones are shed; a burst
 // that shed nothing showed nothing and misses too.
 func TestOverloadTarget(t *testing.T) {
-	mk := func(critOK, critN int, shedSheddable int64) stats {
-		var s stats
-		s.crits[degrade.Critical] = tally{n: critN, ok: critOK}
-		s.crits[degrade.Sheddable] = tally{n: 1000, ok: 1000 - int(shedSheddable)}
+	const deadline = time.Second
+	mk := func(critOK, critN, notSent int, critLatency time.Duration, shedSheddable int64) stats {
+		var rs []result
+		for i := range critN {
+			r := result{crit: degrade.Critical, ok: i < critOK, latency: critLatency}
+			if !r.ok {
+				r.cause = causeDeadline
+				if i >= critN-notSent {
+					r.cause, r.latency = causeNotSent, 0
+				}
+			}
+			rs = append(rs, r)
+		}
+		for i := range 1000 {
+			r := result{crit: degrade.Sheddable, ok: int64(i) >= shedSheddable, latency: time.Millisecond}
+			if !r.ok {
+				r.cause = causeShed
+			}
+			rs = append(rs, r)
+		}
+		s := summarise(rs, 0)
 		s.shed[degrade.Sheddable] = shedSheddable
 		return s
 	}
@@ -187,18 +205,23 @@ func TestOverloadTarget(t *testing.T) {
 		s    stats
 		met  bool
 	}{
-		{"critical served, sheddable shed", mk(995, 1000, 700), true},
-		{"exactly 99%", mk(990, 1000, 700), true},
-		{"critical under 99%", mk(989, 1000, 700), false},
-		{"nothing shed", mk(1000, 1000, 0), false},
-		{"no critical request", mk(0, 0, 700), false},
+		{"critical served in time, sheddable shed", mk(995, 1000, 0, 50*time.Millisecond, 700), true},
+		{"exactly 99%", mk(990, 1000, 0, 50*time.Millisecond, 700), true},
+		{"critical under 99%", mk(989, 1000, 0, 50*time.Millisecond, 700), false},
+		{"critical not sent count as failed", mk(989, 1000, 11, 50*time.Millisecond, 700), false},
+		{"critical served, but late", mk(1000, 1000, 0, 600*time.Millisecond, 700), false},
+		{"p99 exactly half the deadline", mk(1000, 1000, 0, deadline/2, 700), true},
+		{"nothing shed", mk(1000, 1000, 0, 50*time.Millisecond, 0), false},
+		{"no critical request", mk(0, 0, 0, 0, 700), false},
 	} {
-		got := overloadTarget(tc.s)
+		got := overloadTarget(tc.s, deadline)
 		if got.met != tc.met {
 			t.Errorf("%s: met %v, want %v (%s)", tc.name, got.met, tc.met, got.text)
 		}
-		if !strings.Contains(got.text, "critical requests") || !strings.Contains(got.text, "shed") {
-			t.Errorf("%s: text %q does not say what was judged", tc.name, got.text)
+		for _, want := range []string{"critical requests", "p99", "shed"} {
+			if !strings.Contains(got.text, want) {
+				t.Errorf("%s: text %q does not say what was judged (%q)", tc.name, got.text, want)
+			}
 		}
 	}
 }

@@ -5,8 +5,8 @@
 // and bulwark's targets judged at the end (exit status 1 if one is
 // missed).
 //
-//	go run ./examples/drill            # the full drill: about 30 s once compiled
-//	go run ./examples/drill -quick     # a short run (used by CI): about 13 s
+//	go run ./examples/drill            # the full drill: about 35 s once compiled
+//	go run ./examples/drill -quick     # a short run (used by CI): about 15 s
 //	go run ./examples/drill -report drill-report.html
 //	go run ./examples/drill -metrics :9464   # Prometheus text at /metrics while it runs
 //	REDIS_ADDR=127.0.0.1:6379 go run ./examples/drill -real-redis
@@ -38,8 +38,12 @@
 // Seven phases: steady; an instance down; a latency spike; responses
 // dropped after the work was done; an overload burst with mixed
 // criticality; a Redis outage; recovery. Each instance serves at most 200
-// requests a second (8 cores, 40ms of work per request), so that the
-// overload burst exceeds the service's capacity, not the machine's. Most of
+// requests a second (8 cores, 40ms of work per request; a recommendation,
+// sent only in the burst, takes 90ms), so that the overload burst exceeds
+// the service's capacity, not the machine's. The burst is open-loop:
+// requests arrive on a seeded schedule whatever the answers, as users do,
+// each with the same deadline, from a bounded pool of workers (an arrival
+// that finds every worker busy is not sent, and counts as failed). Most of
 // the drill's time goes to the latency spike, where the bare client waits
 // out its deadline on every request that lands on the slow instance, and
 // to the overload burst, where each client's burst runs alone.
@@ -53,6 +57,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -65,32 +70,38 @@ import (
 	"github.com/bulwark-go/bulwark/degrade"
 )
 
+// burstAbout describes the overload burst's load.
+func burstAbout(cfg config) string {
+	return fmt.Sprintf("%d requests a second (reached over the first %s) for %s, %d in all, open loop, from a pool of %d workers per client", cfg.burstRate, formatDuration(burstRamp), formatDuration(cfg.burstFor), len(burstSchedule(burstSeed, cfg.burstRate, cfg.burstFor)), cfg.burstPool)
+}
+
 // clientsAbout describes the two clients, for the summary and the report.
 // It must follow newBareClient, newBulwarkCaller and startGateway.
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http straight to the instances, round robin, a %s timeout", formatDuration(cfg.deadline)),
-		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST, adaptive throttling per criticality, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
+		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST outside the burst, adaptive throttling of the default and sheddable requests of the burst, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
 			formatDuration(cfg.deadline), gatewayRate, formatDuration(cfg.deadline)),
 	}
 }
 
 type config struct {
-	requests      int           // per phase and client
-	concurrency   int           // workers per client
-	burstRequests int           // in the overload burst, per client
-	burstWorkers  int           // in the overload burst, per client
-	deadline      time.Duration // each request's overall deadline, both clients
-	metrics       string        // -metrics address, "" for none
-	realRedis     string        // -real-redis: REDIS_ADDR, "" without the flag
+	requests    int           // per phase and client
+	concurrency int           // workers per client
+	burstRate   int           // the overload burst's arrivals a second, per client
+	burstFor    time.Duration // how long they keep arriving
+	burstPool   int           // the burst's workers, per client (see openLoop)
+	deadline    time.Duration // each request's overall deadline, both clients
+	metrics     string        // -metrics address, "" for none
+	realRedis   string        // -real-redis: REDIS_ADDR, "" without the flag
 }
 
 func fullConfig() config {
-	return config{requests: 300, concurrency: 8, burstRequests: 1200, burstWorkers: 64, deadline: time.Second}
+	return config{requests: 300, concurrency: 8, burstRate: 800, burstFor: 3 * time.Second, burstPool: 800, deadline: time.Second}
 }
 
 func quickConfig() config {
-	return config{requests: 60, concurrency: 6, burstRequests: 600, burstWorkers: 48, deadline: time.Second}
+	return config{requests: 60, concurrency: 6, burstRate: 800, burstFor: 2 * time.Second, burstPool: 800, deadline: time.Second}
 }
 
 // outcome is a whole drill: when it ran, what it did and how long each
@@ -169,7 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	q := quickConfig()
-	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers;\na burst of %d callers (CI runs this)", q.requests, q.concurrency, q.burstWorkers))
+	quick := fs.Bool("quick", false, fmt.Sprintf("a short drill: %d requests per phase and client, %d workers;\nan overload burst of %d requests a second for %s, %d workers (CI runs this)", q.requests, q.concurrency, q.burstRate, formatDuration(q.burstFor), q.burstPool))
 	report := fs.String("report", "", "also write a self-contained HTML `file` with charts of the results\n(success rates, latency percentiles, every request's latency over time);\nthe file is created before the drill starts")
 	metrics := fs.String("metrics", "", "serve the OpenTelemetry metrics of bulwark's stacks (gateway and instances)\nin the Prometheus text format at http://`addr`/metrics while the drill runs;\n:PORT listens on 127.0.0.1")
 	realRedis := fs.Bool("real-redis", false, "use a real Redis and really stop and restart it in the Redis-outage phase:\nneeds REDIS_ADDR and redis-server on PATH. The drill runs redis-server\nitself (a child process, no persistence) at REDIS_ADDR if that port is\nfree on this machine, else on a free loopback port, and says so; it never\nstops a Redis it did not start")
@@ -207,12 +218,13 @@ drill is bulwark's failure drill. It starts three instances (a, b, c) of a
 small HTTP service on 127.0.0.1, each behind bulwark's server stack, with
 their sessions and idempotency records in Redis (an embedded miniredis, or
 the Redis at REDIS_ADDR). They serve a cacheable catalogue (GET /catalog),
-orders (POST /orders) and a cart kept in the session (GET and POST /cart);
-each serves at most 200 requests a second (8 cores, 40ms of work each).
-The drill sends the same load, GETs and POSTs in turn, through two clients
-at the same time (one after the other in the burst), phase by phase, while
-it breaks things (a Redis at REDIS_ADDR is left running in the outage
-phase, unless -real-redis):
+orders (POST /orders), a cart kept in the session (GET and POST /cart)
+and recommendations (GET /recommendations, never cached); each serves at
+most 200 requests a second (8 cores, 40ms of work each, 90ms for a
+recommendation). The drill sends the same load, GETs and POSTs in turn,
+through two clients at the same time (one after the other in the burst),
+phase by phase, while it breaks things (a Redis at REDIS_ADDR is left
+running in the outage phase, unless -real-redis):
 
 `)
 	for i, ph := range phases {
@@ -236,9 +248,10 @@ it missed one: instance down, at least 99.9%% success; latency spike, at
 least 99%% success and a p99 after the phase's first second at most twice
 the steady p99, or the 100ms hedge delay if that is more (the output says
 why); nothing done twice; responses dropped, at least 95%% success;
-overload, at least 99%% of the critical requests served while sheddable
-ones are shed; Redis outage, every catalogue GET served and no panic. A
-full drill takes about 30 s, -quick about 13 s. Progress goes to stderr: a
+overload, at least 99%% of the critical requests served (those never sent
+count as failed), their p99 at most half the deadline, while sheddable ones
+are shed; Redis outage, every catalogue GET served and no panic. A full
+drill takes about 35 s, -quick about 15 s. Progress goes to stderr: a
 bar on a terminal, one line per finished phase otherwise.
 
 Flags:
@@ -328,8 +341,8 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	}
 	defer gw.close()
 	o.gateway = gw.addr
-	fmt.Fprintf(out, "bulwark drill: 3 instances on %s, a gateway on %s, %s\n%d requests per phase and client (GET and POST in turn), %d workers, %s deadline per request; overload burst: %d callers, %d requests or %s\n\n",
-		strings.Join(o.addrs, " "), gw.addr, o.redis, cfg.requests, cfg.concurrency, formatDuration(cfg.deadline), cfg.burstWorkers, cfg.burstRequests, formatDuration(burstHold))
+	fmt.Fprintf(out, "bulwark drill: 3 instances on %s, a gateway on %s, %s\n%d requests per phase and client (GET and POST in turn), %d workers, %s deadline per request; overload burst: %s\n\n",
+		strings.Join(o.addrs, " "), gw.addr, o.redis, cfg.requests, cfg.concurrency, formatDuration(cfg.deadline), burstAbout(cfg))
 
 	bare := newBareClient(o.addrs, cfg)
 	defer bare.stop()
@@ -358,6 +371,10 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 		if ph.burst {
 			// Each client's burst is a flood of its own, on its own:
 			// two at once would each measure the other's flood.
+			// Bare first: its burst, with the deadline's tail, leaves
+			// the gateway idle for longer than its shedder's window,
+			// so bulwark's burst meets a shedder that remembers
+			// nothing of the ordinary phases (see gatewayShedWindow).
 			for j, c := range clients {
 				runOne(j, c)
 			}
@@ -427,7 +444,13 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	}
 	fmt.Fprintf(out, "faults:  %s\n", wrap("injected by package chaos at each instance's edge (instance down is a real server stop, Redis outage "+redisStop+", the overload burst is load): "+strings.Join(injected, ", "), 70, 9))
 	if r, ok := rowOf(o.rows, phaseOverload); ok {
-		fmt.Fprintf(out, "\noverload burst: %s\n", wrap(overloadLine(r), 70, 16))
+		fmt.Fprintf(out, "\noverload burst, by criticality (%s):\n", burstAbout(cfg))
+		overloadTable(out, r)
+		fmt.Fprintf(out, "  critical requests that failed, by cause: bare: %s; bulwark: %s\n", causeList(causes(r[0], degrade.Critical)), causeList(causes(r[1], degrade.Critical)))
+		if ev := gw.lastCritShed.Load(); ev != nil {
+			fmt.Fprintf(out, "  the gateway last shed a critical request at %d in flight, against an estimated capacity of %.1f\n", ev.InFlight, ev.Capacity)
+		}
+		fmt.Fprintf(out, "  %s\n", wrap(overloadNote, 86, 2))
 	}
 	if r, ok := rowOf(o.rows, phaseRedis); ok {
 		fmt.Fprintln(out, "\nRedis outage, what each part of bulwark's run did:")
@@ -447,17 +470,24 @@ func run(out io.Writer, p *progress, cfg config) (*outcome, error) {
 	return o, nil
 }
 
-// overloadLine says what happened to each criticality in the burst.
-func overloadLine(r [2]stats) string {
-	b, g := r[0], r[1]
-	var parts []string
-	for _, c := range []degrade.Criticality{degrade.Critical, degrade.Default, degrade.Sheddable} {
-		parts = append(parts, fmt.Sprintf("%s %d/%d ok, p99 %s (bare %d/%d, p99 %s), %d shed, %d throttled", c, g.crits[c].ok, g.crits[c].n, formatDuration(critP99(g, c)),
-			b.crits[c].ok, b.crits[c].n, formatDuration(critP99(b, c)), g.shed[c], critThrottled(g, c)))
+// overloadTable writes, for each run and criticality, what became of the
+// burst's requests.
+func overloadTable(out io.Writer, r [2]stats) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\t\tarrived\tnot sent\tsent\tok\tshed\tthrottled\ttimed out\tother\tp50 (sent)\tp99 (sent)\t")
+	for j, s := range r {
+		for _, c := range []degrade.Criticality{degrade.Critical, degrade.Default, degrade.Sheddable} {
+			n := causes(s, c)
+			arrived := s.crits[c].n
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", seriesName[j], c, arrived, n[causeNotSent], arrived-n[causeNotSent], s.crits[c].ok,
+				n[causeShed], n[causeThrottled]+n[causeLimited], n[causeDeadline]+n[causeGatewayTimeout], n[causeUnavailable]+n[causeOther], formatDuration(critPct(s, c, 50)), formatDuration(critPct(s, c, 99)))
+		}
 	}
-	return fmt.Sprintf("bulwark: %s; %d throttled (by the caller, or 429). The gateway sheds sheddable requests first and critical ones last. The bare run has no one to shed for it: its callers (a bounded pool, so the queue is bounded too) all wait in the instances' queues, and are served late rather than not at all.",
-		strings.Join(parts, "; "), g.throttled)
+	tw.Flush()
 }
+
+// overloadNote says what the burst shows.
+const overloadNote = "not sent: arrived while every worker of the pool was busy, and counted as failed; shed: refused by the gateway's shedder (503); throttled: by the caller's adaptive throttling, or the gateway's rate limit (429); timed out: the caller's deadline passed, or the gateway answered 504. The bare run has no one to refuse work for it: the instances queue every request they get, the queue grows past what they serve in a deadline, and they spend their time on requests whose callers have given up, critical ones too. bulwark's gateway sheds the sheddable requests first and the default ones next, its callers throttle themselves, and the critical ones find the instances' queues short."
 
 // redisLines say what the cache, the sessions and the idempotency layers
 // did in bulwark's run while Redis was down.
@@ -478,24 +508,48 @@ func redisLines(g stats, stopped bool, panics int64) []string {
 	}
 }
 
-// critP99 is the p99 latency of s's requests of criticality c.
-func critP99(s stats, c degrade.Criticality) time.Duration {
-	var rs []result
+// critP99 is the p99 latency of s's requests of criticality c that were
+// sent.
+func critP99(s stats, c degrade.Criticality) time.Duration { return critPct(s, c, 99) }
+
+// critPct is the pct-th percentile latency of s's requests of criticality
+// c that were sent.
+func critPct(s stats, c degrade.Criticality, pct int) time.Duration {
+	var lat []time.Duration
 	for _, r := range s.results {
-		if r.crit == c {
-			rs = append(rs, r)
+		if r.crit == c && r.cause != causeNotSent {
+			lat = append(lat, r.latency)
 		}
 	}
-	return p99(rs)
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, len(lat)*pct/100)]
 }
 
-// critThrottled counts s's requests of criticality c that were throttled.
-func critThrottled(s stats, c degrade.Criticality) int {
-	n := 0
+// causes counts s's failed requests of criticality c by cause.
+func causes(s stats, c degrade.Criticality) [numCauses]int {
+	var n [numCauses]int
 	for _, r := range s.results {
-		if r.crit == c && r.throttled {
-			n++
+		if r.crit == c && !r.ok {
+			n[r.cause]++
 		}
 	}
 	return n
+}
+
+// causeList writes counts by cause as "3 shed (503), 1 caller's
+// deadline", or "none".
+func causeList(n [numCauses]int) string {
+	var parts []string
+	for c, k := range n {
+		if k > 0 && cause(c) != causeOK {
+			parts = append(parts, fmt.Sprintf("%d %s", k, cause(c)))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -20,11 +20,10 @@ type phase struct {
 	// until the phase has lasted that long, and settle is when the
 	// phase's settled p99 starts (see stats.p99Settled).
 	hold, settle time.Duration
-	// burst makes the phase's load the overload burst: config's burst
-	// workers and requests, the burst's mix of criticalities (see mix),
-	// each worker sending at most one request per pace.
+	// burst makes the phase's load the overload burst: open-loop
+	// arrivals at config's burst rate, from its pool of workers, each
+	// client on its own (see openLoop).
 	burst bool
-	pace  time.Duration
 }
 
 var phases = []phase{
@@ -56,9 +55,9 @@ var phases = []phase{
 		}
 		return e.bs[1].chaos.SetFaults([]chaos.Fault{{Name: "dropped response", AllTraffic: true, Action: chaos.Drop}})
 	}},
-	{name: phaseOverload, about: "b answers again; a burst of callers, each sending every 5ms, many times what the instances serve (600 a second): 60% sheddable, 20% default, 20% critical; bare first, then bulwark, each alone", setup: func(e *env) error {
+	{name: phaseOverload, about: "b answers again; requests arrive on a schedule, whatever the answers (open loop), from a bounded pool of callers, each with the deadline: 60% sheddable recommendations (90ms of work), 20% default cart requests, 20% critical orders, 2.3 times the work the instances can do; bare first, then bulwark, each alone", setup: func(e *env) error {
 		return e.bs[1].chaos.SetFaults(nil)
-	}, least: func(cfg config) time.Duration { return 2 * burstHold }, hold: burstHold, burst: true, pace: 5 * time.Millisecond},
+	}, least: func(cfg config) time.Duration { return 2 * (cfg.burstFor + cfg.deadline) }, burst: true},
 	{name: phaseRedis, about: "Redis is down: the cache, the sessions and the idempotency records lose their store", setup: func(e *env) error {
 		return e.redis.down()
 	}},
@@ -66,9 +65,6 @@ var phases = []phase{
 		return e.redis.up()
 	}},
 }
-
-// burstHold is how long the overload burst lasts at least.
-const burstHold = 2 * time.Second
 
 // env is what the phases act on.
 type env struct {

@@ -50,7 +50,8 @@ func writeReport(w io.Writer, o *outcome) error {
 	type clientView struct{ Name, About, Color string }
 	v := struct {
 		Date, Version, GoVersion, Machine string
-		Requests, Workers, BurstWorkers   int
+		Requests, Workers                 int
+		Burst                             string
 		Deadline, Took, Instances         string
 		Gateway                           string
 		Clients                           []clientView
@@ -58,17 +59,17 @@ func writeReport(w io.Writer, o *outcome) error {
 		Charts                            []template.HTML
 		Lines                             []line
 	}{
-		Date:         o.start.UTC().Format("2006-01-02 15:04:05 MST"),
-		Version:      bulwarkVersion(),
-		GoVersion:    runtime.Version(),
-		Machine:      fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Requests:     o.cfg.requests,
-		Workers:      o.cfg.concurrency,
-		BurstWorkers: o.cfg.burstWorkers,
-		Gateway:      o.gateway,
-		Deadline:     formatDuration(o.cfg.deadline),
-		Took:         formatDuration(o.total),
-		Instances:    strings.Join(o.addrs, ", "),
+		Date:      o.start.UTC().Format("2006-01-02 15:04:05 MST"),
+		Version:   bulwarkVersion(),
+		GoVersion: runtime.Version(),
+		Machine:   fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Requests:  o.cfg.requests,
+		Workers:   o.cfg.concurrency,
+		Burst:     burstAbout(o.cfg),
+		Gateway:   o.gateway,
+		Deadline:  formatDuration(o.cfg.deadline),
+		Took:      formatDuration(o.total),
+		Instances: strings.Join(o.addrs, ", "),
 	}
 	for j := range 2 {
 		v.Clients = append(v.Clients, clientView{seriesName[j], o.abouts[j], seriesColor[j]})
@@ -328,7 +329,7 @@ svg.chart .chart-title{font-size:17px;font-weight:600}
 <p>Three instances (a, b, c) of a small HTTP service ran on loopback ({{.Instances}}), each behind bulwark's server stack, serving a cacheable catalogue, orders and a cart kept in the session.
 Two clients sent the same load, phase by phase, while the drill broke things: the bare one straight to the instances, bulwark's through a gateway ({{.Gateway}}) built from bulwark's server and client stacks.
 {{.Requests}} requests (GETs and POSTs in turn) per phase and client, {{.Workers}} workers per client, a {{.Deadline}} deadline per request;
-in the overload burst, {{.BurstWorkers}} callers per client, the two runs one after the other.
+in the overload burst, {{.Burst}}, the two runs one after the other.
 A request succeeded when it returned 200 (201 for a POST) within its deadline; latency is measured from the caller's side, failures included.</p>
 
 <h2>The clients</h2>

@@ -40,10 +40,11 @@ func newBareClient(addrs []string, cfg config) *client {
 // newBulwarkCaller is the caller of bulwark's run: net/http, the same
 // timeout, every request sent to the gateway, which holds bulwark's
 // stacks, and client-side adaptive throttling (degrade.Throttler, the SRE
-// book's) of its default and sheddable requests, one throttler for each.
-// Its POSTs carry an Idempotency-Key, as a caller of an idempotent API
-// does, so that the gateway's idempotency layer could replay them (the
-// gateway's retry keeps that key on the way to the instances).
+// book's) of the overload burst's default and sheddable requests, one
+// throttler for each. Its POSTs carry an Idempotency-Key, as a caller of
+// an idempotent API does, so that the gateway's idempotency layer could
+// replay them (the gateway's retry keeps that key on the way to the
+// instances); the burst's crowd sends none (see one).
 //
 // Why the throttling: a request the gateway sheds costs it little, but not
 // nothing, and a caller refused in microseconds comes back at once: in the
@@ -55,11 +56,16 @@ func newBareClient(addrs []string, cfg config) *client {
 // the others; none for the critical requests, which are few and which the
 // gateway keeps room for: a throttler counts a request when it is sent and
 // its acceptance when it returns, so a cold one facing many concurrent
-// requests refuses some before the first acceptance is back.
+// requests refuses some before the first acceptance is back. None for the
+// ordinary phases' requests (they state no criticality): a throttler
+// counts its own refusals as requests, so one that saw the burst refused
+// would keep refusing the next phases' few callers until its window had
+// forgotten the burst.
 func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client {
 	t := transport()
 	var th []*degrade.Throttler
-	rts := byCriticality{degrade.Critical: t}
+	rts := &byCriticality{plain: t}
+	rts.crit[degrade.Critical] = t
 	for _, c := range []degrade.Criticality{degrade.Default, degrade.Sheddable} {
 		x := degrade.NewThrottler(degrade.ThrottlerConfig{
 			Name:          "drill-caller-" + c.String(),
@@ -76,7 +82,7 @@ func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client 
 			ClassifyHTTP: sharedOutage,
 		})
 		th = append(th, x)
-		rts[c] = x.RoundTripper(t)
+		rts.crit[c] = x.RoundTripper(t)
 	}
 	return &client{
 		name: "bulwark",
@@ -93,17 +99,19 @@ func newBulwarkCaller(gw *gateway, cfg config, mp metric.MeterProvider) *client 
 	}
 }
 
-// byCriticality sends each request through the RoundTripper of the
-// criticality its Bulwark-Criticality header states (default without
-// one).
-type byCriticality [3]http.RoundTripper
+// byCriticality sends each request that states its criticality (the
+// Bulwark-Criticality header: the overload burst's) through the
+// RoundTripper of that criticality, and the others through plain.
+type byCriticality struct {
+	crit  [3]http.RoundTripper
+	plain http.RoundTripper
+}
 
-func (b byCriticality) RoundTrip(req *http.Request) (*http.Response, error) {
-	c, ok := degrade.ParseCriticality(req.Header.Get(criticalityHeader))
-	if !ok {
-		c = degrade.Default
+func (b *byCriticality) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c, ok := degrade.ParseCriticality(req.Header.Get(criticalityHeader)); ok {
+		return b.crit[c].RoundTrip(req)
 	}
-	return b[c].RoundTrip(req)
+	return b.plain.RoundTrip(req)
 }
 
 const attemptTimeout = 250 * time.Millisecond

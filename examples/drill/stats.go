@@ -51,6 +51,12 @@ func summarise(rs []result, settle time.Duration) stats {
 	}
 	lat := make([]time.Duration, 0, len(rs))
 	for _, r := range rs {
+		if r.cause == causeNotSent {
+			// Failed, but never sent: no latency to count.
+			s.kinds[r.kind].n++
+			s.crits[r.crit].n++
+			continue
+		}
 		t := &s.kinds[r.kind]
 		c := &s.crits[r.crit]
 		t.n++
@@ -74,14 +80,17 @@ func summarise(rs []result, settle time.Duration) stats {
 	return s
 }
 
-// p99 is the 99th-percentile latency of rs.
+// p99 is the 99th-percentile latency of the requests of rs that were
+// sent.
 func p99(rs []result) time.Duration {
-	if len(rs) == 0 {
-		return 0
+	lat := make([]time.Duration, 0, len(rs))
+	for _, r := range rs {
+		if r.cause != causeNotSent {
+			lat = append(lat, r.latency)
+		}
 	}
-	lat := make([]time.Duration, len(rs))
-	for i, r := range rs {
-		lat[i] = r.latency
+	if len(lat) == 0 {
+		return 0
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return lat[min(len(lat)-1, len(lat)*99/100)]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/bulwark-go/bulwark/degrade"
 )
@@ -39,7 +40,7 @@ func targets(o *outcome) []target {
 		ts = append(ts, target{fmt.Sprintf("responses dropped: success %s, %d duplicates (bare %d), target at least 95%% (a retry may land on b again before b is ejected) and none", formatRate(g.rate()), g.dups, r[0].dups), g.rate() >= 95 && g.dups == 0})
 	}
 	if r, ok := rowOf(rows, phaseOverload); ok {
-		ts = append(ts, overloadTarget(r[1]))
+		ts = append(ts, overloadTarget(r[1], o.cfg.deadline))
 	}
 	if r, ok := rowOf(rows, phaseRedis); ok {
 		g := r[1]
@@ -84,14 +85,18 @@ func spikeTarget(steady, spike stats) target {
 		formatDuration(g), spike.settled, formatDuration(settle), formatDuration(spike.p99), spike.n, formatDuration(2*s), formatDuration(hedgeDelay), formatDuration(limit), waited, spike.settled), spike.settled > 0 && g <= limit}
 }
 
-// overloadTarget: critical requests at least 99% served while sheddable
-// ones are shed. A burst in which nothing was shed did not overload the
-// gateway, and shows nothing: that is a miss too.
-func overloadTarget(g stats) target {
+// overloadTarget: critical requests at least 99% served, their p99 at
+// most half the callers' deadline (served in time, not just before the
+// caller gave up), while sheddable ones are shed. A burst in which nothing
+// was shed did not overload the gateway, and shows nothing: that is a
+// miss too.
+func overloadTarget(g stats, deadline time.Duration) target {
 	crit := g.crits[degrade.Critical]
 	shed := g.shed[degrade.Sheddable]
-	return target{fmt.Sprintf("overload burst: critical requests %s served (%d of %d), target at least 99%%, while sheddable ones are shed (%d shed, %d of %d served)",
-		formatRate(crit.rate()), crit.ok, crit.n, shed, g.crits[degrade.Sheddable].ok, g.crits[degrade.Sheddable].n), crit.n > 0 && crit.rate() >= 99 && shed > 0}
+	p99 := critP99(g, degrade.Critical)
+	return target{fmt.Sprintf("overload burst: critical requests %s served (%d of %d), target at least 99%%, with a p99 of %s, target at most half the %s deadline, while sheddable ones are shed (%d shed, %d of %d served)",
+		formatRate(crit.rate()), crit.ok, crit.n, formatDuration(p99), formatDuration(deadline), shed, g.crits[degrade.Sheddable].ok, g.crits[degrade.Sheddable].n),
+		crit.n > 0 && crit.rate() >= 99 && p99 <= deadline/2 && shed > 0}
 }
 
 // judge returns the targets bulwark missed.

@@ -110,6 +110,9 @@ func timelineChart(o *outcome) template.HTML {
 			}
 			s := row[j]
 			for _, r := range s.results {
+				if r.cause == causeNotSent {
+					continue // never sent: no latency to plot
+				}
 				p := fmt.Sprintf("M%.1f %.1fh0", xAt(o.began[i]+s.offset+r.start), yAt(r.latency))
 				if r.ok {
 					ok = append(ok, p)
