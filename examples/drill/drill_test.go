@@ -61,13 +61,13 @@ func TestDrill(t *testing.T) {
 	if dropped[0].ok > 22 {
 		t.Errorf("responses dropped: bare %d of 32 ok, want at most 22", dropped[0].ok)
 	}
-	// Each attempt picks its instance afresh, with no memory of the ones
-	// the request's earlier attempts failed on, so in a phase this short
-	// a request may spend its three attempts on b before b is ejected
-	// (five failures in a row): allow five losses in 32 (the drill's own
-	// target, over 300 requests, is 95%).
-	if dropped[1].ok < 27 || dropped[1].ok <= dropped[0].ok {
-		t.Errorf("responses dropped: bulwark %d of 32 ok (bare %d), want all but five at worst; failed: %s", dropped[1].ok, dropped[0].ok, failures(dropped[1]))
+	// A retry goes to an instance the request's earlier attempts did not
+	// use (lb's previous-hosts rule), so a POST whose response b dropped
+	// is answered by another instance on its second attempt: allow one
+	// loss in 32 for an attempt timeout on a loaded machine (the drill's
+	// own target, over 300 requests, is 99%).
+	if dropped[1].ok < 31 || dropped[1].ok <= dropped[0].ok {
+		t.Errorf("responses dropped: bulwark %d of 32 ok (bare %d), want all but one at worst; failed: %s", dropped[1].ok, dropped[0].ok, failures(dropped[1]))
 	}
 	for i, row := range rows {
 		if row[1].dups != 0 {

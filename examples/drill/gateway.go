@@ -81,17 +81,17 @@ const hedgeDelay = 100 * time.Millisecond
 // estimate looks at: shorter than the time the bare run's burst leaves the
 // gateway idle (the burst, then the deadline), so that bulwark's burst is
 // judged on what the gateway sees during the burst, not on the ordinary
-// phases'. Those are a quarter catalogue GETs that the gateway's cache
-// answers in microseconds, and one 100ms bucket of the window in which
-// only such hits completed (the tail of a phase) is enough to bring the
-// estimate to nearly nothing (the best bucket's mean latency times the
-// most completions in a bucket), after which the shedder sheds every
-// criticality, critical too, above MinInFlight. That is how earlier
-// drills shed thousands of critical requests.
+// phases'.
 const gatewayShedWindow = 2 * time.Second
 
-// gatewayHeadroom is the shedder's Headroom (see above).
-const gatewayHeadroom = 3
+// gatewayHeadroom is the shedder's Headroom, its default: under overload,
+// sheddable requests are admitted while all the requests in flight are
+// under the capacity estimate, default ones while the default and critical
+// ones are under twice it, and critical ones while the critical ones alone
+// are under three times it. A larger headroom lets so many default and
+// critical requests through on top of the sheddable ones that the
+// instances queue past the gateway's per-attempt timeout.
+const gatewayHeadroom = 1
 
 // startGateway starts the gateway in front of the instances at addrs.
 func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metric.MeterProvider) (*gateway, error) {
@@ -177,9 +177,7 @@ func startGateway(addrs []string, cfg config, rdb redis.UniversalClient, mp metr
 			// has seen in the window: in bulwark's burst, the burst
 			// itself, from nothing (no estimate, nothing shed) as its
 			// arrivals ramp up, and it tracks the throughput the
-			// instances reach. Room for 7× that estimate for critical
-			// requests (4× for default ones) lets them through while
-			// sheddable ones are held at the estimate.
+			// instances reach. See gatewayHeadroom for the limits.
 			Headroom: gatewayHeadroom,
 			OnShed: func(_ context.Context, ev degrade.ShedEvent) {
 				if int(ev.Criticality) < len(g.shed) {

@@ -165,7 +165,7 @@ func TestGatewayInstanceDown(t *testing.T) {
 	}
 	// A refused connection never fails an order. One order may still
 	// fail on a machine so loaded (under -race) that its three attempts
-	// each outlast the 250ms attempt timeout: that is not b's doing.
+	// each outlast the 500ms attempt timeout: that is not b's doing.
 	if len(failed) > 1 || len(failed) == 1 && !strings.Contains(failed[0], "timed out") {
 		t.Errorf("with b down, %d of 30 orders failed: %s", len(failed), strings.Join(failed, "; "))
 	}

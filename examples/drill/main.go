@@ -80,8 +80,8 @@ func burstAbout(cfg config) string {
 func clientsAbout(cfg config) [2]string {
 	return [2]string{
 		fmt.Sprintf("net/http straight to the instances, round robin, a %s timeout", formatDuration(cfg.deadline)),
-		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST outside the burst, adaptive throttling of the default and sheddable requests of the burst, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a 250ms per-attempt timeout)",
-			formatDuration(cfg.deadline), gatewayRate, formatDuration(cfg.deadline)),
+		fmt.Sprintf("net/http (the same %s timeout, an Idempotency-Key on each POST outside the burst, adaptive throttling of the default and sheddable requests of the burst, degrade.Throttler) to a gateway built from the preset stacks: stack.NewServer (health, shedding by criticality, a %d/s rate limit, a %s timeout, idempotency in Redis) in front of stack.NewClient (an HTTP cache, L1 in process and L2 in Redis; retry with a budget, hedging after 100ms and automatic Idempotency-Keys; lb: P2C, health checks, outlier ejection, slow start, a breaker per instance; a %s per-attempt timeout)",
+			formatDuration(cfg.deadline), gatewayRate, formatDuration(cfg.deadline), formatDuration(attemptTimeout)),
 	}
 }
 
@@ -247,7 +247,7 @@ did while Redis was down; then bulwark's targets, and exits with status 1 if
 it missed one: instance down, at least 99.9%% success; latency spike, at
 least 99%% success and a p99 after the phase's first second at most twice
 the steady p99, or the 100ms hedge delay if that is more (the output says
-why); nothing done twice; responses dropped, at least 95%% success;
+why); nothing done twice; responses dropped, at least 99%% success;
 overload, at least 99%% of the critical requests served (those never sent
 count as failed), their p99 at most half the deadline, while sheddable ones
 are shed; Redis outage, every catalogue GET served and no panic. A full

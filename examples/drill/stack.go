@@ -114,7 +114,7 @@ func (b *byCriticality) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.plain.RoundTrip(req)
 }
 
-const attemptTimeout = 250 * time.Millisecond
+const attemptTimeout = 500 * time.Millisecond
 
 // sharedOutage is bulwark's HTTP classification, except that a 503 in
 // problem details (application/problem+json) is neutral. That is how the

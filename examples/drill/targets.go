@@ -37,7 +37,7 @@ func targets(o *outcome) []target {
 	ts = append(ts, target{fmt.Sprintf("duplicate side effects: %d, target 0", dups), dups == 0})
 	if r, ok := rowOf(rows, phaseDropped); ok {
 		g := r[1]
-		ts = append(ts, target{fmt.Sprintf("responses dropped: success %s, %d duplicates (bare %d), target at least 95%% (a retry may land on b again before b is ejected) and none", formatRate(g.rate()), g.dups, r[0].dups), g.rate() >= 95 && g.dups == 0})
+		ts = append(ts, target{fmt.Sprintf("responses dropped: success %s, %d duplicates (bare %d), target at least 99%% (a retry goes to an instance the request has not tried) and none", formatRate(g.rate()), g.dups, r[0].dups), g.rate() >= 99 && g.dups == 0})
 	}
 	if r, ok := rowOf(rows, phaseOverload); ok {
 		ts = append(ts, overloadTarget(r[1], o.cfg.deadline))
