@@ -184,11 +184,17 @@ const MaxDrain = 64 << 10
 
 // DrainClose reads up to [MaxDrain] bytes of a response body that will not
 // be returned to the caller, then closes it. A nil resp or body is a no-op.
+// The body of a 101 Switching Protocols response is the upgraded
+// connection itself, which has no end to read to and is never reused for
+// HTTP: it is closed without a read (a read would wait for the peer,
+// forever if the peer waits for us).
 func DrainClose(resp *http.Response) {
 	if resp == nil || resp.Body == nil {
 		return
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, MaxDrain)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_, _ = io.CopyN(io.Discard, resp.Body, MaxDrain)
+	}
 	_ = resp.Body.Close()
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -158,6 +160,33 @@ func TestDrainCloseBoundsTheRead(t *testing.T) {
 	}
 	DrainClose(nil)
 	DrainClose(&http.Response{})
+}
+
+// TestDrainCloseDoesNotReadAnUpgradedConnection: a 101 response's body is
+// the upgraded connection; reading it to drain it would wait for the peer
+// (forever, if the peer waits for us: a hedge's losing upgrade once hung
+// the retry tests). DrainClose closes it without a read.
+func TestDrainCloseDoesNotReadAnUpgradedConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ours, peer := net.Pipe()
+		defer peer.Close()
+		done := make(chan struct{})
+		go func() {
+			DrainClose(&http.Response{StatusCode: http.StatusSwitchingProtocols, Body: ours})
+			close(done)
+		}()
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			ours.Close() // let the blocked read return, so the bubble can end
+			<-done
+			t.Fatal("DrainClose read a 101 response's body, the upgraded connection, and waited for the peer")
+		}
+		if _, err := peer.Write([]byte("x")); err == nil {
+			t.Fatal("the upgraded connection is still open after DrainClose")
+		}
+	})
 }
 
 func TestCancelOnClose(t *testing.T) {
