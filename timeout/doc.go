@@ -84,7 +84,7 @@
 // Use it for functions that cannot be cancelled (legacy clients, cgo,
 // blocking syscalls) and whose callers must not wait past the deadline.
 // It costs a goroutine and 9 allocations, 656 bytes, per call of Do (8
-// for Call): about 1.3 µs of CPU per call on the benchmark machine (a
+// for Call): about 1.1 µs of CPU per call on the benchmark machine (a
 // 2-vCPU VM), where the cooperative mode takes 0.1 to 0.7 µs (measured in
 // benchmarks/, BenchmarkTimeoutDo/bulwark-abandon, and pinned by a test).
 // Config.ReuseContexts does not apply: an abandoned fn keeps its context
