@@ -58,7 +58,8 @@
 //   - stack: the recommended HTTP client and server stacks in one call
 //     (stack.NewClient, stack.NewServer), at the top of the import graph.
 //   - grpcx: every gRPC interceptor (breaker, retry, timeout, limit,
-//     idempotency) and the gRPC outcome classification, so that HTTP-only
+//     degrade, chaos, idempotency), the grpc.health.v1 server over package
+//     health, and the gRPC outcome classification, so that HTTP-only
 //     programs never compile gRPC; grpcx/balancer registers lb as a gRPC
 //     balancer and resolver, only when imported.
 //   - internal/...: what the packages above share and users never see:
