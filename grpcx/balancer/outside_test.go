@@ -69,7 +69,10 @@ func oStartSrv(t *testing.T) *oSrv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &oSrv{gs: grpc.NewServer(), addr: lis.Addr().String()}
+	// WaitForHandlers: Stop returns once no handler runs, so that a test
+	// that stops a server reads its final count of calls (a call
+	// dispatched just before Stop could otherwise count itself after).
+	s := &oSrv{gs: grpc.NewServer(grpc.WaitForHandlers(true)), addr: lis.Addr().String()}
 	testpb.RegisterTestServiceServer(s.gs, s)
 	go s.gs.Serve(lis)
 	t.Cleanup(s.gs.Stop)
