@@ -54,6 +54,18 @@ type callCtx struct {
 	// timeout) registers one.
 	aftersBuf [2]*afterFunc
 
+	// quiet is set when c can end only at its deadline or when a call
+	// returns (its own or an ancestor's): its parent is quiet (see
+	// quiet). A child derived from a quiet c is made lazily too, and
+	// watches it without arming it (see watchLocked). Set when c is made
+	// (or reused), before it is published.
+	quiet atomic.Bool
+	// reg is c's registration with a quiet *callCtx parent (see
+	// watchLocked): c's wake, run if the parent ends first. regd is set
+	// while it is registered.
+	reg  afterFunc
+	regd bool
+
 	// watched is set by Done and AfterFunc: something may be waiting for
 	// c to end, and may read it once woken, after its call has returned
 	// (context's own propagation does: a child's goroutine or AfterFunc
@@ -110,15 +122,34 @@ func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse b
 	if !reuse {
 		c := &callCtx{parent: parent, deadline: deadline, cause: t.causeCtx}
 		c.done.Store(nilchan)
+		c.quiet.Store(quiet(parent))
 		return c
 	}
 	c := ctxPool.Get().(*callCtx)
 	c.mu.Lock()
 	c.parent, c.deadline, c.cause, c.err, c.watched = parent, deadline, t.causeCtx, nil, false
 	c.done.Store(nilchan)
+	c.quiet.Store(quiet(parent))
 	c.state.Store(live)
 	c.mu.Unlock()
 	return c
+}
+
+// quiet reports whether ctx can end only at its deadline or when the call
+// it serves returns: a context that never ends (its Done is nil, as
+// Background's), or a quiet *callCtx (one made under such a context, or
+// under a quiet *callCtx). A context derived from a quiet one can be
+// made lazily, as a *callCtx, and needs neither a timer nor a
+// registration with its parent until something watches it: whatever the
+// parent does before, the child learns by polling it (Err), and the
+// child's own deadline always comes first (a Timeout derives only an
+// earlier deadline than its caller's). A quiet *callCtx is not armed by
+// the question, as calling its Done would.
+func quiet(ctx context.Context) bool {
+	if p, ok := ctx.(*callCtx); ok {
+		return p.quiet.Load()
+	}
+	return ctx.Done() == nil
 }
 
 var nilchan chan struct{}
@@ -134,9 +165,17 @@ var nilchan chan struct{}
 // (a logger's Value, a detached context.WithoutCancel(c)).
 func (c *callCtx) release() {
 	c.mu.Lock()
-	c.endLocked(canceled, context.Canceled)
+	run := c.end(canceled, context.Canceled)
 	if !c.pooled || c.watched { // never reused: it keeps its deadline and Values
 		c.mu.Unlock()
+		// The registrations run here, in the goroutine that ends the
+		// call, which holds no lock: a goroutine each would cost more
+		// than all the rest. net/http's transport registers one for every
+		// request (its own context derived from the request's), which it
+		// has usually not yet withdrawn when the caller closes the body.
+		for _, a := range run {
+			a.run()
+		}
 		return
 	}
 	c.parent, c.deadline, c.cause = released, time.Time{}, nil
@@ -223,8 +262,14 @@ func (c *callCtx) Value(key any) any {
 func (c *callCtx) String() string { return "timeout.Context" }
 
 // AfterFunc is the method context.AfterFunc and context.WithCancel look
-// for: f runs in a goroutine of its own when c ends, without a goroutine
-// waiting for it meanwhile.
+// for: f runs once when c ends, without a goroutine waiting for it
+// meanwhile. When c ends because its call returned, f runs in the
+// goroutine that returned, once it holds no lock of c's, as a cancel
+// func does its work in its caller's goroutine; otherwise (the deadline
+// passed, the parent ended, or c had already ended) f runs in a goroutine
+// of its own. The functions context registers only cancel its own
+// contexts, and context.AfterFunc starts the caller's function in a
+// goroutine of its own either way.
 func (c *callCtx) AfterFunc(f func()) func() bool {
 	a := &afterFunc{f: f}
 	c.mu.Lock()
@@ -235,6 +280,13 @@ func (c *callCtx) AfterFunc(f func()) func() bool {
 		go f()
 		return a.stop
 	}
+	c.addLocked(a)
+	c.mu.Unlock()
+	return a.stop
+}
+
+// addLocked adds a to the registrations run when c ends.
+func (c *callCtx) addLocked(a *afterFunc) {
 	if c.afters == nil {
 		c.afters = c.aftersBuf[:0]
 	}
@@ -249,14 +301,23 @@ func (c *callCtx) AfterFunc(f func()) func() bool {
 		c.afters = kept
 	}
 	c.afters = append(c.afters, a)
-	c.mu.Unlock()
-	return a.stop
 }
 
-// afterFunc is one AfterFunc registration.
+// afterFunc is one AfterFunc registration, or a child's registration
+// with its quiet parent (watch): it runs f, or wakes ctx.
 type afterFunc struct {
 	f     func()
+	ctx   *callCtx
 	state atomic.Uint32
+}
+
+// run runs the registration.
+func (a *afterFunc) run() {
+	if a.ctx != nil {
+		a.ctx.wake()
+		return
+	}
+	a.f()
 }
 
 const (
@@ -285,10 +346,45 @@ func (c *callCtx) armLocked() chan struct{} {
 	}
 	dur := c.deadline.Sub(now)
 	c.timer = clock.Real.AfterFunc(dur, c.wakeFn)
-	if c.parent.Done() != nil {
+	if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
+		// The parent's deadline comes after c's, so c's timer is the only
+		// one needed: c watches the parent for an earlier end (its call
+		// returning) without arming it.
+		if !p.watch(c) {
+			c.pollLocked(now) // the parent has ended
+		}
+	} else if c.parent.Done() != nil {
 		c.stop = context.AfterFunc(c.parent, c.wakeFn)
 	}
 	return d
+}
+
+// watch registers child, a ctx derived from c (quiet), to be woken when c
+// ends, without arming c: no Done channel, no timer. It reports false if
+// c has already ended. c is linked to its own quiet parent the same way,
+// once, so that an end anywhere up the chain reaches child. Locks are
+// taken child first, then parent, everywhere; c wakes child in a
+// goroutine of its own (endLocked), never under its lock.
+func (c *callCtx) watch(child *callCtx) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pollLocked(clock.Real.Now()) {
+		return false
+	}
+	c.watched = true // a pooled c is never reused now: child holds it
+	if !c.regd {
+		if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
+			if !p.watch(c) {
+				c.pollLocked(clock.Real.Now())
+				return false
+			}
+		}
+	}
+	child.reg.ctx = child
+	child.reg.state.Store(afterPending)
+	child.regd = true
+	c.addLocked(&child.reg)
+	return true
 }
 
 // wake runs at the deadline and when the parent ends (a timer or parent
@@ -303,12 +399,23 @@ func (c *callCtx) wake() {
 // pollLocked ends c if its parent has ended or its deadline has passed
 // at now, and reports whether c has ended. The parent comes first: when both
 // happened before anything looked, c cannot tell which came first, and a
-// caller that has gone away is not a timeout of the callee.
+// caller that has gone away is not a timeout of the callee. Under a quiet
+// *callCtx parent c can tell: the parent's deadline comes after c's.
 func (c *callCtx) pollLocked(now time.Time) bool {
 	if c.state.Load() != live {
 		return true
 	}
-	if err := c.parent.Err(); err != nil {
+	if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
+		// A quiet parent's deadline comes after c's: if c's has passed,
+		// it came first, unless the parent had already ended otherwise
+		// (its call returned).
+		if s := p.state.Load(); s == canceled || s == parentDone || now.Before(c.deadline) {
+			if err := p.Err(); err != nil {
+				c.endLocked(parentDone, err)
+				return true
+			}
+		}
+	} else if err := c.parent.Err(); err != nil {
 		c.endLocked(parentDone, err)
 		return true
 	}
@@ -323,8 +430,17 @@ func (c *callCtx) pollLocked(now time.Time) bool {
 // Done, stops the timer, leaves the parent and starts the AfterFunc
 // functions.
 func (c *callCtx) endLocked(s uint32, err error) {
+	for _, a := range c.end(s, err) {
+		go a.run()
+	}
+}
+
+// end is endLocked, but it returns the registrations that are to run
+// instead of starting them: the caller runs them once it holds no lock
+// (release does, in its own goroutine).
+func (c *callCtx) end(s uint32, err error) []*afterFunc {
 	if c.state.Load() != live {
-		return
+		return nil
 	}
 	if s == parentDone {
 		c.err = err
@@ -346,11 +462,19 @@ func (c *callCtx) endLocked(s uint32, err error) {
 		c.stop()
 		c.stop = nil
 	}
-	for i, a := range c.afters {
-		if a.state.CompareAndSwap(afterPending, afterRan) {
-			go a.f()
-		}
-		c.afters[i] = nil
+	if c.regd {
+		c.reg.stop()
+		c.regd = false
 	}
-	c.afters = c.afters[:0]
+	run := c.afters[:0]
+	for _, a := range c.afters {
+		if a.state.CompareAndSwap(afterPending, afterRan) {
+			run = append(run, a)
+		}
+	}
+	clear(c.afters[len(run):])
+	// c ended: nothing registers with it again (AfterFunc and watch find
+	// it ended), so the caller may read run after unlocking.
+	c.afters = nil
+	return run
 }

@@ -575,3 +575,128 @@ func TestRoundTripperAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestNestedRoundTrippers: the client stack's shape, a total timeout over
+// an attempt timeout under a caller's context that cannot be cancelled.
+// The attempt's context is made under the total's without arming it (the
+// pair costs 2 allocations more than the attempt alone: the total's own
+// context and request, no timer or registration), and it still ends when
+// the total's does.
+func TestNestedRoundTrippers(t *testing.T) {
+	t.Run("allocations", func(t *testing.T) {
+		resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+		next := rtFunc(func(r *http.Request) (*http.Response, error) {
+			_ = r.Context().Done() // watched, as net/http's transport does
+			return resp, nil
+		})
+		total := newT(t, timeout.Config{Timeout: time.Hour, Header: timeout.NoHeader})
+		attempt := newT(t, timeout.Config{Timeout: time.Minute})
+		rt := total.RoundTripper(attempt.RoundTripper(next))
+		req, _ := http.NewRequest(http.MethodGet, "http://backend.test/", nil)
+		a := testing.AllocsPerRun(1000, func() {
+			r, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+		})
+		if a != 7+2 {
+			t.Errorf("%v allocs, want 9 (the attempt's 7, the total's 2)", a)
+		}
+	})
+	t.Run("the attempt's deadline came first", func(t *testing.T) {
+		// Both deadlines have passed before anything looked: the
+		// attempt's came first, and the attempt's context says so.
+		synctest.Test(t, func(t *testing.T) {
+			total := newT(t, timeout.Config{Timeout: 2 * time.Second, Header: timeout.NoHeader})
+			attempt := newT(t, timeout.Config{Timeout: time.Second})
+			var seen context.Context
+			rt := total.RoundTripper(attempt.RoundTripper(rtFunc(func(r *http.Request) (*http.Response, error) {
+				time.Sleep(3 * time.Second) // a transport that never looks at the context
+				seen = r.Context()
+				return nil, errors.New("connection reset")
+			})))
+			req, _ := http.NewRequest(http.MethodGet, "http://backend.test/", nil)
+			_, err := rt.RoundTrip(req)
+			// The total's time has run out too by the time the call
+			// returns: its layer reports its own timeout.
+			isOurs(t, err, 2*time.Second)
+			var te *timeout.TimeoutError
+			if seen.Err() != context.DeadlineExceeded || !errors.As(context.Cause(seen), &te) || te.Limit != time.Second {
+				t.Fatalf("attempt's context: Err %v, Cause %v, want the attempt's 1s timeout", seen.Err(), context.Cause(seen))
+			}
+		})
+	})
+	t.Run("the total's call returns first", func(t *testing.T) {
+		// The attempt outlives the total's call (a hedged attempt left
+		// behind does): whatever watches the attempt's context is
+		// released when the total's call ends, with Canceled.
+		synctest.Test(t, func(t *testing.T) {
+			to := newT(t, timeout.Config{Timeout: time.Hour})
+			attempt := newT(t, timeout.Config{Timeout: time.Minute})
+			released := make(chan error, 1)
+			rt := attempt.RoundTripper(rtFunc(func(r *http.Request) (*http.Response, error) {
+				ctx := r.Context()
+				go func() { <-ctx.Done(); released <- ctx.Err() }()
+				return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+			}))
+			if err := to.Do(context.Background(), func(ctx context.Context) error {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://backend.test/", nil)
+				_, err := rt.RoundTrip(req) // the body is left open
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			select {
+			case err := <-released:
+				if err != context.Canceled {
+					t.Fatalf("attempt's context ended with %v, want Canceled", err)
+				}
+			default:
+				t.Fatal("the attempt's context outlived the call it was made under")
+			}
+		})
+	})
+	t.Run("the total's deadline", func(t *testing.T) {
+		// The attempt's limit is longer than the time the total has
+		// left: the total's deadline is the one that counts, and the
+		// error is the total's.
+		synctest.Test(t, func(t *testing.T) {
+			total := newT(t, timeout.Config{Timeout: time.Second, Header: timeout.NoHeader})
+			attempt := newT(t, timeout.Config{Timeout: time.Minute})
+			rt := total.RoundTripper(attempt.RoundTripper(rtFunc(func(r *http.Request) (*http.Response, error) {
+				<-r.Context().Done()
+				return nil, r.Context().Err()
+			})))
+			req, _ := http.NewRequest(http.MethodGet, "http://backend.test/", nil)
+			start := time.Now()
+			_, err := rt.RoundTrip(req)
+			isOurs(t, err, time.Second)
+			if d := time.Since(start); d != time.Second {
+				t.Fatalf("ended after %v, want 1s", d)
+			}
+		})
+	})
+}
+
+// TestReleaseEndsChildrenAtOnce: when fn returns, the contexts fn derived
+// with context.WithCancel have ended by the time Do returns, without a
+// goroutine: net/http's transport derives one from every request's
+// context, and a goroutine per request to cancel it would cost more
+// than the rest of the layer.
+func TestReleaseEndsChildrenAtOnce(t *testing.T) {
+	to := newT(t, timeout.Config{Timeout: time.Hour})
+	var child context.Context
+	if err := to.Do(context.Background(), func(ctx context.Context) error {
+		var cancel context.CancelFunc
+		child, cancel = context.WithCancel(ctx)
+		_ = cancel // ended by Do, not by us
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if child.Err() != context.Canceled {
+		t.Fatalf("child's Err right after Do = %v, want Canceled", child.Err())
+	}
+}

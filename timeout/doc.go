@@ -55,7 +55,12 @@
 // from the caller. Under one that can be cancelled, fn's context must
 // watch the caller's from the start to know which ended first, which
 // costs context.AfterFunc's allocations on top of the lazy context's;
-// context.WithTimeoutCause costs less there, and is used. No context
+// context.WithTimeoutCause costs less there, and is used. A context
+// bulwark made lazily counts as one that cannot be cancelled for this: it
+// ends only at its deadline, which comes after the inner call's, or when
+// its own call returns. The inner context watches it without arming it
+// (no Done channel, timer or registration for the outer one), and ends
+// with it if the outer call returns first. No context
 // that may be kept after the call is allocation-free without being
 // reused; [Config].ReuseContexts reuses them, for callers that promise
 // not to keep them (read its contract). Without it, fn's context is never
@@ -101,7 +106,14 @@
 // context.WithDeadlineCause. Over a transport that watches it, as
 // net/http's does, a layer costs 7 allocations (5 with propagation off,
 // 2 more under a caller's context that can be cancelled), measured by
-// BenchmarkTimeoutRoundTripper. In the recommended client stack it sits under retry and
+// BenchmarkTimeoutRoundTripper. A layer under another Timeout's layer
+// (the recommended stack's attempt timeout under its total timeout)
+// watches the outer attempt's context without arming it, so the outer
+// layer costs 2 allocations (its context, with the body's wrapper, and
+// the request's copy) and no timer. When a call's context ends because
+// the call returned (the body was closed), the contexts derived from it
+// (net/http derives one from every request's) end in the same goroutine,
+// before Close returns: no goroutine per request. In the recommended client stack it sits under retry and
 // lb (a per-attempt timeout, so the breaker of a slow endpoint counts its
 // timeouts), over the transport.
 //

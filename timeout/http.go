@@ -79,9 +79,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		deadline = dl
 	} else {
 		a = &attempt{t: t, ctx: ctx}
-		if ctx.Done() == nil {
+		if quiet(ctx) {
 			a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
 			a.c.done.Store(nilchan)
+			a.c.quiet.Store(true)
 			a.actx = &a.c
 		} else {
 			// A caller's context that can be cancelled must be watched

@@ -121,7 +121,7 @@ func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error 
 		}
 		return err
 	}
-	if t.reuse || ctx.Done() == nil {
+	if t.reuse || quiet(ctx) {
 		c := t.newCallCtx(ctx, dl, t.reuse)
 		defer c.release() // on a panic in fn too
 		return t.judge(ctx, c, fn(c))
@@ -169,7 +169,7 @@ func callReusing[T any](ctx context.Context, t *Timeout, fn func(context.Context
 		}
 		return v, err
 	}
-	if reuse || ctx.Done() == nil {
+	if reuse || quiet(ctx) {
 		c := t.newCallCtx(ctx, dl, reuse)
 		defer c.release() // on a panic in fn too
 		v, err := fn(c)
