@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -131,7 +132,10 @@ func BenchmarkStackRoundTripper(b *testing.B) {
 // equivalents: where the stack's cost goes. lb (not in the default stack)
 // spreads over 3 endpoints with its defaults (P2C, outlier ejection) and
 // no breakers; failsafe-go has no balancer. The cache (not in the default
-// stack either) misses: the canned response is not storable.
+// stack either) misses: the canned response is not storable. Both
+// timeouts is the stack's pair, total over attempt; stdlib-timeout-layer
+// is not bulwark but the least a timeout layer can do with net/http's
+// API (see stdlibTimeout).
 func BenchmarkStackLayer(b *testing.B) {
 	base := retryCannedTransport{}
 	total := timeout.New(timeout.Config{Timeout: stack.DefaultTimeout, Header: timeout.NoHeader})
@@ -157,6 +161,10 @@ func BenchmarkStackLayer(b *testing.B) {
 		{"bulwark-lb", bal.RoundTripper(base)},
 		{"bulwark-breakers", breakers.RoundTripper(base)},
 		{"bulwark-attempt-timeout", attempt.RoundTripper(base)},
+		{"bulwark-both-timeouts", total.RoundTripper(attempt.RoundTripper(base))},
+		// Not bulwark: the least a timeout layer can do with net/http's
+		// API (see stdlibTimeout).
+		{"stdlib-timeout-layer", stdlibTimeout{base, stack.DefaultAttemptTimeout}},
 		{"failsafehttp-timeout", failsafehttp.NewRoundTripper(base, fstimeout.New[*http.Response](10*time.Second))},
 		{"failsafehttp-retry", failsafehttp.NewRoundTripper(base, failsafeRetry())},
 		{"failsafehttp-breaker", failsafehttp.NewRoundTripper(base, failsafeBreaker())},
@@ -174,7 +182,11 @@ func BenchmarkStackLayer(b *testing.B) {
 // defaults); ns/op is the time of the pair. Run it with -count 10 and read
 // the ratio's confidence interval in benchstat: on a shared machine the
 // spread of one run is wide. The no-timeouts case is the same stack
-// without its two timeout layers: what the other layers cost.
+// without its two timeout layers: what the other layers cost; the
+// total-timeout-only and attempt-timeout-only cases keep one of them.
+// stdlib-timeout-layer is not bulwark: a bare client with the least a
+// timeout layer can do with net/http's API (see stdlibTimeout), the
+// floor under any stack that bounds its requests' time.
 //
 // Both clients share the process, so the garbage the stack makes is
 // collected partly while the bare client runs: the ratio understates the
@@ -184,12 +196,27 @@ func BenchmarkStackLoopback(b *testing.B) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
+	preset := func(cfg stack.ClientConfig) func(http.RoundTripper) (*http.Client, func()) {
+		return func(tr http.RoundTripper) (*http.Client, func()) {
+			cfg.Transport = tr
+			c := stack.NewClient(cfg)
+			return c.Client, func() { c.Close() }
+		}
+	}
 	for _, tc := range []struct {
-		name string
-		cfg  stack.ClientConfig
+		name   string
+		client func(http.RoundTripper) (*http.Client, func())
 	}{
-		{"defaults", stack.ClientConfig{}},
-		{"no-timeouts", stack.ClientConfig{Timeout: -1, AttemptTimeout: -1}},
+		{"defaults", preset(stack.ClientConfig{})},
+		{"no-timeouts", preset(stack.ClientConfig{Timeout: -1, AttemptTimeout: -1})},
+		{"total-timeout-only", preset(stack.ClientConfig{AttemptTimeout: -1})},
+		{"attempt-timeout-only", preset(stack.ClientConfig{Timeout: -1})},
+		// Not bulwark: the least a timeout layer can do with net/http's
+		// API (context.WithTimeout, Request.WithContext, a body that
+		// cancels on Close), alone over the bare transport.
+		{"stdlib-timeout-layer", func(tr http.RoundTripper) (*http.Client, func()) {
+			return &http.Client{Transport: stdlibTimeout{tr, stack.DefaultAttemptTimeout}}, func() {}
+		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			bareTr := srv.Client().Transport.(*http.Transport).Clone()
@@ -197,9 +224,8 @@ func BenchmarkStackLoopback(b *testing.B) {
 			bare := &http.Client{Transport: bareTr}
 			stackTr := bareTr.Clone()
 			defer stackTr.CloseIdleConnections()
-			tc.cfg.Transport = stackTr
-			c := stack.NewClient(tc.cfg)
-			defer c.Close()
+			client, closeClient := tc.client(stackTr)
+			defer closeClient()
 			get := func(client *http.Client) time.Duration {
 				start := time.Now()
 				resp, err := client.Get(srv.URL)
@@ -220,9 +246,9 @@ func BenchmarkStackLoopback(b *testing.B) {
 				// the other's just-warmed caches.
 				if n%2 == 0 {
 					tBare += get(bare)
-					tStack += get(c.Client)
+					tStack += get(client)
 				} else {
-					tStack += get(c.Client)
+					tStack += get(client)
 					tBare += get(bare)
 				}
 				n++
@@ -232,4 +258,35 @@ func BenchmarkStackLoopback(b *testing.B) {
 			b.ReportMetric(float64(tStack)/float64(tBare), "bulwark/bare")
 		})
 	}
+}
+
+// stdlibTimeout is the least a per-request timeout layer can do with
+// net/http's API, for reference: a context.WithTimeout per request, the
+// copy of the request Request.WithContext makes (the only way to give a
+// request a context), and a body that cancels the context on Close.
+type stdlibTimeout struct {
+	next  http.RoundTripper
+	limit time.Duration
+}
+
+func (s stdlibTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), s.limit)
+	resp, err := s.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
