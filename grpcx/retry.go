@@ -234,7 +234,9 @@ const retryStreamMaxBuffered = 64
 // have read those headers. The
 // messages sent so far (up to 64; beyond that the stream is no longer
 // retried) are kept and replayed, in order, on the new stream, and a
-// CloseSend is repeated. Streams are never hedged. Judgement of errors and
+// CloseSend is repeated. Under grpcx/balancer, a retry is opened on an
+// endpoint none of the stream's attempts went to, while one is left, as
+// for [UnaryClientRetry]. Streams are never hedged. Judgement of errors and
 // pushback is as in [UnaryClientRetry]. A grpc.OnFinish option runs once,
 // with the error that ends the stream for the caller (nil for a clean
 // end), when the interceptor sees that end (a failed creation, or RecvMsg
@@ -247,6 +249,12 @@ func StreamClientRetry(p *retry.Policy) grpc.StreamClientInterceptor {
 	cls := bridge.RetryClassifier(p)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
 		streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if tried.From(ctx) == nil {
+			// The record of the stream's endpoints, as UnaryClientRetry
+			// keeps for a call: grpcx/balancer opens a retried stream
+			// on an endpoint none of its attempts went to.
+			ctx = tried.With(ctx, new(tried.Record))
+		}
 		s := &retryStream{ctx: ctx, p: p, cls: cls, desc: desc, cc: cc, method: method, streamer: streamer}
 		s.opts, s.onFinish = splitOnFinish(opts)
 		if err := s.open(ctx); err != nil {

@@ -69,7 +69,8 @@
 // The attempts of a call share a record of their endpoints through their
 // context. Package retry keeps one (up to 16 endpoints) for its retries
 // and hedges, over the RoundTripper, Do and Call, and grpcx's retry
-// interceptor for gRPC through package grpcx/balancer; neither package
+// interceptors (unary calls and streams) for gRPC through package
+// grpcx/balancer; neither package
 // imports the other. The record belongs to one call of retry's: nothing
 // carries over to the next call, even one made with the same context. A
 // first attempt pays nothing for it: no layer makes a record before it (a

@@ -2,6 +2,8 @@ package balancer_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -55,6 +57,16 @@ func (s *server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty,
 		return nil, status.Error(codes.Unavailable, "failing")
 	}
 	return &testpb.Empty{}, nil
+}
+
+// StreamingOutputCall fails at once, before sending anything, when the
+// server is failing; else it sends one response.
+func (s *server) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, st testpb.TestService_StreamingOutputCallServer) error {
+	s.calls.Add(1)
+	if s.fail.Load() {
+		return status.Error(codes.Unavailable, "failing")
+	}
+	return st.Send(&testpb.StreamingOutputCallResponse{})
 }
 
 func start(t *testing.T) *server {
@@ -417,5 +429,82 @@ func TestRetryGoesToAnotherEndpoint(t *testing.T) {
 	}
 	if got[0]+got[1]+got[2] != 2*calls {
 		t.Fatalf("attempts %v, want %d: each call's first to the key's server, its retry to the next", got, 2*calls)
+	}
+}
+
+// TestStreamRetryGoesToAnotherEndpoint: TestRetryGoesToAnotherEndpoint
+// for streams. grpcx.StreamClientRetry keeps the same record of a call's
+// endpoints as the unary interceptor: a key pinned by RingHash to a
+// failing server has each stream's retry opened on the next server of the
+// ring, and no stream is lost (without the record every attempt went back
+// to the failing server).
+func TestStreamRetryGoesToAnotherEndpoint(t *testing.T) {
+	srvs := []*server{start(t), start(t), start(t)}
+	var eps []lb.Endpoint
+	for _, s := range srvs {
+		eps = append(eps, lb.Endpoint{Addr: s.addr})
+	}
+	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{}),
+		Outlier: lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}})
+	defer b.Close()
+	unregister, err := balancer.Register("avoid-stream", b, balancer.Options{HashHeader: "x-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	policy := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Microsecond, Budget: retry.UnlimitedBudget()})
+	defer policy.Close()
+	conn, err := grpc.NewClient("bulwark:///avoid-stream", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDisableRetry(), grpc.WithChainStreamInterceptor(grpcx.StreamClientRetry(policy)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testpb.NewTestServiceClient(conn)
+	stream := func(ctx context.Context) error {
+		st, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+		if err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != io.EOF {
+			return fmt.Errorf("second Recv: %v, want EOF", err)
+		}
+		return nil
+	}
+	warmUp(t, srvs, func() {
+		if err := stream(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
+	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
+	if err := stream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	home := -1
+	for i, s := range srvs {
+		if s.calls.Load() > before[i] {
+			home = i
+		}
+	}
+	srvs[home].fail.Store(true)
+	for i, s := range srvs {
+		before[i] = s.calls.Load()
+	}
+	const calls = 10
+	for range calls {
+		if err := stream(ctx); err != nil {
+			t.Fatalf("stream lost: %v (server calls %d %d %d)", err, srvs[0].calls.Load()-before[0], srvs[1].calls.Load()-before[1], srvs[2].calls.Load()-before[2])
+		}
+	}
+	var got [3]int64
+	for i, s := range srvs {
+		got[i] = s.calls.Load() - before[i]
+	}
+	if got[home] != calls || got[0]+got[1]+got[2] != 2*calls {
+		t.Fatalf("attempts %v (the failing server is %d), want %d to it and one retry per stream elsewhere", got, home, calls)
 	}
 }

@@ -46,7 +46,8 @@
 // in the lb package doc): the interceptor keeps a record of the call's
 // endpoints in its context, which the picker reads from PickInfo.Ctx and
 // fills. With lb.RingHash, a key's retry goes to the next endpoint of the
-// ring. Streams retried by grpcx.StreamClientRetry do not avoid anything.
+// ring. grpcx.StreamClientRetry keeps the same record for a stream: a
+// retried stream is opened elsewhere too.
 //
 // When lb picks an endpoint whose SubConn is not READY (in panic mode, or
 // in the moment before the state change arrives), the picker draws again,
