@@ -22,6 +22,12 @@ import (
 //     to Done or AfterFunc (context.WithCancel and context.AfterFunc call
 //     them), the moment something starts watching.
 //
+// Handler's request contexts are callCtxs too, started at once (the
+// timer, which also wakes the Handler's writer at the deadline, and the
+// registration with the server's context), with the Done channel made
+// when asked for: one timer per request where context.WithTimeoutCause
+// and a timer of the writer's own would be two.
+//
 // A ctx ends once, in one of three states, and stays so. Its cause is
 // what context.Cause finds, by asking Value for the key of context's
 // *cancelCtx (see Value): the Timeout's *TimeoutError for timedOut,
@@ -36,42 +42,59 @@ import (
 // a torn read; until the ctx is reused it reads as Canceled, with no
 // deadline and no Values.
 type callCtx struct {
-	pooled bool // set at creation, never changed
-	state  atomic.Uint32
-	done   atomic.Value // of chan struct{}: nil until Done, closedchan or closed once ended
-
-	mu       sync.Mutex
-	parent   context.Context
-	deadline time.Time
-	cause    context.Context // a done *cancelCtx carrying the Timeout's cause
-	err      error           // parentDone: the parent's Err
-	timer    clock.Timer     // armed by Done
-	wakeFn   func()          // c.wake, made once
-	stop     func() bool     // unregisters wakeFn from the parent
-	afters   []*afterFunc    // AfterFunc registrations, run when c ends
-	// aftersBuf holds the first registrations, without an allocation:
-	// a context derived from c (retry's attempt context under a total
-	// timeout) registers one.
-	aftersBuf [2]*afterFunc
-
+	state atomic.Uint32
 	// quiet is set when c can end only at its deadline or when a call
 	// returns (its own or an ancestor's): its parent is quiet (see
 	// quiet). A child derived from a quiet c is made lazily too, and
-	// watches it without arming it (see watchLocked). Set when c is made
-	// (or reused), before it is published.
+	// watches it without arming it (see watch). Set when c is made (or
+	// reused), before it is published.
 	quiet atomic.Bool
-	// reg is c's registration with a quiet *callCtx parent (see
-	// watchLocked): c's wake, run if the parent ends first. regd is set
-	// while it is registered.
-	reg  afterFunc
-	regd bool
-
+	// started is set once c's timer and registration with its parent
+	// exist (startLocked): from then on they end c, and Err reads no
+	// clock.
+	started atomic.Bool
+	pooled  bool // set at creation, never changed
+	// inherit is set when c's deadline is its parent's (a Handler's
+	// request whose caller's deadline comes first): c then ends only
+	// with its parent, and has no timer of its own.
+	inherit bool
+	// parentDeadline: c ended with its parent (parentDone), whose Err
+	// was DeadlineExceeded (else Canceled, the only other Err a context
+	// may have).
+	parentDeadline bool
+	regd           bool // reg is registered with the parent
 	// watched is set by Done and AfterFunc: something may be waiting for
 	// c to end, and may read it once woken, after its call has returned
 	// (context's own propagation does: a child's goroutine or AfterFunc
 	// reads Err and Cause when c ends, and panics on a nil Err). A pooled
 	// c that was watched is never reused; see release.
 	watched bool
+
+	done atomic.Value // of chan struct{}: nil (or nothing) until Done, closedchan or closed once ended
+
+	mu       sync.Mutex
+	parent   context.Context
+	deadline time.Time
+	cause    context.Context // a done *cancelCtx carrying the Timeout's cause
+	// causeTE, when cause is nil, is the cause to carry: the done
+	// context is made only if asked for (timeoutCause), once c has timed
+	// out. Handler's contexts have one, for a limit of their own.
+	causeTE *TimeoutError
+	// ending counts the wakes running c's registrations after ending it
+	// (at the deadline, or when the parent ended): release waits for
+	// them.
+	ending sync.WaitGroup
+	timer  *time.Timer  // started by Done (startLocked)
+	wakeFn func()       // c.wake, made once
+	stop   func() bool  // unregisters wakeFn from the parent
+	afters []*afterFunc // AfterFunc registrations, run when c ends
+	// aftersBuf holds the first registrations, without an allocation:
+	// a context derived from c (retry's attempt context under a total
+	// timeout) registers one.
+	aftersBuf [2]*afterFunc
+	// reg is c's registration with a quiet *callCtx parent (see watch):
+	// c's wake, run if the parent ends first.
+	reg afterFunc
 }
 
 // The states of a callCtx.
@@ -118,18 +141,19 @@ var ctxPool = sync.Pool{New: func() any {
 
 // newCallCtx returns a ctx that ends at deadline or when parent does:
 // from ctxPool when reuse is set, else fresh.
-func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse bool) *callCtx {
+//
+// q is quiet(parent).
+func (t *Timeout) newCallCtx(parent context.Context, deadline time.Time, reuse, q bool) *callCtx {
 	if !reuse {
 		c := &callCtx{parent: parent, deadline: deadline, cause: t.causeCtx}
-		c.done.Store(nilchan)
-		c.quiet.Store(quiet(parent))
+		c.quiet.Store(q)
 		return c
 	}
 	c := ctxPool.Get().(*callCtx)
 	c.mu.Lock()
-	c.parent, c.deadline, c.cause, c.err, c.watched = parent, deadline, t.causeCtx, nil, false
+	c.parent, c.deadline, c.cause, c.parentDeadline, c.watched = parent, deadline, t.causeCtx, false, false
 	c.done.Store(nilchan)
-	c.quiet.Store(quiet(parent))
+	c.quiet.Store(q)
 	c.state.Store(live)
 	c.mu.Unlock()
 	return c
@@ -176,20 +200,23 @@ func (c *callCtx) release() {
 		for _, a := range run {
 			a.run()
 		}
+		if c.started.Load() {
+			c.ending.Wait() // an end by the deadline or the parent, still running them
+		}
 		return
 	}
-	c.parent, c.deadline, c.cause = released, time.Time{}, nil
+	c.parent, c.deadline, c.cause, c.causeTE, c.inherit = released, time.Time{}, nil, nil, false
 	c.mu.Unlock()
 	ctxPool.Put(c)
 }
 
 // fields returns what a holder reads: under mu when c is pooled.
-func (c *callCtx) fields() (parent context.Context, deadline time.Time, cause context.Context, err error) {
+func (c *callCtx) fields() (parent context.Context, deadline time.Time) {
 	if !c.pooled {
-		return c.parent, c.deadline, c.cause, nil
+		return c.parent, c.deadline
 	}
 	c.mu.Lock()
-	parent, deadline, cause, err = c.parent, c.deadline, c.cause, c.err
+	parent, deadline = c.parent, c.deadline
 	c.mu.Unlock()
 	return
 }
@@ -197,7 +224,7 @@ func (c *callCtx) fields() (parent context.Context, deadline time.Time, cause co
 // Deadline returns the deadline the call runs under. A released pooled
 // ctx has none.
 func (c *callCtx) Deadline() (time.Time, bool) {
-	_, dl, _, _ := c.fields()
+	_, dl := c.fields()
 	return dl, !dl.IsZero()
 }
 
@@ -206,8 +233,16 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 // or the parent has ended: a fn that polls Err sees the same as one that
 // waits on Done.
 func (c *callCtx) Err() error {
-	if c.state.Load() == live && !c.pooled && c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
-		return nil // the fast path: nothing to lock
+	if c.state.Load() == live && !c.pooled {
+		// The fast paths: nothing to lock. Once armed, c's timer and its
+		// registration with the parent end it, as a context of context's
+		// own is ended by its timer: no clock to read.
+		if c.started.Load() {
+			return nil
+		}
+		if c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
+			return nil
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -220,7 +255,10 @@ func (c *callCtx) Err() error {
 	case canceled:
 		return context.Canceled
 	case parentDone:
-		return c.err
+		if c.parentDeadline {
+			return context.DeadlineExceeded
+		}
+		return context.Canceled
 	}
 	return nil
 }
@@ -228,12 +266,12 @@ func (c *callCtx) Err() error {
 // Done returns a channel closed when c ends. The first call arms the
 // timer (and the parent's registration).
 func (c *callCtx) Done() <-chan struct{} {
-	if d := c.done.Load().(chan struct{}); d != nil {
+	if d := c.doneChan(); d != nil {
 		return d
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.armLocked()
+	return c.armLocked(clock.Real.Now())
 }
 
 // Value answers context.Cause's question (the key of context's cancelCtx)
@@ -242,10 +280,10 @@ func (c *callCtx) Done() <-chan struct{} {
 // Background answers are exactly that one: every other key it passes to
 // Background, which answers nil.
 func (c *callCtx) Value(key any) any {
-	parent, _, cause, _ := c.fields()
+	parent, _ := c.fields()
 	switch c.state.Load() {
 	case timedOut:
-		if cause != nil {
+		if cause := c.timeoutCause(); cause != nil {
 			if v := cause.Value(key); v != nil {
 				return v
 			}
@@ -256,6 +294,54 @@ func (c *callCtx) Value(key any) any {
 		}
 	}
 	return parent.Value(key)
+}
+
+// initHandler makes c, the zero callCtx of a Handler's request, the
+// context next runs with: it ends limit from now, or when parent does
+// (with parent's deadline when that comes first, as context.WithDeadline
+// does), with cause (the Timeout's done context, or nil and causeTE).
+// It is armed at once: its timer, and its registration with a parent that
+// can be cancelled, made from the start, so it knows which ended first.
+// reg, registered with c, wakes w (the Handler's writer) when c ends; it
+// is left unregistered if c has already ended (the parent had).
+func (c *callCtx) initHandler(parent context.Context, now time.Time, limit time.Duration,
+	cause context.Context, causeTE *TimeoutError, reg *afterFunc, w waker) {
+	c.parent, c.deadline, c.cause, c.causeTE = parent, now.Add(limit), cause, causeTE
+	if dl, ok := parent.Deadline(); ok && !dl.After(c.deadline) {
+		c.deadline, c.inherit = dl, true
+	}
+	c.quiet.Store(quiet(parent))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watched = true
+	if !c.pollLocked(now) {
+		// Started, but with no Done channel until asked for (Done makes
+		// it), as context's own contexts do.
+		c.startLocked(now)
+	}
+	if c.state.Load() == live {
+		reg.w = w
+		reg.state.Store(afterPending)
+		c.addLocked(reg)
+	}
+}
+
+// timeoutCause returns the done context that carries c's cause once c
+// has timed out, making it from causeTE the first time.
+func (c *callCtx) timeoutCause() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause == nil && c.causeTE != nil {
+		c.cause = newCause(c.causeTE)
+	}
+	return c.cause
+}
+
+// doneChan returns c's Done channel: nil until made (a fresh c's done
+// holds nothing yet, a reused one's nilchan).
+func (c *callCtx) doneChan() chan struct{} {
+	d, _ := c.done.Load().(chan struct{})
+	return d
 }
 
 // String names c as context's contexts do, for debugging.
@@ -271,9 +357,9 @@ func (c *callCtx) String() string { return "timeout.Context" }
 // contexts, and context.AfterFunc starts the caller's function in a
 // goroutine of its own either way.
 func (c *callCtx) AfterFunc(f func()) func() bool {
-	a := &afterFunc{f: f}
+	a := &afterFunc{w: funcWaker(f)}
 	c.mu.Lock()
-	c.armLocked()
+	c.armLocked(clock.Real.Now())
 	if c.state.Load() != live {
 		c.mu.Unlock()
 		a.state.Store(afterRan)
@@ -303,22 +389,24 @@ func (c *callCtx) addLocked(a *afterFunc) {
 	c.afters = append(c.afters, a)
 }
 
-// afterFunc is one AfterFunc registration, or a child's registration
-// with its quiet parent (watch): it runs f, or wakes ctx.
+// afterFunc is one AfterFunc registration, or one of bulwark's own made
+// without an allocation (a child's with its quiet parent, see watch; a
+// Handler's with its request's context): it runs f, or wakes w.
 type afterFunc struct {
-	f     func()
-	ctx   *callCtx
+	w     waker
 	state atomic.Uint32
 }
 
+// A waker is woken by the end of a context it registered with.
+type waker interface{ wake() }
+
+// funcWaker is a function registered through AfterFunc.
+type funcWaker func()
+
+func (f funcWaker) wake() { f() }
+
 // run runs the registration.
-func (a *afterFunc) run() {
-	if a.ctx != nil {
-		a.ctx.wake()
-		return
-	}
-	a.f()
-}
+func (a *afterFunc) run() { a.w.wake() }
 
 const (
 	afterPending uint32 = iota
@@ -329,23 +417,34 @@ const (
 func (a *afterFunc) stop() bool { return a.state.CompareAndSwap(afterPending, afterStopped) }
 
 // armLocked returns c's Done channel, making it, the timer and the
-// parent's registration if need be.
-func (c *callCtx) armLocked() chan struct{} {
+// parent's registration if need be; now is the time.
+func (c *callCtx) armLocked(now time.Time) chan struct{} {
 	c.watched = true
-	if d := c.done.Load().(chan struct{}); d != nil {
+	if d := c.doneChan(); d != nil {
 		return d
 	}
-	now := clock.Real.Now()
 	if c.pollLocked(now) {
-		return c.done.Load().(chan struct{})
+		return c.doneChan()
 	}
 	d := make(chan struct{})
 	c.done.Store(d)
+	c.startLocked(now)
+	return d
+}
+
+// startLocked starts, once, what ends c on time: its timer, and its
+// registration with the parent. c must be live.
+func (c *callCtx) startLocked(now time.Time) {
+	if c.started.Load() {
+		return
+	}
+	c.started.Store(true)
 	if c.wakeFn == nil {
 		c.wakeFn = c.wake
 	}
-	dur := c.deadline.Sub(now)
-	c.timer = clock.Real.AfterFunc(dur, c.wakeFn)
+	if !c.inherit {
+		c.timer = time.AfterFunc(c.deadline.Sub(now), c.wakeFn)
+	}
 	if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
 		// The parent's deadline comes after c's, so c's timer is the only
 		// one needed: c watches the parent for an earlier end (its call
@@ -356,7 +455,6 @@ func (c *callCtx) armLocked() chan struct{} {
 	} else if c.parent.Done() != nil {
 		c.stop = context.AfterFunc(c.parent, c.wakeFn)
 	}
-	return d
 }
 
 // watch registers child, a ctx derived from c (quiet), to be woken when c
@@ -380,7 +478,7 @@ func (c *callCtx) watch(child *callCtx) bool {
 			}
 		}
 	}
-	child.reg.ctx = child
+	child.reg.w = child
 	child.reg.state.Store(afterPending)
 	child.regd = true
 	c.addLocked(&child.reg)
@@ -392,8 +490,21 @@ func (c *callCtx) watch(child *callCtx) bool {
 // reused, so wake always concerns c's own call).
 func (c *callCtx) wake() {
 	c.mu.Lock()
-	c.pollLocked(clock.Real.Now())
+	_, run := c.poll(clock.Real.Now())
+	if len(run) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	// The registrations run here, holding no lock; release waits for
+	// them (ending), so that what was derived from c has ended by the
+	// time c's call returns, as context's own contexts guarantee (a
+	// cancel func waits for the timer's cancel in progress).
+	c.ending.Add(1)
 	c.mu.Unlock()
+	defer c.ending.Done()
+	for _, a := range run {
+		a.run()
+	}
 }
 
 // pollLocked ends c if its parent has ended or its deadline has passed
@@ -402,8 +513,18 @@ func (c *callCtx) wake() {
 // caller that has gone away is not a timeout of the callee. Under a quiet
 // *callCtx parent c can tell: the parent's deadline comes after c's.
 func (c *callCtx) pollLocked(now time.Time) bool {
+	ended, run := c.poll(now)
+	for _, a := range run {
+		go a.run()
+	}
+	return ended
+}
+
+// poll is pollLocked, but it returns the registrations to run instead of
+// starting them (see end).
+func (c *callCtx) poll(now time.Time) (bool, []*afterFunc) {
 	if c.state.Load() != live {
-		return true
+		return true, nil
 	}
 	if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
 		// A quiet parent's deadline comes after c's: if c's has passed,
@@ -411,19 +532,16 @@ func (c *callCtx) pollLocked(now time.Time) bool {
 		// (its call returned).
 		if s := p.state.Load(); s == canceled || s == parentDone || now.Before(c.deadline) {
 			if err := p.Err(); err != nil {
-				c.endLocked(parentDone, err)
-				return true
+				return true, c.end(parentDone, err)
 			}
 		}
 	} else if err := c.parent.Err(); err != nil {
-		c.endLocked(parentDone, err)
-		return true
+		return true, c.end(parentDone, err)
 	}
-	if !now.Before(c.deadline) {
-		c.endLocked(timedOut, context.DeadlineExceeded)
-		return true
+	if !c.inherit && !now.Before(c.deadline) {
+		return true, c.end(timedOut, context.DeadlineExceeded)
 	}
-	return false
+	return false, nil
 }
 
 // endLocked ends c in state s with err, if it is still live: it closes
@@ -443,10 +561,10 @@ func (c *callCtx) end(s uint32, err error) []*afterFunc {
 		return nil
 	}
 	if s == parentDone {
-		c.err = err
+		c.parentDeadline = err == context.DeadlineExceeded
 	}
 	c.state.Store(s)
-	if d := c.done.Load().(chan struct{}); d == nil {
+	if d := c.doneChan(); d == nil {
 		c.done.Store(closedchan)
 	} else {
 		close(d)

@@ -81,7 +81,6 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		a = &attempt{t: t, ctx: ctx}
 		if quiet(ctx) {
 			a.c.parent, a.c.deadline, a.c.cause = ctx, deadline, t.causeCtx
-			a.c.done.Store(nilchan)
 			a.c.quiet.Store(true)
 			a.actx = &a.c
 		} else {
@@ -289,47 +288,52 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	cause := &TimeoutError{Limit: limit}
 	ctx := r.Context()
 	if limit <= 0 {
 		t.timedOut(ctx, 0)
-		writeTimeout(w, r, cause.Error(), false)
+		writeTimeout(w, r, (&TimeoutError{Limit: 0}).Error(), false)
 		return
 	}
-	actx, cancel := context.WithTimeoutCause(ctx, limit, cause)
-	tw := &timeoutWriter{t: t, w: w, r: r, ctx: actx, cause: cause, h: w.Header().Clone()}
+	tw := &timeoutWriter{t: t, w: w, r: r, cause: t.cause, h: w.Header().Clone()}
 	if tw.h == nil {
 		tw.h = make(http.Header)
 	}
 	if t.abandon {
 		tw.settled = make(chan struct{})
 	}
-	// A timer of our own rather than context.AfterFunc, which costs twice
-	// the allocations: it fires at the context's deadline (the parent's
-	// may be sooner), and expire waits for the context's own timer.
-	dl, _ := actx.Deadline()
-	timer := time.AfterFunc(dl.Sub(clock.Real.Now()), tw.expire)
+	// The request's context is bulwark's own, with one timer that both
+	// ends it and wakes the writer (expire) at the deadline:
+	// context.WithTimeoutCause and a timer of the writer's own would be
+	// two.
+	causeCtx := t.causeCtx
+	var causeTE *TimeoutError
+	if limit != t.limit { // a propagated budget: a cause of its own, made if asked for
+		tw.cause = &TimeoutError{Limit: limit}
+		causeCtx, causeTE = nil, tw.cause
+	}
+	tw.ctx = &tw.c // before initHandler: expire may run at once
+	tw.c.initHandler(ctx, clock.Real.Now(), limit, causeCtx, causeTE, &tw.exp, tw)
 	returned := false
 	defer func() {
 		if !returned { // a panic (or Goexit) in next: it goes on
-			timer.Stop()
+			tw.exp.stop()
 			tw.mu.Lock()
 			tw.finished = true
 			tw.countLocked()
 			tw.mu.Unlock()
-			cancel()
+			tw.c.release()
 		}
 	}()
 	if t.abandon {
 		returned = true // serveAbandoning cleans up on every path
-		h.serveAbandoning(tw, r.WithContext(actx), timer, cancel)
+		h.serveAbandoning(tw, r.WithContext(tw.ctx))
 		return
 	}
-	h.next.ServeHTTP(tw.writer(), r.WithContext(actx))
+	h.next.ServeHTTP(tw.writer(), r.WithContext(tw.ctx))
 	returned = true
-	timer.Stop()
+	tw.exp.stop()
 	abort := tw.finish()
-	cancel()
+	tw.c.release()
 	if abort {
 		panic(http.ErrAbortHandler)
 	}
@@ -339,7 +343,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns when next does, or when the time runs out (unless next hijacked
 // the connection): the 504 written, or a started response left as it is
 // if complete, aborted if not.
-func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *time.Timer, cancel context.CancelFunc) {
+func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request) {
 	w := tw.writer()
 	c := new(call[struct{}])
 	c.start(h.t, r.Context(), func(context.Context) (struct{}, error) {
@@ -347,28 +351,28 @@ func (h *handler) serveAbandoning(tw *timeoutWriter, r *http.Request, timer *tim
 		return struct{}{}, nil
 	})
 	if !c.wait(h.t, tw.settled) { // next is abandoned; the writer refuses it from now on
-		timer.Stop()
+		tw.exp.stop()
 		tw.mu.Lock()
 		tw.finished = true
 		abort := tw.cutLocked()
 		tw.mu.Unlock()
-		cancel()
+		tw.c.release()
 		if abort {
 			panic(http.ErrAbortHandler)
 		}
 		return
 	}
-	timer.Stop()
+	tw.exp.stop()
 	if c.panicked {
 		tw.mu.Lock()
 		tw.finished = true
 		tw.countLocked()
 		tw.mu.Unlock()
-		cancel()
+		tw.c.release()
 		c.repanic()
 	}
 	abort := tw.finish()
-	cancel()
+	tw.c.release()
 	if abort {
 		panic(http.ErrAbortHandler)
 	}
@@ -383,9 +387,11 @@ type timeoutWriter struct {
 	t     *Timeout
 	w     http.ResponseWriter
 	r     *http.Request
-	ctx   context.Context
+	ctx   context.Context // &c
 	cause *TimeoutError
 	h     http.Header
+	c     callCtx   // the request's context next runs with
+	exp   afterFunc // c's registration of expire
 
 	mu          sync.Mutex
 	wroteHeader bool  // next committed its response (status, byte or flush)
@@ -431,9 +437,12 @@ func (tw *timeoutWriter) writer() http.ResponseWriter {
 	return tw
 }
 
-// expire runs at the request's deadline.
+// wake runs when the request's context ends: expire.
+func (tw *timeoutWriter) wake() { tw.expire() }
+
+// expire runs when the request's context ends, at its deadline or the
+// caller's.
 func (tw *timeoutWriter) expire() {
-	<-tw.ctx.Done() // the context's own timer fires at the same instant
 	if tw.ctx.Err() != context.DeadlineExceeded {
 		return // the client went away: there is nobody to answer
 	}

@@ -390,3 +390,95 @@ func FuzzHandlerBudget(f *testing.F) {
 		}
 	})
 }
+
+// TestHandlerRequestContext: the context next runs with, as a context of
+// context's own would behave. It ends at the limit (or a propagated
+// budget) with DeadlineExceeded and a *TimeoutError of that limit as its
+// cause; under a caller whose deadline comes first it has the caller's
+// deadline and ends with the caller's cause; its Done channel is closed
+// then even if made after the start; and what next derived from it has
+// ended by the time Handler returns.
+func TestHandlerRequestContext(t *testing.T) {
+	type seen struct {
+		deadline time.Duration
+		err      error
+		cause    error
+		child    context.Context
+	}
+	var cancels []context.CancelFunc
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+	})
+	serve := func(t *testing.T, cfg Config, parent context.Context, budget string) (seen, int) {
+		var s seen
+		to := mk(t, cfg)
+		h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			dl, _ := ctx.Deadline()
+			s.deadline = time.Until(dl)
+			var cancelChild context.CancelFunc
+			s.child, cancelChild = context.WithCancel(ctx)
+			defer func() {
+				// Called only after Handler has returned, below: until
+				// then the child is the Handler's to end.
+				cancels = append(cancels, cancelChild)
+			}()
+			<-ctx.Done()
+			s.err, s.cause = ctx.Err(), context.Cause(ctx)
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(parent)
+		if budget != "" {
+			req.Header.Set(DefaultHeader, budget)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if s.child.Err() != context.Canceled && s.child.Err() != context.DeadlineExceeded {
+			t.Fatalf("a context next derived is still live after Handler returned: %v", s.child.Err())
+		}
+		return s, rec.Code
+	}
+	for _, c := range []struct {
+		name   string
+		budget string
+		limit  time.Duration
+	}{
+		{"own limit", "", time.Second},
+		{"propagated budget", "250", 250 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s, code := serve(t, Config{Timeout: time.Second}, context.Background(), c.budget)
+				var te *TimeoutError
+				if s.deadline != c.limit || s.err != context.DeadlineExceeded || !errors.As(s.cause, &te) || te.Limit != c.limit || code != http.StatusGatewayTimeout {
+					t.Fatalf("deadline in %v, Err %v, Cause %v, status %d; want %v, DeadlineExceeded, a *TimeoutError of %v, 504",
+						s.deadline, s.err, s.cause, code, c.limit, c.limit)
+				}
+			})
+		})
+	}
+	t.Run("the caller's deadline comes first", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			callerCause := errors.New("the caller's budget")
+			parent, cancel := context.WithTimeoutCause(context.Background(), 100*time.Millisecond, callerCause)
+			defer cancel()
+			s, code := serve(t, Config{Timeout: time.Second}, parent, "")
+			if s.deadline != 100*time.Millisecond || s.err != context.DeadlineExceeded || s.cause != callerCause || code != http.StatusGatewayTimeout {
+				t.Fatalf("deadline in %v, Err %v, Cause %v, status %d; want the caller's: 100ms, DeadlineExceeded, its cause, 504",
+					s.deadline, s.err, s.cause, code)
+			}
+		})
+	})
+	t.Run("the caller goes away", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			gone := errors.New("client gone")
+			parent, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(10*time.Millisecond, func() { cancel(gone) })
+			s, _ := serve(t, Config{Timeout: time.Second}, parent, "")
+			if s.err != context.Canceled || s.cause != gone {
+				t.Fatalf("Err %v, Cause %v; want Canceled and the caller's cause", s.err, s.cause)
+			}
+		})
+	})
+}

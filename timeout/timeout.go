@@ -121,8 +121,8 @@ func (t *Timeout) Do(ctx context.Context, fn func(context.Context) error) error 
 		}
 		return err
 	}
-	if t.reuse || quiet(ctx) {
-		c := t.newCallCtx(ctx, dl, t.reuse)
+	if q := quiet(ctx); t.reuse || q {
+		c := t.newCallCtx(ctx, dl, t.reuse, q)
 		defer c.release() // on a panic in fn too
 		return t.judge(ctx, c, fn(c))
 	}
@@ -169,8 +169,8 @@ func callReusing[T any](ctx context.Context, t *Timeout, fn func(context.Context
 		}
 		return v, err
 	}
-	if reuse || quiet(ctx) {
-		c := t.newCallCtx(ctx, dl, reuse)
+	if q := quiet(ctx); reuse || q {
+		c := t.newCallCtx(ctx, dl, reuse, q)
 		defer c.release() // on a panic in fn too
 		v, err := fn(c)
 		return v, t.judge(ctx, c, err)
