@@ -351,11 +351,12 @@ func (c *callCtx) String() string { return "timeout.Context" }
 // for: f runs once when c ends, without a goroutine waiting for it
 // meanwhile. When c ends because its call returned, f runs in the
 // goroutine that returned, once it holds no lock of c's, as a cancel
-// func does its work in its caller's goroutine; otherwise (the deadline
-// passed, the parent ended, or c had already ended) f runs in a goroutine
-// of its own. The functions context registers only cancel its own
-// contexts, and context.AfterFunc starts the caller's function in a
-// goroutine of its own either way.
+// func does its work in its caller's goroutine; otherwise f runs in
+// another goroutine: the one c's timer or its parent's end woke (and the
+// call's return waits for it, see ending), or one of its own (c had
+// already ended, or Err found it past its deadline). The functions
+// context registers only cancel its own contexts, and context.AfterFunc
+// starts the caller's function in a goroutine of its own either way.
 func (c *callCtx) AfterFunc(f func()) func() bool {
 	a := &afterFunc{w: funcWaker(f)}
 	c.mu.Lock()
@@ -389,9 +390,10 @@ func (c *callCtx) addLocked(a *afterFunc) {
 	c.afters = append(c.afters, a)
 }
 
-// afterFunc is one AfterFunc registration, or one of bulwark's own made
-// without an allocation (a child's with its quiet parent, see watch; a
-// Handler's with its request's context): it runs f, or wakes w.
+// afterFunc is one AfterFunc registration (w a funcWaker), or one of
+// bulwark's own made without an allocation (a child's with its quiet
+// parent, see watch; a Handler's writer's with its request's context):
+// it wakes w once.
 type afterFunc struct {
 	w     waker
 	state atomic.Uint32
