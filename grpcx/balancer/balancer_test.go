@@ -372,6 +372,45 @@ func TestPushbackTrailerSteersP2C(t *testing.T) {
 // server of the ring, and no call is lost (without the rule all three
 // attempts went to the failing server).
 func TestRetryGoesToAnotherEndpoint(t *testing.T) {
+	retriesAvoidTheKeysServer(t, "avoid", func(p *retry.Policy) grpc.DialOption {
+		return grpc.WithChainUnaryInterceptor(grpcx.UnaryClientRetry(p))
+	}, func(ctx context.Context, client testpb.TestServiceClient) error {
+		_, err := client.EmptyCall(ctx, &testpb.Empty{})
+		return err
+	})
+}
+
+// TestStreamRetryGoesToAnotherEndpoint: the same for streams.
+// grpcx.StreamClientRetry keeps the same record of a stream's endpoints
+// as the unary interceptor keeps of a call's, and each stream's retry is
+// opened on the next server of the ring (without the record every attempt
+// went back to the failing server).
+func TestStreamRetryGoesToAnotherEndpoint(t *testing.T) {
+	retriesAvoidTheKeysServer(t, "avoid-stream", func(p *retry.Policy) grpc.DialOption {
+		return grpc.WithChainStreamInterceptor(grpcx.StreamClientRetry(p))
+	}, func(ctx context.Context, client testpb.TestServiceClient) error {
+		st, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+		if err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != nil {
+			return err
+		}
+		if _, err := st.Recv(); err != io.EOF {
+			return fmt.Errorf("second Recv: %v, want EOF", err)
+		}
+		return nil
+	})
+}
+
+// retriesAvoidTheKeysServer pins a key to one of three servers with
+// RingHash, makes that server fail, and checks that each of 10 calls
+// (call, through the retry interceptor that interceptor installs) reaches
+// it once
+// and is served by its retry elsewhere.
+func retriesAvoidTheKeysServer(t *testing.T, name string, interceptor func(*retry.Policy) grpc.DialOption,
+	call func(context.Context, testpb.TestServiceClient) error) {
+	t.Helper()
 	srvs := []*server{start(t), start(t), start(t)}
 	var eps []lb.Endpoint
 	for _, s := range srvs {
@@ -380,28 +419,28 @@ func TestRetryGoesToAnotherEndpoint(t *testing.T) {
 	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{}),
 		Outlier: lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}})
 	defer b.Close()
-	unregister, err := balancer.Register("avoid", b, balancer.Options{HashHeader: "x-user"})
+	unregister, err := balancer.Register(name, b, balancer.Options{HashHeader: "x-user"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unregister()
 	policy := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Microsecond, Budget: retry.UnlimitedBudget()})
 	defer policy.Close()
-	conn, err := grpc.NewClient("bulwark:///avoid", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDisableRetry(), grpc.WithChainUnaryInterceptor(grpcx.UnaryClientRetry(policy)))
+	conn, err := grpc.NewClient("bulwark:///"+name, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDisableRetry(), interceptor(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	client := testpb.NewTestServiceClient(conn)
 	warmUp(t, srvs, func() {
-		if _, err := client.EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+		if err := call(context.Background(), client); err != nil {
 			t.Fatal(err)
 		}
 	})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
 	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
-	if _, err := client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+	if err := call(ctx, client); err != nil {
 		t.Fatal(err)
 	}
 	home := -1
@@ -416,7 +455,7 @@ func TestRetryGoesToAnotherEndpoint(t *testing.T) {
 	}
 	const calls = 10
 	for range calls {
-		if _, err := client.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+		if err := call(ctx, client); err != nil {
 			t.Fatalf("call lost: %v (server calls %d %d %d)", err, srvs[0].calls.Load()-before[0], srvs[1].calls.Load()-before[1], srvs[2].calls.Load()-before[2])
 		}
 	}
@@ -429,82 +468,5 @@ func TestRetryGoesToAnotherEndpoint(t *testing.T) {
 	}
 	if got[0]+got[1]+got[2] != 2*calls {
 		t.Fatalf("attempts %v, want %d: each call's first to the key's server, its retry to the next", got, 2*calls)
-	}
-}
-
-// TestStreamRetryGoesToAnotherEndpoint: TestRetryGoesToAnotherEndpoint
-// for streams. grpcx.StreamClientRetry keeps the same record of a call's
-// endpoints as the unary interceptor: a key pinned by RingHash to a
-// failing server has each stream's retry opened on the next server of the
-// ring, and no stream is lost (without the record every attempt went back
-// to the failing server).
-func TestStreamRetryGoesToAnotherEndpoint(t *testing.T) {
-	srvs := []*server{start(t), start(t), start(t)}
-	var eps []lb.Endpoint
-	for _, s := range srvs {
-		eps = append(eps, lb.Endpoint{Addr: s.addr})
-	}
-	b := lb.New(lb.Config{Endpoints: eps, Policy: lb.RingHash(lb.HashConfig{}),
-		Outlier: lb.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}})
-	defer b.Close()
-	unregister, err := balancer.Register("avoid-stream", b, balancer.Options{HashHeader: "x-user"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unregister()
-	policy := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Microsecond, Budget: retry.UnlimitedBudget()})
-	defer policy.Close()
-	conn, err := grpc.NewClient("bulwark:///avoid-stream", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDisableRetry(), grpc.WithChainStreamInterceptor(grpcx.StreamClientRetry(policy)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := testpb.NewTestServiceClient(conn)
-	stream := func(ctx context.Context) error {
-		st, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
-		if err != nil {
-			return err
-		}
-		if _, err := st.Recv(); err != nil {
-			return err
-		}
-		if _, err := st.Recv(); err != io.EOF {
-			return fmt.Errorf("second Recv: %v, want EOF", err)
-		}
-		return nil
-	}
-	warmUp(t, srvs, func() {
-		if err := stream(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	})
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user", "alice")
-	before := [3]int64{srvs[0].calls.Load(), srvs[1].calls.Load(), srvs[2].calls.Load()}
-	if err := stream(ctx); err != nil {
-		t.Fatal(err)
-	}
-	home := -1
-	for i, s := range srvs {
-		if s.calls.Load() > before[i] {
-			home = i
-		}
-	}
-	srvs[home].fail.Store(true)
-	for i, s := range srvs {
-		before[i] = s.calls.Load()
-	}
-	const calls = 10
-	for range calls {
-		if err := stream(ctx); err != nil {
-			t.Fatalf("stream lost: %v (server calls %d %d %d)", err, srvs[0].calls.Load()-before[0], srvs[1].calls.Load()-before[1], srvs[2].calls.Load()-before[2])
-		}
-	}
-	var got [3]int64
-	for i, s := range srvs {
-		got[i] = s.calls.Load() - before[i]
-	}
-	if got[home] != calls || got[0]+got[1]+got[2] != 2*calls {
-		t.Fatalf("attempts %v (the failing server is %d), want %d to it and one retry per stream elsewhere", got, home, calls)
 	}
 }
