@@ -406,8 +406,7 @@ func TestStreamRetryGoesToAnotherEndpoint(t *testing.T) {
 // retriesAvoidTheKeysServer pins a key to one of three servers with
 // RingHash, makes that server fail, and checks that each of 10 calls
 // (call, through the retry interceptor that interceptor installs) reaches
-// it once
-// and is served by its retry elsewhere.
+// it once and is served by its retry elsewhere.
 func retriesAvoidTheKeysServer(t *testing.T, name string, interceptor func(*retry.Policy) grpc.DialOption,
 	call func(context.Context, testpb.TestServiceClient) error) {
 	t.Helper()
