@@ -84,7 +84,7 @@ type callCtx struct {
 	// (at the deadline, or when the parent ended): release waits for
 	// them.
 	ending sync.WaitGroup
-	timer  *time.Timer  // started by Done (startLocked)
+	timer  clock.Timer  // started by Done (startLocked)
 	wakeFn func()       // c.wake, made once
 	stop   func() bool  // unregisters wakeFn from the parent
 	afters []*afterFunc // AfterFunc registrations, run when c ends
@@ -445,7 +445,7 @@ func (c *callCtx) startLocked(now time.Time) {
 		c.wakeFn = c.wake
 	}
 	if !c.inherit {
-		c.timer = time.AfterFunc(c.deadline.Sub(now), c.wakeFn)
+		c.timer = clock.Real.AfterFunc(c.deadline.Sub(now), c.wakeFn)
 	}
 	if p, ok := c.parent.(*callCtx); ok && c.quiet.Load() {
 		// The parent's deadline comes after c's, so c's timer is the only
