@@ -70,9 +70,10 @@
 //     (how grpcx reaches a core), tried (the endpoints a call's attempts
 //     used, so that lb sends a retry or a hedge elsewhere without lb and
 //     retry importing each other), conformance (the test suite every
-//     RoundTripper, Handler and set of instruments runs), and redistest,
-//     the test harness of the Redis-backed packages (miniredis, a real
-//     server or a Cluster; outages on demand).
+//     RoundTripper, Handler and set of instruments runs), pipehttp (a
+//     net/http server and client over net.Pipe, for tests in a synctest
+//     bubble), and redistest, the test harness of the Redis-backed
+//     packages (miniredis, a real server or a Cluster; outages on demand).
 //
 // # Layers
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-go/bulwark/breaker"
 	"github.com/bulwark-go/bulwark/internal/httpx"
+	"github.com/bulwark-go/bulwark/internal/pipehttp"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -75,18 +76,13 @@ func TestOpenBreakerFailsFastWithoutDeadline(t *testing.T) {
 // host is back.
 func TestOpenBreakerSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lis := newPipeListener()
 		var up atomic.Bool
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr := pipehttp.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !up.Load() {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 			io.WriteString(w, "ok")
-		})}
-		go srv.Serve(lis)
-		defer srv.Close()
-		tr := &http.Transport{DialContext: lis.dial}
-		defer tr.CloseIdleConnections()
+		}))
 		breakers := breaker.NewSet(breaker.SetConfig{Config: breaker.Config{ConsecutiveFailures: 3, OpenDuration: 5 * time.Second, OpenJitter: -1}})
 		defer breakers.Close()
 		get := func(p *retry.Policy, ctx context.Context) (*http.Response, error) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/pipehttp"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -130,52 +130,14 @@ func TestSynctestPushbackWaits(t *testing.T) {
 	})
 }
 
-// pipeListener is an in-memory net.Listener over net.Pipe, so that a real
-// net/http server and client talk inside a synctest bubble (a socket
-// would never let the bubble's time advance).
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	c, s := net.Pipe()
-	select {
-	case l.conns <- s:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // The RoundTripper honours a 503's Retry-After on the bubble's time, over
 // a real net/http server and transport.
 func TestSynctestRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lis := newPipeListener()
 		start := time.Now()
 		var mu sync.Mutex
 		var at []time.Duration
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr := pipehttp.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			at = append(at, time.Since(start))
 			n := len(at)
@@ -185,9 +147,7 @@ func TestSynctestRetryAfter(t *testing.T) {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 			io.WriteString(w, "ok")
-		})}
-		go srv.Serve(lis)
-		tr := &http.Transport{DialContext: lis.dial}
+		}))
 		p := retry.New(retry.Config{BaseDelay: time.Hour, MaxDelay: time.Hour, Budget: retry.UnlimitedBudget()})
 		defer p.Close()
 		resp, err := (&http.Client{Transport: p.RoundTripper(tr)}).Get("http://backend.test/")
@@ -196,8 +156,6 @@ func TestSynctestRetryAfter(t *testing.T) {
 		}
 		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
 		resp.Body.Close()
-		tr.CloseIdleConnections()
-		srv.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		if resp.StatusCode != 200 || line != "ok" || len(at) != 2 || at[1] != 7*time.Second {

@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bulwark-go/bulwark"
+	"github.com/bulwark-go/bulwark/internal/pipehttp"
 	"github.com/bulwark-go/bulwark/session"
 )
 
@@ -1394,43 +1395,16 @@ func TestOutsideMetrics(t *testing.T) {
 	}
 }
 
-// pipeServer serves h over net.Pipe, for tests in a synctest bubble.
+// pipeServer is a client, with a cookie jar, of a handler served over
+// net.Pipe, for tests in a synctest bubble.
 type pipeServer struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	srv   *http.Server
-	tr    *http.Transport
-	c     *http.Client
+	c *http.Client
 }
 
-func (p *pipeServer) Accept() (net.Conn, error) {
-	select {
-	case c := <-p.conns:
-		return c, nil
-	case <-p.done:
-		return nil, net.ErrClosed
-	}
-}
-func (p *pipeServer) Close() error   { p.once.Do(func() { close(p.done) }); return nil }
-func (p *pipeServer) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
-func servePipe(h http.Handler) *pipeServer {
-	p := &pipeServer{conns: make(chan net.Conn), done: make(chan struct{})}
-	p.srv = &http.Server{Handler: h}
-	go p.srv.Serve(p)
-	p.tr = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		a, b := net.Pipe()
-		select {
-		case p.conns <- b:
-			return a, nil
-		case <-p.done:
-			return nil, net.ErrClosed
-		}
-	}}
+// servePipe serves h inside the current bubble until t ends.
+func servePipe(t *testing.T, h http.Handler) *pipeServer {
 	jar, _ := cookiejar.New(nil)
-	p.c = &http.Client{Transport: p.tr, Jar: jar}
-	return p
+	return &pipeServer{c: &http.Client{Transport: pipehttp.Serve(t, h), Jar: jar}}
 }
 
 func (p *pipeServer) get(t *testing.T, path string) string {
@@ -1444,11 +1418,6 @@ func (p *pipeServer) get(t *testing.T, path string) string {
 	return string(b)
 }
 
-func (p *pipeServer) stop() {
-	p.srv.Close()
-	p.tr.CloseIdleConnections()
-}
-
 // TestOutsideIdleAndAbsolute: in a synctest bubble, with the memory store
 // made inside it.
 func TestOutsideIdleAndAbsolute(t *testing.T) {
@@ -1459,8 +1428,7 @@ func TestOutsideIdleAndAbsolute(t *testing.T) {
 		m := session.New(session.Config{Store: sp, IdleTimeout: 30 * time.Minute, Lifetime: time.Hour,
 			Cookie: session.Cookie{Insecure: true}})
 		defer m.Close()
-		p := servePipe(m.Handler(app()))
-		defer p.stop()
+		p := servePipe(t, m.Handler(app()))
 
 		p.get(t, "/put?k=a&v=1")
 		// Reads within TouchAfter (3m) cost one load and no write.
@@ -1508,8 +1476,7 @@ func TestOutsideRenewKeepsDeadline(t *testing.T) {
 		m := session.New(session.Config{IdleTimeout: 30 * time.Minute, Lifetime: time.Hour,
 			Cookie: session.Cookie{Insecure: true, Persistent: true}})
 		defer m.Close()
-		p := servePipe(m.Handler(app()))
-		defer p.stop()
+		p := servePipe(t, m.Handler(app()))
 		start := time.Now()
 		p.get(t, "/put?k=a&v=1")
 		for range 5 {

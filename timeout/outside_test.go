@@ -26,6 +26,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/internal/conformance"
+	"github.com/bulwark-go/bulwark/internal/pipehttp"
 	"github.com/bulwark-go/bulwark/retry"
 	"github.com/bulwark-go/bulwark/timeout"
 )
@@ -439,51 +440,9 @@ func TestOutsideCloseIsIdempotent(t *testing.T) {
 	})
 }
 
-// pipeListener serves HTTP over net.Pipe connections, which a synctest
-// bubble sees durably blocked, so its fake time follows the exchange.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	c, s := net.Pipe()
-	select {
-	case l.conns <- s:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // bubbleServer serves h inside the current synctest bubble and returns a
 // transport that reaches it (any URL); both are closed when the test ends.
-func bubbleServer(t *testing.T, h http.Handler) *http.Transport {
-	lis := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(lis)
-	tr := &http.Transport{DialContext: lis.dial}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		srv.Close()
-	})
-	return tr
-}
+func bubbleServer(t *testing.T, h http.Handler) *http.Transport { return pipehttp.Serve(t, h) }
 
 // readAll reads resp's body to its end and closes it.
 func readAll(resp *http.Response) (string, error) {
