@@ -46,34 +46,19 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.Retry != nil {
 		rc = *cfg.Retry
 	}
-	if rc.Name == "" {
-		rc.Name = cfg.Name
-	}
-	if rc.MeterProvider == nil {
-		rc.MeterProvider = cfg.MeterProvider
-	}
+	fill(&rc.Name, &rc.MeterProvider, cfg.Name, cfg.MeterProvider)
 	var bc breaker.Config
 	if cfg.Breaker != nil {
 		bc = *cfg.Breaker
 	}
-	if bc.Name == "" {
-		bc.Name = cfg.Name
-	}
-	if bc.MeterProvider == nil {
-		bc.MeterProvider = cfg.MeterProvider
-	}
+	fill(&bc.Name, &bc.MeterProvider, cfg.Name, cfg.MeterProvider)
 	c := &Client{
 		policy:   retry.New(rc),
 		breakers: breaker.NewSet(breaker.SetConfig{Config: bc}),
 	}
 	if cfg.Cache != nil {
 		cc := *cfg.Cache
-		if cc.Name == "" {
-			cc.Name = cfg.Name
-		}
-		if cc.MeterProvider == nil {
-			cc.MeterProvider = cfg.MeterProvider
-		}
+		fill(&cc.Name, &cc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		c.cache = cache.NewHTTP(cc)
 	}
 	if cfg.Timeout >= 0 {
@@ -86,12 +71,7 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	if cfg.Balancer != nil {
 		lc := *cfg.Balancer
-		if lc.Name == "" {
-			lc.Name = cfg.Name
-		}
-		if lc.MeterProvider == nil {
-			lc.MeterProvider = cfg.MeterProvider
-		}
+		fill(&lc.Name, &lc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		if lc.Breakers == nil {
 			lc.Breakers = c.breakers
 		}

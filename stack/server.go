@@ -48,51 +48,51 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.Shed != nil {
 		sc := *cfg.Shed
-		fill(&sc.Name, &sc.MeterProvider, cfg)
+		fill(&sc.Name, &sc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.shedder = degrade.NewShedder(sc)
 		s.layers = append(s.layers, s.shedder.Handler)
 	}
 	if cfg.Rate != nil {
 		rc := *cfg.Rate
-		fill(&rc.Name, &rc.MeterProvider, cfg)
+		fill(&rc.Name, &rc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.rate = limit.NewRate(rc)
 		s.layers = append(s.layers, s.rate.Handler)
 	}
 	if cfg.Bulkhead != nil {
 		bc := *cfg.Bulkhead
-		fill(&bc.Name, &bc.MeterProvider, cfg)
+		fill(&bc.Name, &bc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.bulkhead = limit.NewBulkhead(bc)
 		s.layers = append(s.layers, s.bulkhead.Handler)
 	}
 	if cfg.Timeout != nil {
 		tc := *cfg.Timeout
-		fill(&tc.Name, &tc.MeterProvider, cfg)
+		fill(&tc.Name, &tc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.timeout = timeout.New(tc)
 		s.layers = append(s.layers, s.timeout.Handler)
 	}
 	if cfg.Session != nil {
 		sc := *cfg.Session
-		fill(&sc.Name, &sc.MeterProvider, cfg)
+		fill(&sc.Name, &sc.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.sessions = session.New(sc)
 		s.layers = append(s.layers, s.sessions.Handler)
 	}
 	if cfg.Idempotency != nil {
 		ic := *cfg.Idempotency
-		fill(&ic.Name, &ic.MeterProvider, cfg)
+		fill(&ic.Name, &ic.MeterProvider, cfg.Name, cfg.MeterProvider)
 		s.keeper = idempotency.New(ic)
 		s.layers = append(s.layers, s.keeper.Handler)
 	}
 	return s
 }
 
-// fill gives a layer the stack's Name and MeterProvider where its own
+// fill gives a layer the stack's name and MeterProvider where its own
 // Config left them empty.
-func fill(name *string, mp *metric.MeterProvider, cfg ServerConfig) {
+func fill(name *string, mp *metric.MeterProvider, stackName string, stackMP metric.MeterProvider) {
 	if *name == "" {
-		*name = cfg.Name
+		*name = stackName
 	}
 	if *mp == nil {
-		*mp = cfg.MeterProvider
+		*mp = stackMP
 	}
 }
 
