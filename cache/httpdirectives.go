@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulwark-go/bulwark/internal/httpx"
 )
 
 // maxDirectives bounds how many Cache-Control directives are read from one
@@ -27,7 +29,7 @@ func parseCacheControl(h http.Header) directives {
 			part, field = nextDirective(field)
 			name, arg, _ := strings.Cut(part, "=")
 			name = strings.ToLower(strings.TrimSpace(name))
-			if name == "" || !isToken(name) {
+			if !httpx.IsToken(name) {
 				continue
 			}
 			arg = strings.TrimSpace(arg)
@@ -67,16 +69,6 @@ func nextDirective(s string) (part, rest string) {
 		}
 	}
 	return s, ""
-}
-
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func (d directives) has(name string) bool {

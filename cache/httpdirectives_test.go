@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwark-go/bulwark/internal/httpx"
 )
 
 func TestParseCacheControl(t *testing.T) {
@@ -52,7 +54,7 @@ func FuzzParseCacheControl(f *testing.F) {
 			t.Fatalf("%d directives kept", len(d))
 		}
 		for name := range d {
-			if name == "" || !isToken(name) || name != strings.ToLower(name) {
+			if !httpx.IsToken(name) || name != strings.ToLower(name) {
 				t.Fatalf("bad name %q", name)
 			}
 			if s, ok := d.seconds(name); ok && (s < 0 || s > (1<<31)*time.Second) {

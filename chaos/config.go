@@ -3,11 +3,11 @@ package chaos
 import (
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/validate"
 )
 
@@ -178,27 +178,9 @@ type Config struct {
 // Validate reports the first bad value of c as a *bulwark.ConfigError.
 func (c Config) Validate() error {
 	v := validate.New("chaos")
-	v.Check(c.Header == "" || isToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
+	v.Check(c.Header == "" || httpx.IsToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
 	validateFaults(v, "Faults", c.Faults)
 	return v.Err()
-}
-
-// isToken reports whether s is an RFC 9110 token (tchar+), the syntax of a
-// header field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func validateFaults(v *validate.V, field string, fs []Fault) {

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwark-go/bulwark/internal/clock"
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/validate"
 )
 
@@ -190,30 +191,12 @@ func (c ShedderConfig) Validate() error {
 	v.Float("ShedderConfig.Headroom", c.Headroom, 0.1, 10)
 	v.Size("ShedderConfig.MinInFlight", c.MinInFlight, MaxMinInFlight)
 	v.Check(c.RejectStatus == 0 || c.RejectStatus == 503 || c.RejectStatus == 429, "ShedderConfig.RejectStatus", c.RejectStatus, "0 (default), 503 or 429")
-	v.Check(c.Header == "" || isToken(c.Header), "ShedderConfig.Header", c.Header, "a header field name (an RFC 9110 token)")
+	v.Check(c.Header == "" || httpx.IsToken(c.Header), "ShedderConfig.Header", c.Header, "a header field name (an RFC 9110 token)")
 	v.Check(len(c.Routes) <= MaxRoutes, "ShedderConfig.Routes", len(c.Routes), fmt.Sprintf("at most %d routes", MaxRoutes))
 	for i, r := range c.Routes {
 		v.Check(r.Criticality < numCriticalities, fmt.Sprintf("ShedderConfig.Routes[%d].Criticality", i), r.Criticality, "Default, Sheddable or Critical")
 	}
 	return v.Err()
-}
-
-// isToken reports whether s is an RFC 9110 token (tchar+), the syntax of a
-// header field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Shedder rejects requests when the server is overloaded, lowest

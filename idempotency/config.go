@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/validate"
 )
 
@@ -136,26 +137,13 @@ func (c Config) Validate() error {
 	v.Duration("Wait", c.Wait, MaxWait)
 	v.Duration("StoreTimeout", c.StoreTimeout, MaxStoreTimeout)
 	for _, m := range c.Methods {
-		v.Check(isToken(m) && strings.ToUpper(m) == m, "Methods", m, "upper-case method names (RFC 9110 tokens)")
+		v.Check(httpx.IsToken(m) && strings.ToUpper(m) == m, "Methods", m, "upper-case method names (RFC 9110 tokens)")
 	}
-	v.Check(c.Header == "" || isToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
+	v.Check(c.Header == "" || httpx.IsToken(c.Header), "Header", c.Header, "a header field name (an RFC 9110 token)")
 	for _, h := range c.ReplayHeaders {
-		v.Check(isToken(h), "ReplayHeaders", h, "header field names (RFC 9110 tokens)")
+		v.Check(httpx.IsToken(h), "ReplayHeaders", h, "header field names (RFC 9110 tokens)")
 	}
 	return v.Err()
-}
-
-// isToken reports whether s is an RFC 9110 token: one or more tchars.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // settings is a resolved Config.

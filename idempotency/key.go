@@ -1,6 +1,10 @@
 package idempotency
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/bulwark-go/bulwark/internal/httpx"
+)
 
 // MaxKeyLength bounds Config.MaxKeyLength: no key longer than this is ever
 // accepted, whatever the Config says.
@@ -82,13 +86,4 @@ func parseString(v string, maxLen int) (string, error) {
 
 // isBareChar reports whether c may appear in a bare key: an RFC 9110 tchar,
 // ':' or '/'.
-func isBareChar(c byte) bool { return isTchar(c) || c == ':' || c == '/' }
-
-// isTchar reports whether c is an RFC 9110 tchar.
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+func isBareChar(c byte) bool { return httpx.IsTchar(c) || c == ':' || c == '/' }

@@ -2,11 +2,11 @@ package timeout
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bulwark-go/bulwark/internal/httpx"
 	"github.com/bulwark-go/bulwark/internal/validate"
 )
 
@@ -130,7 +130,7 @@ func (c Config) Validate() error {
 	v := validate.New("timeout")
 	v.Duration("Timeout", c.Timeout, MaxTimeout)
 	v.Check(c.Header == "" || c.Header == NoHeader ||
-		(len(c.Header) <= MaxHeaderLen && isToken(c.Header) && !managed[http.CanonicalHeaderKey(c.Header)]),
+		(len(c.Header) <= MaxHeaderLen && httpx.IsToken(c.Header) && !managed[http.CanonicalHeaderKey(c.Header)]),
 		"Header", c.Header, `"" (default), "-" (off) or a header name (an RFC 9110 token) of at most 128 bytes, `+
 			`not one HTTP manages (Connection, Content-Length, Expect, Host, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade)`)
 	return v.Err()
@@ -143,21 +143,4 @@ func (c Config) Validate() error {
 var managed = map[string]bool{
 	"Connection": true, "Content-Length": true, "Expect": true, "Host": true, "Keep-Alive": true,
 	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// isToken reports whether s is an RFC 9110 token (tchar+).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

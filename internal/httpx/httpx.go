@@ -270,3 +270,28 @@ func HeaderWith(h http.Header, key string, vs []string) http.Header {
 	out[key] = vs
 	return out
 }
+
+// IsToken reports whether s is an RFC 9110 token (one or more tchars):
+// the syntax of a header field name, a method and a Cache-Control
+// directive's name.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !IsTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// IsTchar reports whether c is an RFC 9110 tchar: a letter, a digit or
+// one of !#$%&'*+-.^_`|~.
+func IsTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

@@ -255,3 +255,19 @@ func TestHeaderWith(t *testing.T) {
 }
 
 var headerSink http.Header
+
+// TestIsToken: RFC 9110's token, checked against its definition, visible
+// ASCII but the delimiters, byte by byte.
+func TestIsToken(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+		if got := IsTchar(byte(c)); got != want {
+			t.Errorf("IsTchar(%#x) = %v, want %v", c, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"": false, "Request-Timeout-Ms": true, "X_a.b~1": true, "a b": false, "a:b": false, "é": false} {
+		if got := IsToken(s); got != want {
+			t.Errorf("IsToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
