@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 )
 
 var errFail = errors.New("fail")
@@ -350,19 +351,7 @@ func TestOutsideCancelWithCauseNeutral(t *testing.T) {
 // A 101 Switching Protocols response's body is an io.ReadWriteCloser (the
 // upgraded connection): the RoundTrippers must hand it up writable.
 func TestOutsideRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString(line)
-		brw.Flush()
-	}))
+	srv := httptest.NewServer(conformance.UpgradeEcho(t))
 	defer srv.Close()
 	b := breaker.New(breaker.Config{})
 	defer b.Close()

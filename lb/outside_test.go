@@ -1640,19 +1640,7 @@ func TestUpdateWeightsWhileCalling(t *testing.T) {
 // it); the RoundTripper's body wrapper hid the Write method, so upgrades
 // through the balancer failed.
 func TestRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString(line)
-		brw.Flush()
-	}))
+	srv := httptest.NewServer(conformance.UpgradeEcho(t))
 	defer srv.Close()
 	b := lb.New(lb.Config{Endpoints: []lb.Endpoint{{Addr: strings.TrimPrefix(srv.URL, "http://")}}, Policy: lb.LeastRequest()})
 	defer b.Close()

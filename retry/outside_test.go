@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulwark-go/bulwark"
 	"github.com/bulwark-go/bulwark/breaker"
+	"github.com/bulwark-go/bulwark/internal/conformance"
 	"github.com/bulwark-go/bulwark/retry"
 )
 
@@ -30,19 +31,7 @@ import (
 // echoes one line over the upgraded connection.
 func upgradeServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString(line)
-		brw.Flush()
-	}))
+	srv := httptest.NewServer(conformance.UpgradeEcho(t))
 	t.Cleanup(srv.Close)
 	return srv
 }

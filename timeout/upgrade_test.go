@@ -7,24 +7,14 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/bulwark-go/bulwark/internal/conformance"
 )
 
 // A 101 Switching Protocols response's body is an io.ReadWriteCloser (the
 // upgraded connection); the RoundTripper's body wrappers must keep Write.
 func TestRoundTripperKeepsUpgradedBodyWritable(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString(line)
-		brw.Flush()
-	}))
+	srv := httptest.NewServer(conformance.UpgradeEcho(t))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("Connection", "Upgrade")

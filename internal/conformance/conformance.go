@@ -88,19 +88,7 @@ func RoundTripper(t *testing.T, c Client) {
 		// net/http makes a 101 Switching Protocols response's body an
 		// io.ReadWriteCloser, the upgraded connection (WebSocket, h2c); a
 		// layer that wraps bodies must keep Write (httpx.KeepWrite).
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			conn, brw, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close()
-			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-			brw.Flush()
-			line, _ := brw.ReadString('\n')
-			brw.WriteString(line)
-			brw.Flush()
-		}))
+		srv := httptest.NewServer(UpgradeEcho(t))
 		defer srv.Close()
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
@@ -469,4 +457,25 @@ func (b *countingBody) Close() error {
 		b.closed.Add(1)
 	}
 	return b.ReadCloser.Close()
+}
+
+// UpgradeEcho is a handler that answers every request with 101 Switching
+// Protocols (Upgrade: echo), then echoes one line over the upgraded
+// connection: a server for the checks that a layer hands a 101
+// response's body (the upgraded connection, an io.ReadWriteCloser) up
+// writable.
+func UpgradeEcho(t testing.TB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString(line)
+		brw.Flush()
+	})
 }
