@@ -233,16 +233,14 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 // or the parent has ended: a fn that polls Err sees the same as one that
 // waits on Done.
 func (c *callCtx) Err() error {
-	if c.state.Load() == live && !c.pooled {
-		// The fast paths: nothing to lock. Once armed, c's timer and its
-		// registration with the parent end it, as a context of context's
-		// own is ended by its timer: no clock to read.
-		if c.started.Load() {
-			return nil
-		}
-		if c.parent.Err() == nil && clock.Real.Now().Before(c.deadline) {
-			return nil
-		}
+	// The fast path: nothing to lock. Once started, c's timer ends it at
+	// the deadline, as a context of context's own is ended by its timer:
+	// no clock to read. The parent is asked every time, so that a parent
+	// cancelled a moment ago reads as ending c at once, as it does for
+	// context's own children, not once its registration has run.
+	if c.state.Load() == live && !c.pooled && c.parent.Err() == nil &&
+		(c.started.Load() || clock.Real.Now().Before(c.deadline)) {
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

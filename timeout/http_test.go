@@ -482,3 +482,23 @@ func TestHandlerRequestContext(t *testing.T) {
 		})
 	})
 }
+
+// TestHandlerContextSeesItsParentAtOnce: a request context whose parent
+// was cancelled reads as cancelled at once, as a child of context's own
+// does, before the registration that ends it has run.
+func TestHandlerContextSeesItsParentAtOnce(t *testing.T) {
+	to := mk(t, Config{Timeout: time.Hour})
+	var err error
+	h := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		inner := to.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cancel()
+			err = r.Context().Err()
+		}))
+		inner.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if err != context.Canceled {
+		t.Fatalf("Err right after the parent's cancel = %v, want Canceled", err)
+	}
+}
